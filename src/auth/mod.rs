@@ -1,0 +1,18 @@
+//! Verifying a factor, nothing else. No HTTP, no database: callers load what is needed and pass
+//! plain values in, so every check here is testable on its own.
+
+pub mod password;
+
+/// Why a factor was not accepted. One variant for "wrong user" and "wrong password" so that no
+/// caller can leak which one it was.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    Throttled { retry_after_secs: i64 },
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}

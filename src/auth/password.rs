@@ -1,0 +1,246 @@
+//! Passwords: argon2id hashing and verification on a bounded set of blocking threads, the
+//! policy for new passwords (NIST SP 800-63B: length and a common-password list, no composition
+//! rules), and a dummy hash so that an unknown username costs the same time as a known one.
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use super::AuthError;
+use crate::config::PasswordParams;
+
+pub const MIN_LENGTH: usize = 8;
+/// Long enough for any passphrase, short enough that hashing cannot be used to exhaust memory.
+pub const MAX_LENGTH: usize = 1024;
+
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../../data/common-passwords.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
+});
+
+/// Refuse a new password that is too short, too long, the username, or commonly used.
+pub fn check_policy(password: &str, username: &str) -> Result<(), AuthError> {
+    let chars = password.chars().count();
+    if chars < MIN_LENGTH {
+        return Err(AuthError::WeakPassword(format!(
+            "the password is too short: use at least {MIN_LENGTH} characters"
+        )));
+    }
+    if chars > MAX_LENGTH {
+        return Err(AuthError::WeakPassword(format!(
+            "the password is too long: use at most {MAX_LENGTH} characters"
+        )));
+    }
+    let lower = password.to_lowercase();
+    if lower == username.to_lowercase() {
+        return Err(AuthError::WeakPassword(
+            "the password must not be the username".into(),
+        ));
+    }
+    if COMMON.contains(lower.as_str()) {
+        return Err(AuthError::WeakPassword(
+            "this password is on the list of commonly used passwords; choose another".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub ok: bool,
+    /// The stored hash uses other parameters than the configured ones: rehash now.
+    pub needs_rehash: bool,
+}
+
+/// Hashes and verifies passwords off the async workers, at most `permits` at a time.
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    dummy: Arc<String>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("params", &self.params)
+            .finish()
+    }
+}
+
+impl Hasher {
+    /// `concurrency` bounds simultaneous hashes (the core count: more only queues in the kernel).
+    pub fn new(p: PasswordParams, concurrency: usize) -> Result<Self, AuthError> {
+        let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+            .map_err(|e| AuthError::Hashing(e.to_string()))?;
+        let mut h = Hasher {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy: Arc::new(String::new()),
+        };
+        // A real hash of a random value: verifying against it costs exactly what a real one does.
+        let random = uuid::Uuid::new_v4().to_string();
+        h.dummy = Arc::new(h.hash_blocking(&random)?);
+        Ok(h)
+    }
+
+    fn argon(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hash on the calling thread (CLI and start-up only).
+    pub fn hash_blocking(&self, password: &str) -> Result<String, AuthError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| AuthError::Hashing(e.to_string()))
+    }
+
+    fn verify_blocking(&self, stored: &str, password: &str) -> Checked {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return Checked {
+                ok: false,
+                needs_rehash: false,
+            };
+        };
+        let ok = self
+            .argon()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        let needs_rehash = ok && !self.matches_params(&parsed);
+        Checked { ok, needs_rehash }
+    }
+
+    fn matches_params(&self, parsed: &PasswordHash<'_>) -> bool {
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+            return false;
+        }
+        match Params::try_from(parsed) {
+            Ok(p) => {
+                p.m_cost() == self.params.m_cost()
+                    && p.t_cost() == self.params.t_cost()
+                    && p.p_cost() == self.params.p_cost()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Hash a new password on the blocking pool.
+    pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hashing(e.to_string()))?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.hash_blocking(password.expose_secret()))
+            .await
+            .map_err(|e| AuthError::Hashing(e.to_string()))?
+    }
+
+    /// Verify `password` against `stored`, or against the dummy hash when there is no account,
+    /// so both paths take the same time. `ok` is false for an unknown account.
+    pub async fn verify(
+        &self,
+        stored: Option<String>,
+        password: SecretString,
+    ) -> Result<Checked, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hashing(e.to_string()))?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => me.verify_blocking(&hash, password.expose_secret()),
+            None => {
+                let _ = me.verify_blocking(&me.dummy, password.expose_secret());
+                Checked {
+                    ok: false,
+                    needs_rehash: false,
+                }
+            }
+        })
+        .await
+        .map_err(|e| AuthError::Hashing(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Hasher {
+        Hasher::new(
+            PasswordParams {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            2,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn policy_refuses_short_common_and_username() {
+        assert!(check_policy("short", "alice").is_err());
+        assert!(check_policy("password123", "alice").is_err());
+        assert!(check_policy("Alice-Rocks", "alice-rocks").is_err());
+        assert!(check_policy("correct horse battery staple", "alice").is_ok());
+    }
+
+    #[tokio::test]
+    async fn verifies_and_detects_parameter_change() {
+        let h = cheap();
+        let stored = h.hash_blocking("correct horse battery staple").unwrap();
+        let ok = h
+            .verify(Some(stored.clone()), "correct horse battery staple".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            ok,
+            Checked {
+                ok: true,
+                needs_rehash: false
+            }
+        );
+        let bad = h
+            .verify(Some(stored.clone()), "wrong".into())
+            .await
+            .unwrap();
+        assert!(!bad.ok);
+        let unknown = h.verify(None, "anything".into()).await.unwrap();
+        assert!(!unknown.ok);
+        let stronger = Hasher::new(
+            PasswordParams {
+                memory_kib: 2048,
+                iterations: 1,
+                parallelism: 1,
+            },
+            1,
+        )
+        .unwrap();
+        let r = stronger
+            .verify(Some(stored), "correct horse battery staple".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            Checked {
+                ok: true,
+                needs_rehash: true
+            }
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The command line (contract: ../shared/ARCHITECTURE.md §4). Parsing only; each verb calls the
+//! same flows the web pages use. Secrets come from stdin, never from argv.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vigil",
+    version,
+    about = "An OpenID Connect identity provider that scores every sign-in for risk"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the server (the default); migrates the database first.
+    Serve,
+    /// Like `serve`, but first seeds a demo admin, user and client and prints their credentials.
+    Demo,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OIDC clients (relying parties).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Verify or export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create an account; the password is read from stdin.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account and end its sessions.
+    Disable { username: String },
+    /// Re-enable a disabled account.
+    Enable { username: String },
+    /// Set a new password, read from stdin; ends every session of the account.
+    SetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ClientAdd {
+    pub client_id: String,
+    /// A redirect URI (repeat for several); matched exactly at /authorize.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// Where /logout may send the browser afterwards (repeatable).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A public client (SPA, native app): no secret, PKCE required.
+    #[arg(long)]
+    pub public: bool,
+    /// A first-party client skips the consent page.
+    #[arg(long)]
+    pub first_party: bool,
+    /// Restrict grants (authorization_code, refresh_token, client_credentials); repeatable.
+    #[arg(long = "grant")]
+    pub grants: Vec<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read the client secret from stdin instead of generating one.
+    #[arg(long)]
+    pub secret_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client; a confidential client without --secret-stdin gets a generated secret.
+    Add(ClientAdd),
+    /// List clients.
+    List,
+    /// Remove a client.
+    Remove { client_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Walk the hash chain: "ok N entries" (exit 0) or the first broken link (exit 1).
+    Verify,
+    /// Write entries as JSON lines (for a SIEM).
+    Export {
+        /// Only entries at or after this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}

@@ -1,0 +1,374 @@
+//! What each CLI verb does. Exit codes: 0 success, 1 the operation failed (duplicate, weak
+//! password, unknown user…), 2 bad configuration or usage.
+
+use std::io::{BufRead, Write};
+use std::net::TcpListener;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::audit::Verdict;
+use crate::cli::{AuditCommand, ClientAdd, ClientCommand, Command, UserCommand};
+use crate::clock::Timestamp;
+use crate::config::Settings;
+use crate::flow::accounts::{self, Actor, NewAccount};
+use crate::flow::clients::{self, NewClient};
+use crate::flow::{FlowError, Services};
+
+/// A failed command: its message (one line) and exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn op(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<FlowError> for Failure {
+    fn from(e: FlowError) -> Self {
+        Failure::op(e.to_string())
+    }
+}
+
+pub const DEMO_ADMIN: (&str, &str) = ("admin", "vigil-demo-admin-pass");
+pub const DEMO_USER: (&str, &str) = ("demo", "vigil-demo-user-pass");
+pub const DEMO_CLIENT: (&str, &str) = ("demo-app", "demo-app-secret-0123456789abcdefghijklmnop");
+pub const DEMO_REDIRECT: &str = "http://localhost:9000/callback";
+
+fn cli_actor() -> Actor {
+    Actor("cli".into())
+}
+
+/// Read one secret line from stdin (the trailing newline is not part of it).
+fn read_secret(what: &str) -> Result<SecretString, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::op(format!("cannot read the {what} from stdin: {e}")))?;
+    let value = line.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        return Err(Failure::usage(format!("no {what} on stdin")));
+    }
+    Ok(SecretString::from(value))
+}
+
+fn start(settings: Settings) -> Result<Services, Failure> {
+    Services::start(settings, None).map_err(|e| Failure::op(e.to_string()))
+}
+
+pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
+    match command {
+        Command::Serve => serve(start(settings)?).await,
+        Command::Demo => {
+            let svc = start(settings)?;
+            seed_demo(&svc).await?;
+            serve(svc).await
+        }
+        Command::Migrate => {
+            let svc = start(settings)?;
+            println!(
+                "database {} is up to date",
+                svc.settings.database_url.redacted()
+            );
+            Ok(())
+        }
+        Command::User(c) => user(start(settings)?, c).await,
+        Command::Client(c) => client(start(settings)?, c).await,
+        Command::Audit(c) => audit(start(settings)?, c).await,
+    }
+}
+
+async fn serve(svc: Services) -> Result<(), Failure> {
+    let bind = svc.settings.bind;
+    let issuer = svc.settings.issuer.as_str().to_owned();
+    let listener = TcpListener::bind(bind)
+        .map_err(|e| Failure::op(format!("cannot listen on {bind}: {e}")))?;
+    let state = crate::app::build_state(svc).map_err(|e| Failure::op(e.to_string()))?;
+    let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
+    tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");
+    server.await.map_err(|e| Failure::op(e.to_string()))?;
+    tracing::info!("vigil stopped");
+    Ok(())
+}
+
+/// Create the demo accounts and client unless they exist, then print how to use them.
+async fn seed_demo(svc: &Services) -> Result<(), Failure> {
+    let now = svc.clock.now();
+    let existing: Vec<String> = accounts::list(svc)
+        .await?
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    for (username, password, admin) in [
+        (DEMO_ADMIN.0, DEMO_ADMIN.1, true),
+        (DEMO_USER.0, DEMO_USER.1, false),
+    ] {
+        if !existing.iter().any(|u| u == username) {
+            accounts::create(
+                svc,
+                &cli_actor(),
+                now,
+                NewAccount {
+                    username: username.into(),
+                    email: format!("{username}@example.com"),
+                    name: if admin {
+                        "Demo Admin".into()
+                    } else {
+                        "Demo User".into()
+                    },
+                    is_admin: admin,
+                    password: SecretString::from(password.to_owned()),
+                },
+            )
+            .await?;
+        }
+    }
+    if !clients::list(svc)
+        .await?
+        .iter()
+        .any(|c| c.id == DEMO_CLIENT.0)
+    {
+        clients::register(
+            svc,
+            &cli_actor(),
+            now,
+            NewClient {
+                id: DEMO_CLIENT.0.into(),
+                name: Some("Demo application".into()),
+                redirect_uris: vec![DEMO_REDIRECT.into()],
+                post_logout_redirect_uris: vec!["http://localhost:9000/".into()],
+                public: false,
+                first_party: true,
+                grants: vec![],
+                secret: Some(SecretString::from(DEMO_CLIENT.1.to_owned())),
+            },
+        )
+        .await?;
+    }
+    let issuer = svc.settings.issuer.as_str();
+    println!(
+        "\nvigil demo — database {db}\n\n  sign in:    {issuer}/login\n  admin:      {a} / {ap}\n  user:       {u} / {up}\n  client:     {c} / secret {cs}\n              redirect URI {r}\n\n(Demo credentials are fixed and public: never use `vigil demo` for real accounts.)\n",
+        db = svc.settings.database_url.redacted(),
+        a = DEMO_ADMIN.0,
+        ap = DEMO_ADMIN.1,
+        u = DEMO_USER.0,
+        up = DEMO_USER.1,
+        c = DEMO_CLIENT.0,
+        cs = DEMO_CLIENT.1,
+        r = DEMO_REDIRECT,
+    );
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+async fn user(svc: Services, c: UserCommand) -> Result<(), Failure> {
+    let now = svc.clock.now();
+    match c {
+        UserCommand::Add {
+            username,
+            email,
+            name,
+            admin,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                return Err(Failure::usage(
+                    "give the password on stdin with --password-stdin",
+                ));
+            }
+            let password = read_secret("password")?;
+            let u = accounts::create(
+                &svc,
+                &cli_actor(),
+                now,
+                NewAccount {
+                    username,
+                    email,
+                    name,
+                    is_admin: admin,
+                    password,
+                },
+            )
+            .await?;
+            println!("created user {} ({})", u.username, u.id);
+        }
+        UserCommand::List => {
+            println!(
+                "{:<24} {:<32} {:<6} {:<8} CREATED",
+                "USERNAME", "EMAIL", "ADMIN", "STATUS"
+            );
+            for u in accounts::list(&svc).await? {
+                println!(
+                    "{:<24} {:<32} {:<6} {:<8} {}",
+                    u.username,
+                    u.email,
+                    if u.is_admin { "yes" } else { "no" },
+                    if u.disabled { "disabled" } else { "active" },
+                    Timestamp(u.created_at).display()
+                );
+            }
+        }
+        UserCommand::Disable { username } => {
+            accounts::set_disabled(&svc, &cli_actor(), now, &username, true).await?;
+            println!("disabled {username}; its sessions have ended");
+        }
+        UserCommand::Enable { username } => {
+            accounts::set_disabled(&svc, &cli_actor(), now, &username, false).await?;
+            println!("enabled {username}");
+        }
+        UserCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                return Err(Failure::usage(
+                    "give the password on stdin with --password-stdin",
+                ));
+            }
+            let password = read_secret("password")?;
+            accounts::set_password(&svc, &cli_actor(), now, &username, password).await?;
+            println!("password of {username} changed; its sessions have ended");
+        }
+    }
+    Ok(())
+}
+
+async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
+    let now = svc.clock.now();
+    match c {
+        ClientCommand::Add(ClientAdd {
+            client_id,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            first_party,
+            grants,
+            name,
+            secret_stdin,
+        }) => {
+            let secret = if secret_stdin {
+                Some(read_secret("client secret")?)
+            } else {
+                None
+            };
+            let r = clients::register(
+                &svc,
+                &cli_actor(),
+                now,
+                NewClient {
+                    id: client_id,
+                    name,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    public,
+                    first_party,
+                    grants,
+                    secret,
+                },
+            )
+            .await?;
+            println!("created client {}", r.client.id);
+            if let Some(s) = r.generated_secret {
+                println!(
+                    "client secret (shown once, store it now): {}",
+                    s.expose_secret()
+                );
+            }
+        }
+        ClientCommand::List => {
+            println!(
+                "{:<24} {:<12} {:<11} {:<45} REDIRECT URIS",
+                "CLIENT ID", "TYPE", "FIRST-PARTY", "GRANTS"
+            );
+            for cl in clients::list(&svc).await? {
+                println!(
+                    "{:<24} {:<12} {:<11} {:<45} {}",
+                    cl.id,
+                    if cl.public { "public" } else { "confidential" },
+                    if cl.first_party { "yes" } else { "no" },
+                    cl.grant_types.join(","),
+                    cl.redirect_uris.join(" ")
+                );
+            }
+        }
+        ClientCommand::Remove { client_id } => {
+            clients::remove(&svc, &cli_actor(), now, &client_id).await?;
+            println!("removed client {client_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn audit(svc: Services, c: AuditCommand) -> Result<(), Failure> {
+    match c {
+        AuditCommand::Verify => {
+            let auditor = svc.auditor.clone();
+            let verdict = svc
+                .db
+                .run(move |conn| auditor.verify(conn))
+                .await
+                .map_err(|e| Failure::op(e.to_string()))?;
+            match verdict {
+                Verdict::Ok { entries } => {
+                    println!("ok {entries} entries");
+                    Ok(())
+                }
+                Verdict::Broken { seq, reason } => {
+                    Err(Failure::op(format!("broken at entry {seq}: {reason}")))
+                }
+            }
+        }
+        AuditCommand::Export { since } => {
+            let since = match since {
+                None => 0,
+                Some(s) => parse_date(&s).ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--since `{s}` is not a date (YYYY-MM-DD or RFC 3339)"
+                    ))
+                })?,
+            };
+            let mut after = 0i64;
+            let stdout = std::io::stdout();
+            loop {
+                let page = svc
+                    .db
+                    .run(move |c| crate::store::audit::since(c, since, after, 1000))
+                    .await
+                    .map_err(|e| Failure::op(e.to_string()))?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                let mut out = stdout.lock();
+                for row in &page {
+                    let line =
+                        serde_json::to_string(row).map_err(|e| Failure::op(e.to_string()))?;
+                    writeln!(out, "{line}").map_err(|e| Failure::op(e.to_string()))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as unix microseconds.
+fn parse_date(s: &str) -> Option<i64> {
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(d.timestamp_micros());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc().timestamp_micros())
+}

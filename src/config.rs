@@ -1,0 +1,481 @@
+//! Typed settings: defaults <- `vigil.toml` (path from `VIGIL_CONFIG`) <- `VIGIL_*` environment.
+//!
+//! Every key is parsed into a type that can only hold a valid value, so the rest of vigil never
+//! re-checks configuration. A bad value stops start-up with one line naming the key (exit 2).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use url::Url;
+
+/// One problem with one key, phrased for an operator.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {source_name}: {problem}")]
+pub struct ConfigError {
+    pub source_name: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(source_name: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            source_name: source_name.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Where the database lives; only the two supported schemes can be represented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, e.g. sqlite://vigil.db".into());
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Url::parse(s).map_err(|e| format!("not a valid PostgreSQL URL ({e})"))?;
+            Ok(DatabaseUrl::Postgres(s.to_owned()))
+        } else {
+            Err("must start with sqlite:// or postgres://".into())
+        }
+    }
+
+    /// The URL with any password removed, for logs and messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => match Url::parse(u) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("***"));
+                    }
+                    url.to_string()
+                }
+                Err(_) => "postgres://…".into(),
+            },
+        }
+    }
+}
+
+/// The issuer URL: absolute http(s), no query or fragment, no trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer(String);
+
+impl Issuer {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let url = Url::parse(s).map_err(|e| format!("not an absolute URL ({e})"))?;
+        if url.scheme() != "https" && url.scheme() != "http" {
+            return Err("must be an http:// or https:// URL".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not have a query or fragment".into());
+        }
+        if url.host_str().is_none() {
+            return Err("must have a host".into());
+        }
+        Ok(Issuer(s.trim_end_matches('/').to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+    /// The host name, used as the WebAuthn relying-party id.
+    pub fn host(&self) -> String {
+        Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// Argon2id cost parameters (OWASP's recommendation by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordParams {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Failed-attempt limits; counters live in the database so every node sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    pub account_failures: u32,
+    pub ip_failures: u32,
+    pub window_secs: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub idle_secs: i64,
+    pub absolute_secs: i64,
+}
+
+/// Everything vigil can be told, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub issuer: Issuer,
+    pub database_url: DatabaseUrl,
+    pub geoip_city: Option<PathBuf>,
+    pub geoip_asn: Option<PathBuf>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub ip_denylist: Option<PathBuf>,
+    pub log: String,
+    pub password: PasswordParams,
+    pub session: SessionSettings,
+    pub throttle: ThrottleSettings,
+    /// Encrypts private signing keys and TOTP secrets at rest (base64 of 32 bytes).
+    pub master_key: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+}
+
+/// The keys vigil understands, in the order the README's table lists them.
+pub const KEYS: &[&str] = &[
+    "bind",
+    "issuer",
+    "database_url",
+    "geoip_city",
+    "geoip_asn",
+    "trusted_proxies",
+    "ip_denylist",
+    "log",
+    "master_key",
+    "master_key_file",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "session_idle_minutes",
+    "session_absolute_hours",
+    "throttle_account_failures",
+    "throttle_ip_failures",
+    "throttle_window_minutes",
+];
+
+const DEFAULT_GEOIP_CITY: &str = "geoip/GeoIP2-City-Test.mmdb";
+const DEFAULT_GEOIP_ASN: &str = "geoip/GeoLite2-ASN-Test.mmdb";
+
+/// A raw value and where it came from, so errors can name the source.
+struct Raw {
+    value: String,
+    source_name: String,
+}
+
+impl Settings {
+    /// Load from the real process environment and the file it names.
+    pub fn load() -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::from_env_map(&env)
+    }
+
+    /// Load from an explicit environment (tests pass their own).
+    pub fn from_env_map(env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut raw: BTreeMap<&'static str, Raw> = BTreeMap::new();
+        if let Some(path) = env.get("VIGIL_CONFIG") {
+            read_file(Path::new(path), &mut raw)?;
+        }
+        for key in KEYS {
+            let name = format!("VIGIL_{}", key.to_ascii_uppercase());
+            if let Some(v) = env.get(&name) {
+                raw.insert(
+                    key,
+                    Raw {
+                        value: v.clone(),
+                        source_name: name,
+                    },
+                );
+            }
+        }
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(mut raw: BTreeMap<&'static str, Raw>) -> Result<Self, ConfigError> {
+        let mut take = |k: &'static str| raw.remove(k);
+        let bind = match take("bind") {
+            Some(r) => r.value.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    r.source_name,
+                    format!(
+                        "`{}` is not an address:port such as 127.0.0.1:8080",
+                        r.value
+                    ),
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let issuer = match take("issuer") {
+            Some(r) => Issuer::parse(&r.value)
+                .map_err(|p| ConfigError::new(r.source_name, format!("`{}` {p}", r.value)))?,
+            None => Issuer("http://localhost:8080".into()),
+        };
+        let database_url = match take("database_url") {
+            Some(r) => {
+                DatabaseUrl::parse(&r.value).map_err(|p| ConfigError::new(r.source_name, p))?
+            }
+            None => DatabaseUrl::Sqlite(PathBuf::from("vigil.db")),
+        };
+        let geoip_city = optional_file(take("geoip_city"), DEFAULT_GEOIP_CITY)?;
+        let geoip_asn = optional_file(take("geoip_asn"), DEFAULT_GEOIP_ASN)?;
+        let trusted_proxies = match take("trusted_proxies") {
+            Some(r) => parse_cidrs(&r.value).map_err(|p| ConfigError::new(r.source_name, p))?,
+            None => Vec::new(),
+        };
+        let ip_denylist = match take("ip_denylist") {
+            Some(r) if r.value.is_empty() => None,
+            Some(r) => Some(existing_file(r)?),
+            None => None,
+        };
+        let log = take("log")
+            .map(|r| r.value)
+            .unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
+            return Err(ConfigError::new(
+                "VIGIL_LOG",
+                format!("not a log filter ({e})"),
+            ));
+        }
+        let master_key = take("master_key").map(|r| r.value);
+        let master_key_file = match take("master_key_file") {
+            Some(r) => Some(PathBuf::from(r.value)),
+            None => None,
+        };
+        let defaults = PasswordParams::default();
+        let password = PasswordParams {
+            memory_kib: number(
+                take("argon2_memory_kib"),
+                defaults.memory_kib,
+                1024,
+                4 * 1024 * 1024,
+            )?,
+            iterations: number(take("argon2_iterations"), defaults.iterations, 1, 100)?,
+            parallelism: number(take("argon2_parallelism"), defaults.parallelism, 1, 64)?,
+        };
+        let session = SessionSettings {
+            idle_secs: 60
+                * i64::from(number(
+                    take("session_idle_minutes"),
+                    120u32,
+                    1,
+                    60 * 24 * 30,
+                )?),
+            absolute_secs: 3600
+                * i64::from(number(take("session_absolute_hours"), 12u32, 1, 24 * 90)?),
+        };
+        let throttle = ThrottleSettings {
+            account_failures: number(take("throttle_account_failures"), 5, 1, 10_000)?,
+            ip_failures: number(take("throttle_ip_failures"), 30, 1, 1_000_000)?,
+            window_secs: 60
+                * i64::from(number(take("throttle_window_minutes"), 15u32, 1, 24 * 60)?),
+        };
+        Ok(Settings {
+            bind,
+            issuer,
+            database_url,
+            geoip_city,
+            geoip_asn,
+            trusted_proxies,
+            ip_denylist,
+            log,
+            password,
+            session,
+            throttle,
+            master_key,
+            master_key_file,
+        })
+    }
+
+    /// Defaults only (tests and the CLI start from here).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_raw(BTreeMap::new())
+    }
+}
+
+fn read_file(path: &Path, raw: &mut BTreeMap<&'static str, Raw>) -> Result<(), ConfigError> {
+    let source = format!("VIGIL_CONFIG ({})", path.display());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&source, format!("cannot read the file ({e})")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ConfigError::new(&source, format!("not valid TOML ({})", e.message()))
+    })?;
+    for (k, v) in table {
+        let Some(key) = KEYS.iter().find(|known| **known == k) else {
+            return Err(ConfigError::new(
+                format!("{} key `{k}`", path.display()),
+                "unknown key",
+            ));
+        };
+        let value = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => {
+                let mut parts = Vec::new();
+                for item in items {
+                    match item {
+                        toml::Value::String(s) => parts.push(s),
+                        _ => {
+                            return Err(ConfigError::new(
+                                format!("{} key `{k}`", path.display()),
+                                "list items must be strings",
+                            ))
+                        }
+                    }
+                }
+                parts.join(",")
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{} key `{k}`", path.display()),
+                    "must be a string, number or list of strings",
+                ))
+            }
+        };
+        raw.insert(
+            key,
+            Raw {
+                value,
+                source_name: format!("{} key `{k}`", path.display()),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn number<T>(raw: Option<Raw>, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match raw {
+        None => Ok(default),
+        Some(r) => match r.value.trim().parse::<T>() {
+            Ok(v) if v >= min && v <= max => Ok(v),
+            _ => Err(ConfigError::new(
+                r.source_name,
+                format!("`{}` must be a whole number from {min} to {max}", r.value),
+            )),
+        },
+    }
+}
+
+fn existing_file(r: Raw) -> Result<PathBuf, ConfigError> {
+    let p = PathBuf::from(&r.value);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(ConfigError::new(
+            r.source_name,
+            format!("file `{}` does not exist", r.value),
+        ))
+    }
+}
+
+/// An explicitly configured file must exist; the default is used only when present.
+fn optional_file(raw: Option<Raw>, default: &str) -> Result<Option<PathBuf>, ConfigError> {
+    match raw {
+        Some(r) if r.value.is_empty() => Ok(None),
+        Some(r) => existing_file(r).map(Some),
+        None => {
+            let p = PathBuf::from(default);
+            Ok(p.is_file().then_some(p))
+        }
+    }
+}
+
+/// Comma-separated CIDRs or bare addresses (a bare address is a /32 or /128).
+pub fn parse_cidrs(s: &str) -> Result<Vec<IpNet>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let net = match part.parse::<IpNet>() {
+            Ok(n) => n,
+            Err(_) => match part.parse::<IpAddr>() {
+                Ok(ip) => IpNet::from(ip),
+                Err(_) => return Err(format!("`{part}` is not an IP address or CIDR")),
+            },
+        };
+        out.push(net);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::from_env_map(&env(&[])).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.issuer.as_str(), "http://localhost:8080");
+        assert_eq!(s.database_url, DatabaseUrl::Sqlite("vigil.db".into()));
+        assert!(s.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_and_errors_name_the_key() {
+        let s = Settings::from_env_map(&env(&[("VIGIL_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]))
+            .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        let e =
+            Settings::from_env_map(&env(&[("VIGIL_TRUSTED_PROXIES", "10.0.0.0/99")])).unwrap_err();
+        assert!(e.to_string().contains("VIGIL_TRUSTED_PROXIES"), "{e}");
+        let e = Settings::from_env_map(&env(&[("VIGIL_ISSUER", "not a url")])).unwrap_err();
+        assert!(e.to_string().contains("VIGIL_ISSUER"), "{e}");
+        let e = Settings::from_env_map(&env(&[("VIGIL_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(e.to_string().contains("VIGIL_DATABASE_URL"), "{e}");
+        let e =
+            Settings::from_env_map(&env(&[("VIGIL_GEOIP_CITY", "/nope/city.mmdb")])).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn file_rejects_unknown_keys_and_env_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(
+            &path,
+            "bind = \"0.0.0.0:9000\"\nissuer = \"https://id.example.com/\"\n",
+        )
+        .unwrap();
+        let p = path.to_string_lossy().to_string();
+        let s = Settings::from_env_map(&env(&[
+            ("VIGIL_CONFIG", &p),
+            ("VIGIL_BIND", "127.0.0.1:9001"),
+        ]))
+        .unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:9001");
+        assert_eq!(s.issuer.as_str(), "https://id.example.com");
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let e = Settings::from_env_map(&env(&[("VIGIL_CONFIG", &p)])).unwrap_err();
+        assert!(
+            e.to_string().contains("`colour`") && e.to_string().contains("unknown key"),
+            "{e}"
+        );
+    }
+}

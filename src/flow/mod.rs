@@ -1,0 +1,109 @@
+//! The sign-in state machine and the account operations built on it. Nothing here knows HTTP:
+//! `web/` and the CLI call these functions with plain values and render what they return.
+//!
+//! ```text
+//!   identify ──> verify password ──> (assess risk) ──> (step-up) ──> issue session / code
+//!       │               │
+//!       └─ throttled ───┴─ refused (one answer for unknown user and wrong password)
+//! ```
+//!
+//! Read top to bottom: `login.rs` (a password sign-in), `session.rs` (the SSO session it
+//! creates), `accounts.rs` and `clients.rs` (what operators do).
+
+pub mod accounts;
+pub mod clients;
+pub mod login;
+pub mod session;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::audit::Auditor;
+use crate::auth::password::Hasher;
+use crate::auth::AuthError;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::store::{self, Db, StoreError};
+
+/// Everything the flows need, shared by every request (and by the CLI).
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub hasher: Hasher,
+    pub auditor: Auditor,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Failures of a flow, for the web layer to map to a page or an OAuth error.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// Input a person can fix; the message is safe to show.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Start-up failures of the core services.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database {url}: {source}")]
+    Database { url: String, source: StoreError },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Services {
+    /// Connect, migrate and load the shared secrets. Used by `serve`, `demo`, the CLI and tests.
+    pub fn start(settings: Settings, clock: Option<Arc<dyn Clock>>) -> Result<Self, StartError> {
+        let db_err = |source| StartError::Database {
+            url: settings.database_url.redacted(),
+            source,
+        };
+        let db = Db::connect(&settings.database_url).map_err(db_err)?;
+        db.migrate().map_err(db_err)?;
+        let clock: Arc<dyn Clock> = clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let now = clock.now();
+        let ip_key = {
+            let mut conn = db.get().map_err(db_err)?;
+            store::secrets::get_or_create(&mut conn, "audit_ip_key", now.micros(), random_token)
+                .map_err(db_err)?
+        };
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let hasher =
+            Hasher::new(settings.password, cores).map_err(|e| StartError::Other(e.to_string()))?;
+        Ok(Services {
+            settings: Arc::new(settings),
+            db,
+            hasher,
+            auditor: Auditor::new(ip_key.into_bytes()),
+            clock,
+        })
+    }
+}
+
+/// Where a request came from, as far as vigil can tell (the web layer fills it in).
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub device_id: Option<String>,
+}
+
+/// 256 bits from the OS, base64url: session tokens, secrets, device ids.
+pub fn random_token() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

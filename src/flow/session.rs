@@ -1,0 +1,123 @@
+//! SSO sessions: created at a verified sign-in, recognised on later visits, ended on sign-out.
+//!
+//! ```text
+//!  sign-in ──> new token (never the old one: no fixation) ──> live
+//!  live ──(visit within idle window)──> live, idle window slides
+//!  live ──(idle timeout | absolute timeout | sign-out | revoke)──> ended
+//! ```
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{random_token, FlowError, RequestContext, Services};
+use crate::audit::AuditEvent;
+use crate::clock::Timestamp;
+use crate::config::SessionSettings;
+use crate::store::sessions::{self, Session};
+use crate::store::users::{self, User};
+use crate::store::{new_id, token_digest, DbConn, StoreResult};
+
+/// The assurance a session carries (OIDC `acr`).
+pub const ACR_PASSWORD: &str = "urn:vigil:acr:pwd";
+
+/// A session just created: the token goes into the cookie, once.
+pub struct Established {
+    pub token: SecretString,
+    pub session: Session,
+}
+
+/// Create a session row for `user_id` (inside the caller's transaction).
+pub fn create(
+    conn: &mut DbConn,
+    cfg: &SessionSettings,
+    user_id: &str,
+    now: Timestamp,
+    acr: &str,
+    amr: &[&str],
+    ctx: &RequestContext,
+) -> StoreResult<Established> {
+    let token = random_token();
+    let session = Session {
+        id: new_id(),
+        token_hash: token_digest(&token),
+        user_id: user_id.to_owned(),
+        created_at: now.micros(),
+        last_seen_at: now.micros(),
+        idle_expires_at: now.plus_secs(cfg.idle_secs.min(cfg.absolute_secs)).micros(),
+        expires_at: now.plus_secs(cfg.absolute_secs).micros(),
+        auth_time: now.micros(),
+        acr: acr.to_owned(),
+        amr: serde_json::to_string(amr).unwrap_or_else(|_| "[]".into()),
+        device_id: ctx.device_id.clone(),
+        ip: Some(ctx.ip.to_string()),
+        user_agent: ctx
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(512).collect()),
+        revoked_at: None,
+    };
+    sessions::insert(conn, &session)?;
+    Ok(Established {
+        token: SecretString::from(token),
+        session,
+    })
+}
+
+/// The live session behind a cookie value and its (enabled) user; slides the idle window.
+pub async fn resolve(
+    svc: &Services,
+    token: &str,
+    now: Timestamp,
+) -> Result<Option<(Session, User)>, FlowError> {
+    let digest = token_digest(token);
+    let cfg = svc.settings.session;
+    Ok(svc
+        .db
+        .run(move |c| {
+            let Some(s) = sessions::find_live(c, &digest, now.micros())? else {
+                return Ok(None);
+            };
+            let Some(u) = users::find(c, &s.user_id)? else {
+                return Ok(None);
+            };
+            if u.disabled {
+                return Ok(None);
+            }
+            // Touch at most once a minute: a page view should not always be a write.
+            if now.micros() - s.last_seen_at > 60_000_000 {
+                let idle = now.plus_secs(cfg.idle_secs).micros().min(s.expires_at);
+                sessions::touch(c, &s.id, now.micros(), idle)?;
+            }
+            Ok(Some((s, u)))
+        })
+        .await?)
+}
+
+/// End the session behind `token` (sign-out). Unknown or dead tokens are fine: nothing to do.
+pub async fn end(
+    svc: &Services,
+    token: SecretString,
+    now: Timestamp,
+    ctx: RequestContext,
+) -> Result<(), FlowError> {
+    let digest = token_digest(token.expose_secret());
+    let auditor = svc.auditor.clone();
+    svc.db
+        .run(move |c| {
+            crate::store::transaction(c, |c| {
+                if let Some(s) = sessions::find_live(c, &digest, now.micros())? {
+                    sessions::revoke(c, &s.id, now.micros())?;
+                    auditor.record(
+                        c,
+                        now,
+                        AuditEvent::new("session.ended")
+                            .actor(s.user_id.clone())
+                            .target(s.id.clone())
+                            .ip(ctx.ip),
+                    )?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(())
+}

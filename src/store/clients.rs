@@ -1,0 +1,126 @@
+//! Registered OIDC clients (relying parties).
+
+use diesel::prelude::*;
+
+use super::schema::clients;
+use super::{from_json, to_json, DbConn, StoreError, StoreResult};
+
+#[derive(Queryable, Selectable, Insertable, Clone)]
+#[diesel(table_name = clients)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub public: bool,
+    pub first_party: bool,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: String,
+    pub require_pkce: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A client as the rest of vigil sees it: lists decoded, secret digest kept opaque.
+#[derive(Clone)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub public: bool,
+    pub first_party: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub require_pkce: bool,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("public", &self.public)
+            .field("redirect_uris", &self.redirect_uris)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> StoreResult<Self> {
+        Ok(Client {
+            redirect_uris: from_json(&r.redirect_uris)?,
+            post_logout_redirect_uris: from_json(&r.post_logout_redirect_uris)?,
+            grant_types: from_json(&r.grant_types)?,
+            id: r.id,
+            name: r.name,
+            secret_hash: r.secret_hash,
+            public: r.public,
+            first_party: r.first_party,
+            require_pkce: r.require_pkce,
+            created_at: r.created_at,
+        })
+    }
+}
+
+impl Client {
+    pub fn to_row(&self, now: i64) -> ClientRow {
+        ClientRow {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            secret_hash: self.secret_hash.clone(),
+            public: self.public,
+            first_party: self.first_party,
+            redirect_uris: to_json(&self.redirect_uris),
+            post_logout_redirect_uris: to_json(&self.post_logout_redirect_uris),
+            grant_types: to_json(&self.grant_types),
+            require_pkce: self.require_pkce,
+            created_at: self.created_at,
+            updated_at: now,
+        }
+    }
+}
+
+pub fn insert(conn: &mut DbConn, client: &Client, now: i64) -> StoreResult<()> {
+    diesel::insert_into(clients::table)
+        .values(client.to_row(now))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("client `{}` already exists", client.id))
+            }
+            other => other,
+        })
+}
+
+pub fn find(conn: &mut DbConn, id: &str) -> StoreResult<Option<Client>> {
+    clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Client::try_from)
+        .transpose()
+}
+
+pub fn list(conn: &mut DbConn) -> StoreResult<Vec<Client>> {
+    clients::table
+        .order(clients::id.asc())
+        .select(ClientRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Client::try_from)
+        .collect()
+}
+
+/// Remove a client; `NotFound` when there was none.
+pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
+    let n = diesel::delete(clients::table.find(id)).execute(conn)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}

@@ -1,0 +1,103 @@
+// The one diesel schema, shared by both backends (see migrations/sqlite and migrations/postgres,
+// which must keep the same table and column names and compatible types).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        email -> Text,
+        name -> Text,
+        password_hash -> Text,
+        is_admin -> Bool,
+        disabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        idle_expires_at -> BigInt,
+        expires_at -> BigInt,
+        auth_time -> BigInt,
+        acr -> Text,
+        amr -> Text,
+        device_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        public -> Bool,
+        first_party -> Bool,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        grant_types -> Text,
+        require_pkce -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> Text,
+        at -> BigInt,
+        account -> Text,
+        ip -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> BigInt,
+        actor -> Nullable<Text>,
+        action -> Text,
+        target -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        ip_digest -> Nullable<Text>,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    clients,
+    login_failures,
+    audit_head,
+    audit_log,
+    server_secrets,
+);

@@ -1,0 +1,95 @@
+//! SSO sessions. The browser holds a random token; the table holds its SHA-256 digest, so a
+//! database leak does not leak live sessions.
+//!
+//! ```text
+//!  created --(request within idle window)--> last_seen moves, idle window slides
+//!     |                                            |
+//!     +--(idle or absolute expiry / sign-out / admin revoke)--> dead (revoked_at set)
+//! ```
+
+use diesel::prelude::*;
+
+use super::schema::sessions;
+use super::{DbConn, StoreResult};
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub idle_expires_at: i64,
+    pub expires_at: i64,
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: String,
+    pub device_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConn, s: &Session) -> StoreResult<()> {
+    diesel::insert_into(sessions::table)
+        .values(s)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The live session whose token has this digest, if any.
+pub fn find_live(conn: &mut DbConn, token_hash: &str, now: i64) -> StoreResult<Option<Session>> {
+    Ok(sessions::table
+        .filter(sessions::token_hash.eq(token_hash))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::idle_expires_at.gt(now))
+        .select(Session::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Slide the idle window (never past the absolute expiry).
+pub fn touch(conn: &mut DbConn, id: &str, now: i64, idle_expires_at: i64) -> StoreResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set((
+            sessions::last_seen_at.eq(now),
+            sessions::idle_expires_at.eq(idle_expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn revoke(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<bool> {
+    let n = diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// End every live session of a user (password reset, admin action, "this wasn't me").
+pub fn revoke_all_for_user(conn: &mut DbConn, user_id: &str, now: i64) -> StoreResult<usize> {
+    Ok(diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?)
+}
+
+pub fn list_live_for_user(conn: &mut DbConn, user_id: &str, now: i64) -> StoreResult<Vec<Session>> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::idle_expires_at.gt(now))
+        .order(sessions::last_seen_at.desc())
+        .select(Session::as_select())
+        .load(conn)?)
+}

@@ -1,0 +1,132 @@
+//! The login form and signing out of the SSO session.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::SecretString;
+use serde::Deserialize;
+use tera::Context;
+
+use super::errors::WebError;
+use super::templates::page;
+use super::{see_other, AppState, SESSION_COOKIE};
+use crate::flow::{login, session};
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    pub tx: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    pub username: String,
+    pub password: SecretString,
+    #[serde(default)]
+    pub csrf_token: String,
+    pub tx: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+/// Render the login page with a fresh CSRF pair.
+fn login_page(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    username: &str,
+    error: Option<&str>,
+    tx: Option<&str>,
+) -> Result<HttpResponse, WebError> {
+    let (token, cookie) = state.csrf.issue(req)?;
+    let mut ctx = Context::new();
+    ctx.insert("csrf_token", &token);
+    ctx.insert("username", username);
+    if let Some(e) = error {
+        ctx.insert("error", e);
+    }
+    if let Some(t) = tx {
+        ctx.insert("tx", t);
+    }
+    let mut resp = page(status, "login.html", &ctx);
+    resp.add_cookie(&cookie)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
+    if q.tx.is_none() {
+        if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+            if session::resolve(&state.svc, cookie.value(), state.now())
+                .await?
+                .is_some()
+            {
+                return Ok(see_other("/account"));
+            }
+        }
+    }
+    login_page(&state, &req, StatusCode::OK, "", None, q.tx.as_deref())
+}
+
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    let form = form.into_inner();
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let now = state.now();
+    let attempt = login::PasswordAttempt {
+        username: form.username.clone(),
+        password: form.password,
+        ctx: state.context(&req),
+        previous_session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
+    };
+    match login::password(&state.svc, now, attempt).await? {
+        login::Outcome::SignedIn { established, .. } => {
+            use secrecy::ExposeSecret as _;
+            let mut resp = see_other("/account");
+            resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
+        login::Outcome::Refused => login_page(
+            &state,
+            &req,
+            StatusCode::UNAUTHORIZED,
+            &form.username,
+            Some("Wrong username or password."),
+            form.tx.as_deref(),
+        ),
+        login::Outcome::Throttled { retry_after_secs } => {
+            Err(WebError::Throttled { retry_after_secs })
+        }
+    }
+}
+
+pub async fn sign_out(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        session::end(
+            &state.svc,
+            SecretString::from(cookie.value().to_owned()),
+            state.now(),
+            state.context(&req),
+        )
+        .await?;
+    }
+    let mut resp = page(StatusCode::OK, "signed_out.html", &Context::new());
+    resp.add_removal_cookie(&state.clear_session_cookie())
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}

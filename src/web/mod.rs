@@ -1,0 +1,121 @@
+//! HTTP only: extract, call a flow, render a template or JSON. No SQL, no policy.
+
+pub mod account;
+pub mod csrf;
+pub mod errors;
+pub mod health;
+pub mod login;
+pub mod middleware;
+pub mod templates;
+
+use std::net::IpAddr;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use ipnet::IpNet;
+
+use crate::clock::Timestamp;
+use crate::flow::{RequestContext, Services};
+
+pub const SESSION_COOKIE: &str = "vigil_session";
+pub const DEVICE_COOKIE: &str = "vigil_device";
+
+/// Shared state of the web layer.
+pub struct AppState {
+    pub svc: Services,
+    pub csrf: csrf::Csrf,
+}
+
+impl AppState {
+    pub fn now(&self) -> Timestamp {
+        self.svc.clock.now()
+    }
+    pub fn secure_cookies(&self) -> bool {
+        self.svc.settings.issuer.is_https()
+    }
+    /// Who is asking: IP (through trusted proxies only), user agent, device cookie.
+    pub fn context(&self, req: &HttpRequest) -> RequestContext {
+        RequestContext {
+            ip: client_ip(req, &self.svc.settings.trusted_proxies),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            device_id: req
+                .extensions()
+                .get::<middleware::DeviceId>()
+                .map(|d| d.0.clone()),
+        }
+    }
+    /// The session cookie, scoped to the whole site.
+    pub fn session_cookie(&self, value: String) -> Cookie<'static> {
+        Cookie::build(SESSION_COOKIE, value)
+            .path("/")
+            .http_only(true)
+            .secure(self.secure_cookies())
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(
+                self.svc.settings.session.absolute_secs,
+            ))
+            .finish()
+    }
+    pub fn clear_session_cookie(&self) -> Cookie<'static> {
+        let mut c = self.session_cookie(String::new());
+        c.make_removal();
+        c
+    }
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy. Nothing else is
+/// believed, because the risk engine is only as good as this value.
+pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> IpAddr {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// A 303 redirect (after a POST, the browser must GET the target).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(|| async { see_other("/account") }))
+        .route("/login", web::get().to(login::show))
+        .route("/login", web::post().to(login::submit))
+        .route("/logout/session", web::post().to(login::sign_out))
+        .route("/account", web::get().to(account::show))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/static/style.css", web::get().to(static_css));
+}
+
+async fn static_css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/style.css"))
+}

@@ -1,0 +1,59 @@
+//! The tera templates, compiled into the binary so vigil runs from any working directory.
+
+use std::sync::LazyLock;
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use tera::{Context, Tera};
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
+    };
+}
+
+const SOURCES: &[(&str, &str)] = templates![
+    "base.html",
+    "login.html",
+    "account.html",
+    "error.html",
+    "signed_out.html"
+];
+
+static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {
+    let mut t = Tera::default();
+    t.add_raw_templates(SOURCES.iter().copied())
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(t)
+});
+
+/// Render `name`; a template error is logged and becomes a minimal page, never a panic.
+pub fn render(name: &str, ctx: &Context) -> Result<String, String> {
+    match &*TERA {
+        Ok(t) => t.render(name, ctx).map_err(|e| format!("{e:?}")),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// An HTML response with `status`.
+pub fn page(status: StatusCode, name: &str, ctx: &Context) -> HttpResponse {
+    match render(name, ctx) {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "template failed to render");
+            HttpResponse::InternalServerError()
+                .content_type("text/html; charset=utf-8")
+                .body("<!doctype html><title>Error · vigil</title><h1>Something went wrong</h1>")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn all_templates_compile() {
+        assert!(super::TERA.is_ok(), "{:?}", super::TERA.as_ref().err());
+    }
+}

@@ -1,0 +1,420 @@
+//! The command line, run as the real binary: every verb, its happy path, its errors, exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::{Backend, TestDb};
+
+struct Cli {
+    db: TestDb,
+}
+
+impl Cli {
+    fn new(b: Backend) -> Option<Cli> {
+        Some(Cli {
+            db: TestDb::new(b)?,
+        })
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_with_env(
+            args,
+            stdin,
+            &[("VIGIL_DATABASE_URL", &self.db.url_string())],
+        )
+    }
+}
+
+fn run_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args)
+        .env_remove("VIGIL_CONFIG")
+        .env("VIGIL_ARGON2_MEMORY_KIB", "1024")
+        .env("VIGIL_ARGON2_ITERATIONS", "1")
+        .env("VIGIL_GEOIP_CITY", "")
+        .env("VIGIL_GEOIP_ASN", "")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run vigil");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    if o.status.code().is_none() {
+        use std::os::unix::process::ExitStatusExt;
+        eprintln!(
+            "vigil {args:?} killed by signal {:?}; stderr: {}",
+            o.status.signal(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    o
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn users_verbs(b: Backend) {
+    let Some(cli) = Cli::new(b) else { return };
+    let ok = cli.run(
+        &[
+            "user",
+            "add",
+            "Alice",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice A",
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    assert!(ok.status.success(), "{}", err(&ok));
+    assert!(out(&ok).contains("created user alice"));
+
+    let dup = cli.run(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "a2@example.com",
+            "--password-stdin",
+        ],
+        Some("another fine passphrase\n"),
+    );
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(err(&dup).contains("already exists"), "{}", err(&dup));
+
+    let weak = cli.run(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ],
+        Some("password1\n"),
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(err(&weak).contains("commonly used"), "{}", err(&weak));
+
+    let short = cli.run(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ],
+        Some("k7#q\n"),
+    );
+    assert_eq!(short.status.code(), Some(1));
+    assert!(err(&short).contains("too short"), "{}", err(&short));
+
+    let no_stdin_flag = cli.run(&["user", "add", "bob", "--email", "bob@example.com"], None);
+    assert_eq!(no_stdin_flag.status.code(), Some(2));
+    assert!(err(&no_stdin_flag).contains("--password-stdin"));
+
+    let bad_email = cli.run(
+        &["user", "add", "bob", "--email", "bob", "--password-stdin"],
+        Some("correct horse battery staple\n"),
+    );
+    assert_eq!(bad_email.status.code(), Some(1));
+    assert!(err(&bad_email).contains("not an e-mail address"));
+
+    let list = cli.run(&["user", "list"], None);
+    assert!(list.status.success());
+    assert!(
+        out(&list).contains("alice")
+            && out(&list).contains("alice@example.com")
+            && out(&list).contains("active")
+    );
+
+    let dis = cli.run(&["user", "disable", "alice"], None);
+    assert!(dis.status.success(), "{}", err(&dis));
+    assert!(out(&cli.run(&["user", "list"], None)).contains("disabled"));
+    assert!(cli.run(&["user", "enable", "alice"], None).status.success());
+
+    let unknown = cli.run(&["user", "disable", "nobody"], None);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        err(&unknown).contains("user `nobody` not found"),
+        "{}",
+        err(&unknown)
+    );
+
+    let setpw = cli.run(
+        &["user", "set-password", "alice", "--password-stdin"],
+        Some("a whole new passphrase\n"),
+    );
+    assert!(setpw.status.success(), "{}", err(&setpw));
+    let setweak = cli.run(
+        &["user", "set-password", "alice", "--password-stdin"],
+        Some("qwerty123\n"),
+    );
+    assert_eq!(setweak.status.code(), Some(1));
+    let setunknown = cli.run(
+        &["user", "set-password", "nobody", "--password-stdin"],
+        Some("a whole new passphrase\n"),
+    );
+    assert_eq!(setunknown.status.code(), Some(1));
+}
+
+fn clients_verbs(b: Backend) {
+    let Some(cli) = Cli::new(b) else { return };
+    let add = cli.run(
+        &[
+            "client",
+            "add",
+            "shop",
+            "--redirect-uri",
+            "https://shop.example.com/cb",
+            "--name",
+            "Shop",
+        ],
+        None,
+    );
+    assert!(add.status.success(), "{}", err(&add));
+    let text = out(&add);
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("client secret (shown once, store it now): "))
+        .expect("secret printed");
+    assert!(secret.len() >= 43, "256-bit secret: {secret}");
+
+    let public = cli.run(
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--first-party",
+            "--redirect-uri",
+            "http://localhost:3000/cb",
+        ],
+        None,
+    );
+    assert!(public.status.success(), "{}", err(&public));
+    assert!(!out(&public).contains("secret"));
+
+    let chosen = cli.run(
+        &[
+            "client",
+            "add",
+            "api",
+            "--grant",
+            "client_credentials",
+            "--secret-stdin",
+        ],
+        Some("an-operator-chosen-secret-of-sufficient-length\n"),
+    );
+    assert!(chosen.status.success(), "{}", err(&chosen));
+    assert!(!out(&chosen).contains("an-operator-chosen"));
+
+    for (uri, why) in [
+        ("http://shop.example.com/cb", "https"),
+        ("https://shop.example.com/cb#frag", "fragment"),
+        ("/relative", "absolute"),
+    ] {
+        let bad = cli.run(&["client", "add", "bad", "--redirect-uri", uri], None);
+        assert_eq!(bad.status.code(), Some(1), "{uri}");
+        assert!(err(&bad).contains(why), "{uri}: {}", err(&bad));
+    }
+    let pub_cc = cli.run(
+        &[
+            "client",
+            "add",
+            "bad",
+            "--public",
+            "--grant",
+            "client_credentials",
+        ],
+        None,
+    );
+    assert_eq!(pub_cc.status.code(), Some(1));
+
+    let dup = cli.run(
+        &[
+            "client",
+            "add",
+            "shop",
+            "--redirect-uri",
+            "https://shop.example.com/cb",
+        ],
+        None,
+    );
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(err(&dup).contains("already exists"));
+
+    let list = out(&cli.run(&["client", "list"], None));
+    assert!(
+        list.contains("shop")
+            && list.contains("spa")
+            && list.contains("public")
+            && list.contains("https://shop.example.com/cb")
+    );
+    assert!(cli
+        .run(&["client", "remove", "shop"], None)
+        .status
+        .success());
+    assert!(!out(&cli.run(&["client", "list"], None)).contains("shop.example.com"));
+    let gone = cli.run(&["client", "remove", "shop"], None);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(err(&gone).contains("not found"));
+}
+
+fn migrate_and_audit(b: Backend) {
+    let Some(cli) = Cli::new(b) else { return };
+    let first = cli.run(&["migrate"], None);
+    assert!(first.status.success(), "{}", err(&first));
+    let second = cli.run(&["migrate"], None);
+    assert!(
+        second.status.success(),
+        "migrate is idempotent: {}",
+        err(&second)
+    );
+    cli.run(
+        &[
+            "user",
+            "add",
+            "zed",
+            "--email",
+            "zed@example.com",
+            "--password-stdin",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    let verify = cli.run(&["audit", "verify"], None);
+    assert!(verify.status.success(), "{}", err(&verify));
+    assert_eq!(out(&verify).trim(), "ok 1 entries");
+    let export = cli.run(&["audit", "export", "--since", "2000-01-01"], None);
+    assert!(export.status.success());
+    let line: serde_json::Value =
+        serde_json::from_str(out(&export).lines().next().unwrap()).unwrap();
+    assert_eq!(line["action"], "user.created");
+}
+
+crate::sync_on_both_backends!(user_verbs, users_verbs);
+crate::sync_on_both_backends!(client_verbs, clients_verbs);
+crate::sync_on_both_backends!(migrate_audit, migrate_and_audit);
+
+#[test]
+fn bad_configuration_exits_2_with_one_line() {
+    for (key, value, expect) in [
+        ("VIGIL_ISSUER", "not a url", "VIGIL_ISSUER"),
+        (
+            "VIGIL_TRUSTED_PROXIES",
+            "10.0.0.0/33",
+            "VIGIL_TRUSTED_PROXIES",
+        ),
+        (
+            "VIGIL_DATABASE_URL",
+            "mysql://localhost/x",
+            "VIGIL_DATABASE_URL",
+        ),
+        (
+            "VIGIL_GEOIP_CITY",
+            "/nonexistent/city.mmdb",
+            "VIGIL_GEOIP_CITY",
+        ),
+        ("VIGIL_BIND", "localhost", "VIGIL_BIND"),
+    ] {
+        let o = run_with_env(&["migrate"], None, &[(key, value)]);
+        assert_eq!(o.status.code(), Some(2), "{key}={value}");
+        let e = err(&o);
+        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+        assert!(e.contains(expect), "{e}");
+        assert!(!e.contains("panicked") && !e.contains("backtrace"), "{e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vigil.toml");
+    std::fs::write(
+        &file,
+        "bind = \"127.0.0.1:8080\"\nfavourite_colour = \"blue\"\n",
+    )
+    .unwrap();
+    let o = run_with_env(
+        &["migrate"],
+        None,
+        &[("VIGIL_CONFIG", file.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err(&o).contains("favourite_colour") && err(&o).contains("unknown key"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn demo_seeds_once_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    for round in 0..2 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("demo")
+            .env("VIGIL_DATABASE_URL", &url)
+            .env("VIGIL_BIND", &bind)
+            .env("VIGIL_GEOIP_CITY", "")
+            .env("VIGIL_GEOIP_ASN", "")
+            .env("VIGIL_ARGON2_MEMORY_KIB", "1024")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut up = false;
+        for _ in 0..100 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if reqwest::blocking::get(format!("http://{bind}/healthz"))
+                .is_ok_and(|r| r.status().is_success())
+            {
+                up = true;
+                break;
+            }
+        }
+        // Ctrl-C stops it cleanly.
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(up, "round {round}: demo server answered /healthz");
+        assert!(status.success(), "round {round}: clean exit on SIGINT");
+        let mut printed = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut printed).unwrap();
+        assert!(
+            printed.contains("admin") && printed.contains("demo-app"),
+            "{printed}"
+        );
+    }
+    let cli = run_with_env(&["user", "list"], None, &[("VIGIL_DATABASE_URL", &url)]);
+    let listed = out(&cli);
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("admin ")).count(),
+        1,
+        "no duplicate demo data: {listed}"
+    );
+}

@@ -1,0 +1,239 @@
+//! `spawn_app`: start vigil exactly as production does, on port 0, with its own database.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use reqwest::redirect::Policy;
+use secrecy::SecretString;
+use vigil::clock::ShiftedClock;
+use vigil::config::{DatabaseUrl, Settings};
+use vigil::flow::accounts::{self, Actor, NewAccount};
+use vigil::flow::Services;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that disappears with the test.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg {
+            let _ = vigil::store::drop_pg_database(admin, name);
+        }
+    }
+}
+
+/// The PostgreSQL server to test against, if the environment names one.
+pub fn pg_admin_url() -> Option<String> {
+    std::env::var("VIGIL_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+impl TestDb {
+    /// `None` when the backend is PostgreSQL and no server is configured (the test is skipped).
+    pub fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("vigil.db");
+                Some(TestDb {
+                    url: DatabaseUrl::Sqlite(path),
+                    _dir: Some(dir),
+                    pg: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url()?;
+                let name = format!("vigil_test_{}", uuid::Uuid::new_v4().simple());
+                let url =
+                    vigil::store::create_pg_database(&admin, &name).expect("create test database");
+                Some(TestDb {
+                    url: DatabaseUrl::Postgres(url),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    pub fn url_string(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => u.clone(),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub svc: Services,
+    pub http: reqwest::Client,
+    pub clock: Arc<ShiftedClock>,
+    pub _db: TestDb,
+}
+
+/// Settings for a test: cheap argon2 (the cost is measured in benches, not tests).
+pub fn test_settings(db: &TestDb, port: u16, extra: &[(&str, &str)]) -> Settings {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("VIGIL_ISSUER".into(), format!("http://localhost:{port}"));
+    env.insert("VIGIL_DATABASE_URL".into(), db.url_string());
+    env.insert("VIGIL_ARGON2_MEMORY_KIB".into(), "1024".into());
+    env.insert("VIGIL_ARGON2_ITERATIONS".into(), "1".into());
+    env.insert("VIGIL_GEOIP_CITY".into(), String::new());
+    env.insert("VIGIL_GEOIP_ASN".into(), String::new());
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    Settings::from_env_map(&env).expect("test settings")
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Start vigil with extra `VIGIL_*` settings. `None` if the backend is not available here.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+    let db = TestDb::new(backend)?;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let settings = test_settings(&db, port, extra);
+    let clock = ShiftedClock::new();
+    let svc = Services::start(settings, Some(clock.clone())).expect("services start");
+    let state = vigil::app::build_state(svc.clone()).expect("state");
+    let server = vigil::app::run(state, listener, Some(1)).expect("server");
+    actix_web::rt::spawn(server);
+    let http = client(port);
+    Some(TestApp {
+        base: format!("http://localhost:{port}"),
+        port,
+        svc,
+        http,
+        clock,
+        _db: db,
+    })
+}
+
+/// A browser-like client: cookie jar, no automatic redirects, `localhost` pinned to 127.0.0.1.
+pub fn client(port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn add_user(&self, username: &str, admin: bool) {
+        accounts::create(
+            &self.svc,
+            &Actor("test".into()),
+            self.svc.clock.now(),
+            NewAccount {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                name: String::new(),
+                is_admin: admin,
+                password: SecretString::from(PASSWORD.to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GET a page and return the CSRF token of its form.
+    pub async fn csrf_from(&self, path: &str) -> String {
+        let body = self.get(path).await.text().await.unwrap();
+        csrf_in(&body)
+    }
+
+    /// Fill and submit the login form as a browser would.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        let token = self.csrf_from("/login").await;
+        self.http
+            .post(self.url("/login"))
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("csrf_token", &token),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of the `csrf_token` hidden input in an HTML page.
+pub fn csrf_in(html: &str) -> String {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse("input[name=csrf_token]").unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr("value"))
+        .expect("page has a csrf_token input")
+        .to_owned()
+}
+
+/// Define a test once and run it on both backends: `<name>::sqlite` and `<name>::postgres`
+/// (the latter passes trivially, saying so, when VIGIL_TEST_DATABASE_URL is not set).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                $body($crate::helpers::Backend::Sqlite).await;
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                if $crate::helpers::pg_admin_url().is_none() {
+                    eprintln!("VIGIL_TEST_DATABASE_URL not set: PostgreSQL variant skipped");
+                    return;
+                }
+                $body($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+/// The synchronous twin of [`on_both_backends`] for tests that need no runtime (CLI, store).
+/// The test function returns early when its backend is not available.
+#[macro_export]
+macro_rules! sync_on_both_backends {
+    ($name:ident, $f:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$f($crate::helpers::Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$f($crate::helpers::Backend::Postgres);
+            }
+        }
+    };
+}

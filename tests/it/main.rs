@@ -1,0 +1,9 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The integration suite: the real server on a random port, a real database (a SQLite file, or
+//! a fresh PostgreSQL database when VIGIL_TEST_DATABASE_URL is set), a real HTTP client with a
+//! cookie jar. No mocks.
+
+mod cli;
+mod helpers;
+mod login;
+mod storage;
