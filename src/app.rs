@@ -29,6 +29,7 @@ pub fn build_state(svc: Services) -> Result<web::Data<AppState>, StartError> {
     let secure = svc.settings.issuer.is_https();
     Ok(web::Data::new(AppState {
         csrf: Csrf::new(key, secure),
+        discovery: crate::oidc::discovery::document(svc.settings.issuer.as_str()),
         svc,
     }))
 }

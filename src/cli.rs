@@ -28,9 +28,20 @@ pub enum Command {
     /// Manage OIDC clients (relying parties).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Verify or export the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make new signing keys active; old ones stay published until their tokens expire.
+    Rotate,
+    /// List signing keys and their state.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +95,15 @@ pub struct ClientAdd {
     /// Read the client secret from stdin instead of generating one.
     #[arg(long)]
     pub secret_stdin: bool,
+    /// Receive OpenID back-channel logout tokens at this URI.
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Sign this client's ID tokens with RS256 (default), ES256 or EdDSA.
+    #[arg(long)]
+    pub id_token_alg: Option<String>,
+    /// Let a confidential client omit PKCE (public clients always need it).
+    #[arg(long)]
+    pub pkce_optional: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::Verdict;
-use crate::cli::{AuditCommand, ClientAdd, ClientCommand, Command, UserCommand};
+use crate::cli::{AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, UserCommand};
 use crate::clock::Timestamp;
 use crate::config::Settings;
 use crate::flow::accounts::{self, Actor, NewAccount};
@@ -87,6 +87,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         }
         Command::User(c) => user(start(settings)?, c).await,
         Command::Client(c) => client(start(settings)?, c).await,
+        Command::Keys(c) => keys(start(settings)?, c).await,
         Command::Audit(c) => audit(start(settings)?, c).await,
     }
 }
@@ -154,6 +155,9 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
                 first_party: true,
                 grants: vec![],
                 secret: Some(SecretString::from(DEMO_CLIENT.1.to_owned())),
+                backchannel_logout_uri: None,
+                id_token_alg: None,
+                pkce_optional: false,
             },
         )
         .await?;
@@ -258,6 +262,9 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
             grants,
             name,
             secret_stdin,
+            backchannel_logout_uri,
+            id_token_alg,
+            pkce_optional,
         }) => {
             let secret = if secret_stdin {
                 Some(read_secret("client secret")?)
@@ -277,6 +284,9 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
                     first_party,
                     grants,
                     secret,
+                    backchannel_logout_uri,
+                    id_token_alg,
+                    pkce_optional,
                 },
             )
             .await?;
@@ -307,6 +317,71 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
         ClientCommand::Remove { client_id } => {
             clients::remove(&svc, &cli_actor(), now, &client_id).await?;
             println!("removed client {client_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn keys(svc: Services, c: KeysCommand) -> Result<(), Failure> {
+    let now = svc.clock.now();
+    match c {
+        KeysCommand::Rotate => {
+            let (keys, auditor) = (svc.keys.clone(), svc.auditor.clone());
+            let created = svc
+                .db
+                .run(move |conn| {
+                    crate::store::transaction(conn, |conn| {
+                        let created = keys
+                            .rotate(conn, now, crate::oidc::KEY_GRACE_SECS)
+                            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+                        let ids: Vec<String> = created.iter().map(|k| k.id.clone()).collect();
+                        auditor.record(
+                            conn,
+                            now,
+                            crate::audit::AuditEvent::new("keys.rotated")
+                                .actor("cli")
+                                .details(serde_json::json!({ "new": ids })),
+                        )?;
+                        Ok(created)
+                    })
+                })
+                .await
+                .map_err(|e| Failure::op(e.to_string()))?;
+            for k in created {
+                println!("new active {} key {}", k.alg, k.id);
+            }
+            println!(
+                "previous keys stay published for {} s so tokens they signed still verify",
+                crate::oidc::KEY_GRACE_SECS
+            );
+        }
+        KeysCommand::List => {
+            let rows = svc
+                .db
+                .run(crate::store::keys::all)
+                .await
+                .map_err(|e| Failure::op(e.to_string()))?;
+            println!(
+                "{:<38} {:<6} {:<9} {:<22} PUBLISHED UNTIL",
+                "KID", "ALG", "STATE", "CREATED"
+            );
+            for r in rows {
+                let state = match (r.rotated_at, r.publish_until) {
+                    (None, _) => "active",
+                    (Some(_), Some(until)) if until > now.micros() => "rotated",
+                    _ => "retired",
+                };
+                println!(
+                    "{:<38} {:<6} {:<9} {:<22} {}",
+                    r.id,
+                    r.alg,
+                    state,
+                    Timestamp(r.created_at).display(),
+                    r.publish_until
+                        .map(|t| Timestamp(t).display())
+                        .unwrap_or_else(|| "—".into())
+                );
+            }
         }
     }
     Ok(())

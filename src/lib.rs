@@ -10,5 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod flow;
+pub mod oidc;
+pub mod sealing;
 pub mod store;
 pub mod web;

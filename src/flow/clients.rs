@@ -24,6 +24,12 @@ pub struct NewClient {
     pub grants: Vec<String>,
     /// An operator-chosen secret; without one a confidential client gets a generated secret.
     pub secret: Option<SecretString>,
+    /// Where to deliver OpenID back-channel logout tokens.
+    pub backchannel_logout_uri: Option<String>,
+    /// RS256 (default), ES256 or EdDSA.
+    pub id_token_alg: Option<String>,
+    /// Let a confidential client skip PKCE (public clients always need it).
+    pub pkce_optional: bool,
 }
 
 pub struct Registered {
@@ -92,6 +98,25 @@ pub async fn register(
             (Some(token_digest(&s)), Some(SecretString::from(s)))
         }
     };
+    let backchannel_logout_uri = match n.backchannel_logout_uri {
+        Some(u) => Some(
+            RedirectUri::parse(&u)
+                .map(RedirectUri::into_string)
+                .map_err(FlowError::Invalid)?,
+        ),
+        None => None,
+    };
+    let id_token_alg = n.id_token_alg.unwrap_or_else(|| "RS256".into());
+    if !crate::oidc::keys::ALGS.contains(&id_token_alg.as_str()) {
+        return Err(FlowError::Invalid(format!(
+            "unknown ID token algorithm `{id_token_alg}`; use RS256, ES256 or EdDSA"
+        )));
+    }
+    if n.public && n.pkce_optional {
+        return Err(FlowError::Invalid(
+            "a public client always needs PKCE".into(),
+        ));
+    }
     let client = Client {
         name: n.name.unwrap_or_else(|| id.as_str().to_owned()),
         id: id.as_str().to_owned(),
@@ -101,8 +126,10 @@ pub async fn register(
         redirect_uris,
         post_logout_redirect_uris: post_logout,
         grant_types: grants,
-        require_pkce: true,
+        require_pkce: !n.pkce_optional,
         created_at: now.micros(),
+        backchannel_logout_uri,
+        id_token_alg,
     };
     let (auditor, actor, c2) = (svc.auditor.clone(), actor.0.clone(), client.clone());
     svc.db

@@ -11,6 +11,7 @@
 //! creates), `accounts.rs` and `clients.rs` (what operators do).
 
 pub mod accounts;
+pub mod authorize;
 pub mod clients;
 pub mod login;
 pub mod session;
@@ -23,6 +24,8 @@ use crate::auth::password::Hasher;
 use crate::auth::AuthError;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::oidc::keys::Keys;
+use crate::sealing::MasterKey;
 use crate::store::{self, Db, StoreError};
 
 /// Everything the flows need, shared by every request (and by the CLI).
@@ -33,6 +36,9 @@ pub struct Services {
     pub hasher: Hasher,
     pub auditor: Auditor,
     pub clock: Arc<dyn Clock>,
+    /// Encrypts private keys and TOTP secrets at rest.
+    pub master: Arc<MasterKey>,
+    pub keys: Arc<Keys>,
 }
 
 /// Failures of a flow, for the web layer to map to a page or an OAuth error.
@@ -76,6 +82,13 @@ impl Services {
             store::secrets::get_or_create(&mut conn, "audit_ip_key", now.micros(), random_token)
                 .map_err(db_err)?
         };
+        let master = Arc::new(load_master_key(&settings)?);
+        let keys = Arc::new(Keys::new(master.clone(), db.clone()));
+        {
+            let mut conn = db.get().map_err(db_err)?;
+            keys.ensure(&mut conn, now)
+                .map_err(|e| StartError::Other(e.to_string()))?;
+        }
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -87,8 +100,27 @@ impl Services {
             hasher,
             auditor: Auditor::new(ip_key.into_bytes()),
             clock,
+            master,
+            keys,
         })
     }
+}
+
+/// The master key: `VIGIL_MASTER_KEY`, else `VIGIL_MASTER_KEY_FILE`, else `vigil.key` in the
+/// working directory (created on first start, mode 0600). Several nodes must share one key.
+fn load_master_key(settings: &Settings) -> Result<MasterKey, StartError> {
+    let bad = |e: crate::sealing::SealError| StartError::Other(format!("master key: {e}"));
+    if let Some(k) = &settings.master_key {
+        return MasterKey::from_base64(k).map_err(bad);
+    }
+    let path = settings
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("vigil.key"));
+    if settings.master_key_file.is_none() && !path.exists() {
+        tracing::warn!(path = %path.display(), "no master key configured; creating one (back it up, and share it between nodes)");
+    }
+    MasterKey::load_or_create(&path).map_err(bad)
 }
 
 /// Where a request came from, as far as vigil can tell (the web layer fills it in).

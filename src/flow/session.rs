@@ -93,18 +93,21 @@ pub async fn resolve(
 }
 
 /// End the session behind `token` (sign-out). Unknown or dead tokens are fine: nothing to do.
+/// Returns the session that ended, so the caller can notify its relying parties.
 pub async fn end(
     svc: &Services,
     token: SecretString,
     now: Timestamp,
     ctx: RequestContext,
-) -> Result<(), FlowError> {
+) -> Result<Option<Session>, FlowError> {
     let digest = token_digest(token.expose_secret());
     let auditor = svc.auditor.clone();
-    svc.db
+    let ended = svc
+        .db
         .run(move |c| {
             crate::store::transaction(c, |c| {
-                if let Some(s) = sessions::find_live(c, &digest, now.micros())? {
+                let found = sessions::find_live(c, &digest, now.micros())?;
+                if let Some(s) = &found {
                     sessions::revoke(c, &s.id, now.micros())?;
                     auditor.record(
                         c,
@@ -115,9 +118,9 @@ pub async fn end(
                             .ip(ctx.ip),
                     )?;
                 }
-                Ok(())
+                Ok(found)
             })
         })
         .await?;
-    Ok(())
+    Ok(ended)
 }

@@ -19,6 +19,8 @@ pub struct ClientRow {
     pub require_pkce: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub backchannel_logout_uri: Option<String>,
+    pub id_token_alg: String,
 }
 
 /// A client as the rest of vigil sees it: lists decoded, secret digest kept opaque.
@@ -34,6 +36,9 @@ pub struct Client {
     pub grant_types: Vec<String>,
     pub require_pkce: bool,
     pub created_at: i64,
+    pub backchannel_logout_uri: Option<String>,
+    /// RS256 (the default, required by OIDC), ES256 or EdDSA.
+    pub id_token_alg: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -60,11 +65,17 @@ impl TryFrom<ClientRow> for Client {
             first_party: r.first_party,
             require_pkce: r.require_pkce,
             created_at: r.created_at,
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            id_token_alg: r.id_token_alg,
         })
     }
 }
 
 impl Client {
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
     pub fn to_row(&self, now: i64) -> ClientRow {
         ClientRow {
             id: self.id.clone(),
@@ -78,6 +89,8 @@ impl Client {
             require_pkce: self.require_pkce,
             created_at: self.created_at,
             updated_at: now,
+            backchannel_logout_uri: self.backchannel_logout_uri.clone(),
+            id_token_alg: self.id_token_alg.clone(),
         }
     }
 }

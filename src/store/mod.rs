@@ -6,11 +6,15 @@
 //! the blocking pool so no async worker waits on the database.
 
 pub mod audit;
+pub mod authz;
 pub mod clients;
+pub mod consents;
+pub mod keys;
 pub mod schema;
 pub mod secrets;
 pub mod sessions;
 pub mod throttle;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;

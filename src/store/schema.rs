@@ -47,6 +47,8 @@ diesel::table! {
         require_pkce -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        backchannel_logout_uri -> Nullable<Text>,
+        id_token_alg -> Text,
     }
 }
 
@@ -90,6 +92,101 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_keys (id) {
+        id -> Text,
+        alg -> Text,
+        private_enc -> Text,
+        public_jwk -> Text,
+        created_at -> BigInt,
+        rotated_at -> Nullable<BigInt>,
+        publish_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    authz_requests (id) {
+        id -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        state -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        response_mode -> Text,
+        prompt -> Text,
+        max_age -> Nullable<BigInt>,
+        acr_values -> Nullable<Text>,
+        login_hint -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    auth_codes (id) {
+        id -> Text,
+        code_hash -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        session_id -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> BigInt,
+        acr -> Text,
+        amr -> Text,
+        risk -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    access_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        user_id -> Nullable<Text>,
+        code_id -> Nullable<Text>,
+        family_id -> Nullable<Text>,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        family_id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        session_id -> Nullable<Text>,
+        code_id -> Nullable<Text>,
+        scope -> Text,
+        auth_time -> BigInt,
+        acr -> Text,
+        amr -> Text,
+        risk -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        family_expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        granted_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -100,4 +197,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_head,
     audit_log,
     server_secrets,
+    signing_keys,
+    authz_requests,
+    auth_codes,
+    access_tokens,
+    refresh_tokens,
+    consents,
 );

@@ -7,13 +7,15 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::errors::WebError;
+use super::oidc::{end_current, render_next};
 use super::templates::page;
 use super::{see_other, AppState, SESSION_COOKIE};
-use crate::flow::{login, session};
+use crate::flow::{authorize, login, session};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
     pub tx: Option<String>,
+    pub login_hint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -71,7 +73,14 @@ pub async fn show(
             }
         }
     }
-    login_page(&state, &req, StatusCode::OK, "", None, q.tx.as_deref())
+    let hint: String = q
+        .login_hint
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(128)
+        .collect();
+    login_page(&state, &req, StatusCode::OK, &hint, None, q.tx.as_deref())
 }
 
 pub async fn submit(
@@ -89,9 +98,18 @@ pub async fn submit(
         previous_session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
     };
     match login::password(&state.svc, now, attempt).await? {
-        login::Outcome::SignedIn { established, .. } => {
+        login::Outcome::SignedIn { established, user } => {
             use secrecy::ExposeSecret as _;
-            let mut resp = see_other("/account");
+            let mut resp = match form.tx.as_deref().filter(|t| !t.is_empty()) {
+                Some(tx) => {
+                    let session = Some(((*established).session.clone(), *user));
+                    let next = authorize::resume(&state.svc, now, tx, session)
+                        .await
+                        .map_err(|e| WebError::Internal(e.to_string()))?;
+                    render_next(&state, &req, next)?
+                }
+                None => see_other("/account"),
+            };
             resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)
@@ -116,15 +134,7 @@ pub async fn sign_out(
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        session::end(
-            &state.svc,
-            SecretString::from(cookie.value().to_owned()),
-            state.now(),
-            state.context(&req),
-        )
-        .await?;
-    }
+    end_current(&state, &req).await?;
     let mut resp = page(StatusCode::OK, "signed_out.html", &Context::new());
     resp.add_removal_cookie(&state.clear_session_cookie())
         .map_err(|e| WebError::Internal(e.to_string()))?;

@@ -6,6 +6,7 @@ pub mod errors;
 pub mod health;
 pub mod login;
 pub mod middleware;
+pub mod oidc;
 pub mod templates;
 
 use std::net::IpAddr;
@@ -25,6 +26,8 @@ pub const DEVICE_COOKIE: &str = "vigil_device";
 pub struct AppState {
     pub svc: Services,
     pub csrf: csrf::Csrf,
+    /// The discovery document, serialised once at start-up.
+    pub discovery: String,
 }
 
 impl AppState {
@@ -68,6 +71,18 @@ impl AppState {
     }
 }
 
+/// The browser's live SSO session and its user, if any.
+pub async fn current_session(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<(crate::store::sessions::Session, crate::store::users::User)>, errors::WebError>
+{
+    match req.cookie(SESSION_COOKIE) {
+        Some(c) => Ok(crate::flow::session::resolve(&state.svc, c.value(), state.now()).await?),
+        None => Ok(None),
+    }
+}
+
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
 /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy. Nothing else is
 /// believed, because the risk engine is only as good as this value.
@@ -108,6 +123,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login::submit))
         .route("/logout/session", web::post().to(login::sign_out))
         .route("/account", web::get().to(account::show))
+        .route(
+            "/account/consents/revoke",
+            web::post().to(account::revoke_consent),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(oidc::discovery),
+        )
+        .route("/jwks", web::get().to(oidc::jwks))
+        .route("/authorize", web::get().to(oidc::authorize_get))
+        .route("/authorize", web::post().to(oidc::authorize_post))
+        .route("/consent", web::post().to(oidc::consent))
+        .route("/token", web::post().to(oidc::token_endpoint))
+        .route("/userinfo", web::get().to(oidc::userinfo_endpoint))
+        .route("/userinfo", web::post().to(oidc::userinfo_endpoint))
+        .route("/introspect", web::post().to(oidc::introspect_endpoint))
+        .route("/revoke", web::post().to(oidc::revoke_endpoint))
+        .route("/logout", web::get().to(oidc::logout_get))
+        .route("/logout", web::post().to(oidc::logout_post))
+        .route("/logout/confirm", web::post().to(oidc::logout_confirm))
+        .route("/static/form_post.js", web::get().to(static_form_post_js))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/style.css", web::get().to(static_css));
@@ -118,4 +154,11 @@ async fn static_css() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../static/style.css"))
+}
+
+async fn static_form_post_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/form_post.js"))
 }

@@ -17,7 +17,10 @@ const SOURCES: &[(&str, &str)] = templates![
     "login.html",
     "account.html",
     "error.html",
-    "signed_out.html"
+    "signed_out.html",
+    "consent.html",
+    "form_post.html",
+    "logout_confirm.html",
 ];
 
 static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {

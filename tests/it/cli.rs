@@ -33,6 +33,7 @@ fn run_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Out
         .env("VIGIL_ARGON2_ITERATIONS", "1")
         .env("VIGIL_GEOIP_CITY", "")
         .env("VIGIL_GEOIP_ASN", "")
+        .env("VIGIL_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -381,6 +382,7 @@ fn demo_seeds_once_and_serves() {
             .env("VIGIL_GEOIP_CITY", "")
             .env("VIGIL_GEOIP_ASN", "")
             .env("VIGIL_ARGON2_MEMORY_KIB", "1024")
+            .env("VIGIL_MASTER_KEY_FILE", dir.path().join("vigil.key"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -410,7 +412,19 @@ fn demo_seeds_once_and_serves() {
             "{printed}"
         );
     }
-    let cli = run_with_env(&["user", "list"], None, &[("VIGIL_DATABASE_URL", &url)]);
+    assert!(
+        dir.path().join("vigil.key").exists(),
+        "demo created its master key file"
+    );
+    let key_file = dir.path().join("vigil.key");
+    let cli = run_with_env(
+        &["user", "list"],
+        None,
+        &[
+            ("VIGIL_DATABASE_URL", &url),
+            ("VIGIL_MASTER_KEY_FILE", key_file.to_str().unwrap()),
+        ],
+    );
     let listed = out(&cli);
     assert_eq!(
         listed.lines().filter(|l| l.starts_with("admin ")).count(),

@@ -12,6 +12,8 @@ use vigil::flow::accounts::{self, Actor, NewAccount};
 use vigil::flow::Services;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// 32 bytes, base64: the key that seals private signing keys in test databases.
+pub const TEST_MASTER_KEY: &str = "dmlnaWwtdGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -94,6 +96,7 @@ pub fn test_settings(db: &TestDb, port: u16, extra: &[(&str, &str)]) -> Settings
     env.insert("VIGIL_ARGON2_ITERATIONS".into(), "1".into());
     env.insert("VIGIL_GEOIP_CITY".into(), String::new());
     env.insert("VIGIL_GEOIP_ASN".into(), String::new());
+    env.insert("VIGIL_MASTER_KEY".into(), TEST_MASTER_KEY.into());
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }

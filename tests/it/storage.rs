@@ -115,10 +115,163 @@ fn every_table_round_trips(b: Backend) {
         grant_types: vec!["authorization_code".into()],
         require_pkce: true,
         created_at: now,
+        backchannel_logout_uri: Some("https://app.example.com/bc".into()),
+        id_token_alg: "ES256".into(),
     };
     store::clients::insert(&mut c, &client, now).unwrap();
     let back = store::clients::find(&mut c, "app").unwrap().unwrap();
     assert_eq!(back.redirect_uris, client.redirect_uris);
+    assert_eq!(back.id_token_alg, "ES256");
+
+    // OIDC tables: request -> code (single use) -> tokens (rotation) -> consent.
+    let req = store::authz::AuthzRequest {
+        id: "tx1".into(),
+        client_id: "app".into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scope: "openid".into(),
+        state: Some("s".into()),
+        nonce: None,
+        code_challenge: None,
+        response_mode: "query".into(),
+        prompt: String::new(),
+        max_age: Some(60),
+        acr_values: None,
+        login_hint: None,
+        created_at: now,
+        expires_at: now + 100,
+    };
+    store::authz::insert_request(&mut c, &req).unwrap();
+    assert_eq!(
+        store::authz::find_request(&mut c, "tx1", now)
+            .unwrap()
+            .unwrap()
+            .max_age,
+        Some(60)
+    );
+    assert!(
+        store::authz::find_request(&mut c, "tx1", now + 100)
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    let code = store::authz::AuthCode {
+        id: "c1".into(),
+        code_hash: "h1".into(),
+        client_id: "app".into(),
+        user_id: "u1".into(),
+        session_id: "s1".into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        auth_time: now,
+        acr: "urn:vigil:acr:pwd".into(),
+        amr: "[]".into(),
+        risk: "{}".into(),
+        created_at: now,
+        expires_at: now + 10,
+        used_at: None,
+    };
+    store::authz::insert_code(&mut c, &code).unwrap();
+    assert!(store::authz::consume_code(&mut c, "c1", now).unwrap());
+    assert!(
+        !store::authz::consume_code(&mut c, "c1", now).unwrap(),
+        "a code is single use"
+    );
+    let rt = store::tokens::RefreshTokenRow {
+        id: "r1".into(),
+        token_hash: "rh1".into(),
+        family_id: "f1".into(),
+        client_id: "app".into(),
+        user_id: "u1".into(),
+        session_id: None,
+        code_id: Some("c1".into()),
+        scope: "openid".into(),
+        auth_time: now,
+        acr: "a".into(),
+        amr: "[]".into(),
+        risk: "{}".into(),
+        created_at: now,
+        expires_at: now + 10,
+        family_expires_at: now + 20,
+        used_at: None,
+        revoked_at: None,
+    };
+    store::tokens::insert_refresh(&mut c, &rt).unwrap();
+    store::tokens::insert_access(
+        &mut c,
+        &store::tokens::AccessTokenRow {
+            jti: "j1".into(),
+            client_id: "app".into(),
+            user_id: Some("u1".into()),
+            code_id: Some("c1".into()),
+            family_id: Some("f1".into()),
+            expires_at: now + 5,
+            revoked_at: None,
+        },
+    )
+    .unwrap();
+    assert!(store::tokens::mark_refresh_used(&mut c, "r1", now).unwrap());
+    assert!(
+        !store::tokens::mark_refresh_used(&mut c, "r1", now).unwrap(),
+        "rotation is single use"
+    );
+    store::tokens::revoke_family(&mut c, "f1", now).unwrap();
+    assert!(store::tokens::find_access(&mut c, "j1")
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_some());
+    store::consents::grant(
+        &mut c,
+        &store::consents::Consent {
+            user_id: "u1".into(),
+            client_id: "app".into(),
+            scope: "openid".into(),
+            granted_at: now,
+        },
+    )
+    .unwrap();
+    store::consents::grant(
+        &mut c,
+        &store::consents::Consent {
+            user_id: "u1".into(),
+            client_id: "app".into(),
+            scope: "openid email".into(),
+            granted_at: now,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        store::consents::find(&mut c, "u1", "app")
+            .unwrap()
+            .unwrap()
+            .scope,
+        "openid email"
+    );
+    store::keys::insert(
+        &mut c,
+        &store::keys::KeyRow {
+            id: "k1".into(),
+            alg: "RS256".into(),
+            private_enc: "x".into(),
+            public_jwk: "{}".into(),
+            created_at: now,
+            rotated_at: None,
+            publish_until: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        store::keys::retire_active(&mut c, "RS256", now, now + 5).unwrap(),
+        1
+    );
+    assert_eq!(store::keys::published(&mut c, now + 1).unwrap().len(), 1);
+    assert_eq!(
+        store::keys::published(&mut c, now + 6).unwrap().len(),
+        0,
+        "retired after its grace period"
+    );
 
     store::throttle::record(&mut c, "ann", "192.0.2.1", now).unwrap();
     assert_eq!(

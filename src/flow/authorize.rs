@@ -1,0 +1,320 @@
+//! From a validated authorization request to a code: the OIDC side of the sign-in flow.
+//!
+//! ```text
+//!  /authorize ──> request saved (tx) ──> session good enough? ──no──> Login{tx} ─┐
+//!                                              │yes                              │ (password, …)
+//!                                              v                                 v
+//!                                   consent needed? ──yes──> Consent{tx} ──> resume(tx)
+//!                                              │no
+//!                                              v
+//!                                  code issued ──> Redirect(code, state, iss)
+//! ```
+//! "Good enough": a live session, re-authenticated after the request when `prompt=login` or
+//! `select_account` asked for it, within `max_age`, and with an `acr` at least what was asked.
+
+use super::{random_token, Services};
+use crate::clock::Timestamp;
+use crate::oidc::authorize::{Redirect, ResponseMode, ValidRequest};
+use crate::oidc::claims::IdClaims;
+use crate::oidc::{acr_rank, split_scope, OAuthError, RiskClaim, LIFETIMES};
+use crate::store::authz::{self, AuthCode, AuthzRequest};
+use crate::store::clients::{self, Client};
+use crate::store::sessions::Session;
+use crate::store::users::User;
+use crate::store::{self, consents, new_id, token_digest};
+
+/// What the browser should see next.
+#[derive(Debug)]
+pub enum Next {
+    Login {
+        tx: String,
+        login_hint: Option<String>,
+    },
+    Consent {
+        tx: String,
+        client_name: String,
+        scopes: Vec<String>,
+    },
+    Redirect(Redirect),
+    /// The request cannot continue and cannot be redirected (expired or unknown tx).
+    Page(String),
+}
+
+/// Start: save the request, then continue as far as the session allows.
+pub async fn begin(
+    svc: &Services,
+    now: Timestamp,
+    req: ValidRequest,
+    session: Option<(Session, User)>,
+) -> Result<Next, OAuthError> {
+    let issuer = svc.settings.issuer.as_str().to_owned();
+    // An id_token_hint naming someone else means this session is not the one the RP expects.
+    let mut session = session;
+    if let Some(hint) = &req.id_token_hint {
+        let keys = svc.keys.current(now).await?;
+        match keys.verify::<IdClaims>(hint, &issuer, None, false) {
+            Ok(c) if c.aud == req.client.id => {
+                if session.as_ref().is_some_and(|(_, u)| u.id != c.sub) {
+                    session = None;
+                }
+            }
+            _ => {
+                return Ok(Next::Redirect(Redirect::error(
+                    &req,
+                    &issuer,
+                    &OAuthError::invalid_request("invalid id_token_hint"),
+                )))
+            }
+        }
+    }
+    let tx = AuthzRequest {
+        id: random_token(),
+        client_id: req.client.id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        scope: req.scopes.join(" "),
+        state: req.state.clone(),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        response_mode: req.response_mode.as_str().to_owned(),
+        prompt: req.prompt.join(" "),
+        max_age: req.max_age,
+        acr_values: (!req.acr_values.is_empty()).then(|| req.acr_values.join(" ")),
+        login_hint: req
+            .login_hint
+            .clone()
+            .map(|h| h.chars().take(128).collect()),
+        created_at: now.micros(),
+        expires_at: now.plus_secs(LIFETIMES.request).micros(),
+    };
+    let row = tx.clone();
+    svc.db.run(move |c| authz::insert_request(c, &row)).await?;
+    proceed(svc, now, tx, req.client, session).await
+}
+
+/// Continue a saved request after the user signed in (or again with the SSO session).
+pub async fn resume(
+    svc: &Services,
+    now: Timestamp,
+    tx_id: &str,
+    session: Option<(Session, User)>,
+) -> Result<Next, OAuthError> {
+    let Some((tx, client)) = load(svc, now, tx_id).await? else {
+        return Ok(Next::Page(
+            "This sign-in request has expired. Go back to the application and start again.".into(),
+        ));
+    };
+    proceed(svc, now, tx, client, session).await
+}
+
+/// The user answered the consent page.
+pub async fn consent(
+    svc: &Services,
+    now: Timestamp,
+    tx_id: &str,
+    session: Option<(Session, User)>,
+    allow: bool,
+) -> Result<Next, OAuthError> {
+    let Some((tx, client)) = load(svc, now, tx_id).await? else {
+        return Ok(Next::Page(
+            "This sign-in request has expired. Go back to the application and start again.".into(),
+        ));
+    };
+    let issuer = svc.settings.issuer.as_str().to_owned();
+    let Some((s, user)) = session.filter(|(s, _)| satisfied(&tx, s, now).is_ok()) else {
+        return proceed(svc, now, tx, client, None).await;
+    };
+    if !allow {
+        let id = tx.id.clone();
+        svc.db.run(move |c| authz::delete_request(c, &id)).await?;
+        return Ok(Next::Redirect(redirect_error(
+            &tx,
+            &issuer,
+            &OAuthError::access_denied("the user denied the request"),
+        )));
+    }
+    let grant = consents::Consent {
+        user_id: user.id.clone(),
+        client_id: client.id.clone(),
+        scope: tx.scope.clone(),
+        granted_at: now.micros(),
+    };
+    svc.db.run(move |c| consents::grant(c, &grant)).await?;
+    issue_code(svc, now, &tx, &s).await.map(Next::Redirect)
+}
+
+async fn load(
+    svc: &Services,
+    now: Timestamp,
+    tx_id: &str,
+) -> Result<Option<(AuthzRequest, Client)>, OAuthError> {
+    if tx_id.len() > 64 {
+        return Ok(None);
+    }
+    let id = tx_id.to_owned();
+    Ok(svc
+        .db
+        .run(move |c| {
+            let Some(tx) = authz::find_request(c, &id, now.micros())? else {
+                return Ok(None);
+            };
+            Ok(clients::find(c, &tx.client_id)?.map(|cl| (tx, cl)))
+        })
+        .await?)
+}
+
+/// Why a session does not satisfy a request.
+enum Unsatisfied {
+    NeedsLogin,
+    NeedsStrongerFactor,
+}
+
+fn satisfied(tx: &AuthzRequest, s: &Session, now: Timestamp) -> Result<(), Unsatisfied> {
+    let prompt = split_scope(&tx.prompt);
+    if prompt.iter().any(|p| p == "login" || p == "select_account") && s.auth_time < tx.created_at {
+        return Err(Unsatisfied::NeedsLogin);
+    }
+    if let Some(max) = tx.max_age {
+        if now.micros() - s.auth_time > max * 1_000_000 {
+            return Err(Unsatisfied::NeedsLogin);
+        }
+    }
+    if let Some(wanted) = &tx.acr_values {
+        let needed = split_scope(wanted)
+            .iter()
+            .map(|a| acr_rank(a))
+            .min()
+            .unwrap_or(0);
+        if acr_rank(&s.acr) < needed {
+            return Err(Unsatisfied::NeedsStrongerFactor);
+        }
+    }
+    Ok(())
+}
+
+fn redirect_error(tx: &AuthzRequest, issuer: &str, e: &OAuthError) -> Redirect {
+    Redirect::new(
+        &tx.redirect_uri,
+        ResponseMode::parse(&tx.response_mode),
+        tx.state.as_deref(),
+        issuer,
+        vec![
+            ("error".into(), e.error.into()),
+            ("error_description".into(), e.error_description.clone()),
+        ],
+    )
+}
+
+async fn proceed(
+    svc: &Services,
+    now: Timestamp,
+    tx: AuthzRequest,
+    client: Client,
+    session: Option<(Session, User)>,
+) -> Result<Next, OAuthError> {
+    let issuer = svc.settings.issuer.as_str().to_owned();
+    let prompt_none = tx.prompt == "none";
+    let login = || Next::Login {
+        tx: tx.id.clone(),
+        login_hint: tx.login_hint.clone(),
+    };
+    let Some((s, user)) = session else {
+        return Ok(if prompt_none {
+            Next::Redirect(redirect_error(
+                &tx,
+                &issuer,
+                &OAuthError::login_required("no active session"),
+            ))
+        } else {
+            login()
+        });
+    };
+    match satisfied(&tx, &s, now) {
+        Ok(()) => {}
+        Err(_) if prompt_none => {
+            return Ok(Next::Redirect(redirect_error(
+                &tx,
+                &issuer,
+                &OAuthError::login_required("the session does not satisfy the request"),
+            )))
+        }
+        Err(Unsatisfied::NeedsLogin) => return Ok(login()),
+        Err(Unsatisfied::NeedsStrongerFactor) => {
+            // The session is fresh but too weak, and no stronger factor is available to it.
+            return Ok(Next::Redirect(redirect_error(
+                &tx,
+                &issuer,
+                &OAuthError::access_denied(
+                    "the requested authentication level (acr_values) cannot be met",
+                ),
+            )));
+        }
+    }
+    let prompt_consent = split_scope(&tx.prompt).iter().any(|p| p == "consent");
+    if !client.first_party || prompt_consent {
+        let (uid, cid) = (user.id.clone(), client.id.clone());
+        let existing = svc.db.run(move |c| consents::find(c, &uid, &cid)).await?;
+        let covered = existing.is_some_and(|c| {
+            let granted = split_scope(&c.scope);
+            split_scope(&tx.scope).iter().all(|s| granted.contains(s))
+        });
+        if prompt_consent || !covered {
+            if prompt_none {
+                return Ok(Next::Redirect(redirect_error(
+                    &tx,
+                    &issuer,
+                    &OAuthError::consent_required("consent is required"),
+                )));
+            }
+            return Ok(Next::Consent {
+                tx: tx.id.clone(),
+                client_name: client.name.clone(),
+                scopes: split_scope(&tx.scope),
+            });
+        }
+    }
+    issue_code(svc, now, &tx, &s).await.map(Next::Redirect)
+}
+
+/// Mint a single-use code for the session and consume the request.
+async fn issue_code(
+    svc: &Services,
+    now: Timestamp,
+    tx: &AuthzRequest,
+    s: &Session,
+) -> Result<Redirect, OAuthError> {
+    let code = random_token();
+    let row = AuthCode {
+        id: new_id(),
+        code_hash: token_digest(&code),
+        client_id: tx.client_id.clone(),
+        user_id: s.user_id.clone(),
+        session_id: s.id.clone(),
+        redirect_uri: tx.redirect_uri.clone(),
+        scope: tx.scope.clone(),
+        nonce: tx.nonce.clone(),
+        code_challenge: tx.code_challenge.clone(),
+        auth_time: s.auth_time,
+        acr: s.acr.clone(),
+        amr: s.amr.clone(),
+        risk: serde_json::to_string(&RiskClaim::neutral()).unwrap_or_else(|_| "{}".into()),
+        created_at: now.micros(),
+        expires_at: now.plus_secs(LIFETIMES.code).micros(),
+        used_at: None,
+    };
+    let tx_id = tx.id.clone();
+    svc.db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                authz::insert_code(c, &row)?;
+                authz::delete_request(c, &tx_id)
+            })
+        })
+        .await?;
+    Ok(Redirect::new(
+        &tx.redirect_uri,
+        ResponseMode::parse(&tx.response_mode),
+        tx.state.as_deref(),
+        svc.settings.issuer.as_str(),
+        vec![("code".into(), code)],
+    ))
+}

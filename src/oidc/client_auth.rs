@@ -1,0 +1,111 @@
+//! Client authentication at the token, introspection and revocation endpoints:
+//! `client_secret_basic`, `client_secret_post`, or `none` for public clients (RFC 6749 §2.3).
+//! Secrets are compared as SHA-256 digests in constant time.
+
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+use super::OAuthError;
+use crate::store::clients::{self, Client};
+use crate::store::{token_digest, Db};
+
+/// What the request presented.
+#[derive(Debug, Default)]
+pub struct Presented {
+    pub basic: Option<(String, String)>,
+    pub form_id: Option<String>,
+    pub form_secret: Option<String>,
+}
+
+/// Decode one `application/x-www-form-urlencoded` component (RFC 6749 §2.3.1 encodes the id
+/// and secret this way inside Basic credentials).
+fn form_decode(s: &str) -> String {
+    url::form_urlencoded::parse(s.as_bytes())
+        .next()
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .unwrap_or_default()
+}
+
+impl Presented {
+    /// Read the `Authorization` header value, if it is Basic.
+    pub fn from_parts(
+        authorization: Option<&str>,
+        form_id: Option<String>,
+        form_secret: Option<String>,
+    ) -> Result<Self, OAuthError> {
+        let basic = match authorization {
+            Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(h[6..].trim())
+                    .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+                let text = String::from_utf8(raw)
+                    .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+                let (id, secret) = text
+                    .split_once(':')
+                    .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+                Some((form_decode(id), form_decode(secret)))
+            }
+            _ => None,
+        };
+        Ok(Presented {
+            basic,
+            form_id,
+            form_secret,
+        })
+    }
+}
+
+/// Authenticate the client, or fail with `invalid_client` (401) / `invalid_request`.
+pub async fn authenticate(db: &Db, p: Presented) -> Result<Client, OAuthError> {
+    let (id, secret) = match (p.basic, p.form_id, p.form_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ))
+        }
+        (Some((id, secret)), form_id, None) => {
+            if form_id.is_some_and(|f| f != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the credentials",
+                ));
+            }
+            (id, Some(secret))
+        }
+        (None, Some(id), secret) => (id, secret),
+        (None, None, _) => {
+            return Err(OAuthError::invalid_client(
+                "client authentication is required",
+            ))
+        }
+    };
+    if id.len() > 128 {
+        return Err(OAuthError::invalid_client("unknown client"));
+    }
+    let lookup = id.clone();
+    let client = db
+        .run(move |c| clients::find(c, &lookup))
+        .await?
+        .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+    match (&client.secret_hash, secret) {
+        (Some(expected), Some(given)) => {
+            let ok: bool = token_digest(&given)
+                .as_bytes()
+                .ct_eq(expected.as_bytes())
+                .into();
+            if ok {
+                Ok(client)
+            } else {
+                Err(OAuthError::invalid_client("client authentication failed"))
+            }
+        }
+        (Some(_), None) => Err(OAuthError::invalid_client("client authentication failed")),
+        (None, None) => Ok(client),
+        (None, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
+    }
+}

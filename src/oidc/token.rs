@@ -1,0 +1,517 @@
+//! The token endpoint: `authorization_code` (single use, PKCE), `refresh_token` (rotation with
+//! reuse detection), `client_credentials`. Errors exactly per RFC 6749 §5.2.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::claims::{at_hash, user_claims, AccessClaims, IdClaims};
+use super::client_auth::{authenticate, Presented};
+use super::{split_scope, OAuthError, RiskClaim, LIFETIMES};
+use crate::audit::AuditEvent;
+use crate::clock::Timestamp;
+use crate::flow::{random_token, Services};
+use crate::store::clients::Client;
+use crate::store::tokens::{self, AccessTokenRow, RefreshTokenRow};
+use crate::store::users::{self, User};
+use crate::store::{self, authz, new_id, token_digest};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenParams {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Who and how: what a code or refresh token carries forward into new tokens.
+struct Grant {
+    user: User,
+    scopes: Vec<String>,
+    auth_time: i64,
+    acr: String,
+    amr: Vec<String>,
+    sid: Option<String>,
+    nonce: Option<String>,
+    risk: RiskClaim,
+    code_id: Option<String>,
+}
+
+pub async fn token(
+    svc: &Services,
+    now: Timestamp,
+    authorization: Option<&str>,
+    p: TokenParams,
+) -> Result<TokenResponse, OAuthError> {
+    let presented =
+        Presented::from_parts(authorization, p.client_id.clone(), p.client_secret.clone())?;
+    let grant_type = p
+        .grant_type
+        .clone()
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    if !matches!(
+        grant_type.as_str(),
+        "authorization_code" | "refresh_token" | "client_credentials"
+    ) {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type `{}` is not supported",
+            truncate(&grant_type)
+        )));
+    }
+    let client = authenticate(&svc.db, presented).await?;
+    if !client.allows_grant(&grant_type) || (client.public && grant_type == "client_credentials") {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client may not use {grant_type}"
+        )));
+    }
+    match grant_type.as_str() {
+        "authorization_code" => authorization_code(svc, now, &client, p).await,
+        "refresh_token" => refresh(svc, now, &client, p).await,
+        _ => client_credentials(svc, now, &client, p).await,
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, compared in constant time.
+fn pkce_ok(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !well_formed {
+        return false;
+    }
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
+    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+}
+
+async fn authorization_code(
+    svc: &Services,
+    now: Timestamp,
+    client: &Client,
+    p: TokenParams,
+) -> Result<TokenResponse, OAuthError> {
+    let code = p
+        .code
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let redirect_uri = p
+        .redirect_uri
+        .ok_or_else(|| OAuthError::invalid_request("redirect_uri is required"))?;
+    if code.len() > 256 {
+        return Err(OAuthError::invalid_grant("the code is invalid"));
+    }
+    let hash = token_digest(&code);
+    let row = svc
+        .db
+        .run(move |c| authz::find_code(c, &hash))
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))?;
+    if row.used_at.is_some() {
+        // A replayed code: someone else may hold it. Revoke everything it produced.
+        let (auditor, code_id, client_id) =
+            (svc.auditor.clone(), row.id.clone(), client.id.clone());
+        svc.db
+            .run(move |c| {
+                store::transaction(c, |c| {
+                    tokens::revoke_by_code(c, &code_id, now.micros())?;
+                    auditor.record(
+                        c,
+                        now,
+                        AuditEvent::new("oidc.code_reused")
+                            .actor(client_id)
+                            .target(code_id.clone()),
+                    )
+                })
+            })
+            .await?;
+        tracing::warn!(client.id = %client.id, "authorization code reused; its tokens were revoked");
+        return Err(OAuthError::invalid_grant(
+            "the code is invalid, expired or already used",
+        ));
+    }
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        ));
+    }
+    if row.expires_at <= now.micros() {
+        return Err(OAuthError::invalid_grant(
+            "the code is invalid, expired or already used",
+        ));
+    }
+    if row.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&row.code_challenge, &p.code_verifier) {
+        (Some(ch), Some(v)) if pkce_ok(v, ch) => {}
+        (Some(_), _) => {
+            return Err(OAuthError::invalid_grant(
+                "the PKCE code_verifier is missing or wrong",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "no code_challenge was sent for this code",
+            ))
+        }
+        (None, None) => {}
+    }
+    let (code_id, user_id) = (row.id.clone(), row.user_id.clone());
+    let (consumed, user) = svc
+        .db
+        .run(move |c| {
+            Ok((
+                authz::consume_code(c, &code_id, now.micros())?,
+                users::find(c, &user_id)?,
+            ))
+        })
+        .await?;
+    if !consumed {
+        return Err(OAuthError::invalid_grant(
+            "the code is invalid, expired or already used",
+        ));
+    }
+    let user = user
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
+    let grant = Grant {
+        user,
+        scopes: split_scope(&row.scope),
+        auth_time: row.auth_time,
+        acr: row.acr,
+        amr: serde_json::from_str(&row.amr).unwrap_or_default(),
+        sid: Some(row.session_id),
+        nonce: row.nonce,
+        risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
+        code_id: Some(row.id),
+    };
+    issue(svc, now, client, grant, None).await
+}
+
+async fn refresh(
+    svc: &Services,
+    now: Timestamp,
+    client: &Client,
+    p: TokenParams,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = p
+        .refresh_token
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    if presented.len() > 256 {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+    }
+    let hash = token_digest(&presented);
+    let row = svc
+        .db
+        .run(move |c| tokens::find_refresh(c, &hash))
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid"))?;
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if row.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+    }
+    let reuse = |svc: &Services, row: &RefreshTokenRow| {
+        let (auditor, family, client_id, user_id) = (
+            svc.auditor.clone(),
+            row.family_id.clone(),
+            client.id.clone(),
+            row.user_id.clone(),
+        );
+        let db = svc.db.clone();
+        async move {
+            db.run(move |c| {
+                store::transaction(c, |c| {
+                    tokens::revoke_family(c, &family, now.micros())?;
+                    auditor.record(
+                        c,
+                        now,
+                        AuditEvent::new("oidc.refresh_reused")
+                            .actor(client_id)
+                            .target(user_id)
+                            .details(serde_json::json!({ "family": family })),
+                    )
+                })
+            })
+            .await
+        }
+    };
+    if row.used_at.is_some() {
+        reuse(svc, &row).await?;
+        tracing::warn!(client.id = %client.id, "rotated refresh token reused; the family was revoked");
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used",
+        ));
+    }
+    if row.expires_at <= now.micros() || row.family_expires_at <= now.micros() {
+        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    let original = split_scope(&row.scope);
+    let scopes = match p.scope.as_deref() {
+        None => original,
+        Some(s) => {
+            let asked = split_scope(s);
+            if let Some(extra) = asked.iter().find(|a| !original.contains(a)) {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope `{}` was not granted originally",
+                    truncate(extra)
+                )));
+            }
+            asked
+        }
+    };
+    let (id, user_id) = (row.id.clone(), row.user_id.clone());
+    let (rotated, user) = svc
+        .db
+        .run(move |c| {
+            Ok((
+                tokens::mark_refresh_used(c, &id, now.micros())?,
+                users::find(c, &user_id)?,
+            ))
+        })
+        .await?;
+    if !rotated {
+        // Lost a race with another use of the same token: that is reuse too.
+        reuse(svc, &row).await?;
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used",
+        ));
+    }
+    let user = user
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
+    let grant = Grant {
+        user,
+        scopes,
+        auth_time: row.auth_time,
+        acr: row.acr.clone(),
+        amr: serde_json::from_str(&row.amr).unwrap_or_default(),
+        sid: row.session_id.clone(),
+        nonce: None,
+        risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
+        code_id: row.code_id.clone(),
+    };
+    issue(svc, now, client, grant, Some(row)).await
+}
+
+async fn client_credentials(
+    svc: &Services,
+    now: Timestamp,
+    client: &Client,
+    p: TokenParams,
+) -> Result<TokenResponse, OAuthError> {
+    let scopes: Vec<String> = split_scope(p.scope.as_deref().unwrap_or(""))
+        .into_iter()
+        .filter(|s| !["openid", "offline_access", "profile", "email"].contains(&s.as_str()))
+        .collect();
+    if scopes.iter().any(|s| {
+        s.len() > 128
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    }) {
+        return Err(OAuthError::invalid_scope("malformed scope"));
+    }
+    let scope = scopes.join(" ");
+    let jti = new_id();
+    let claims = AccessClaims {
+        iss: svc.settings.issuer.as_str().to_owned(),
+        sub: client.id.clone(),
+        aud: client.id.clone(),
+        exp: now.secs() + LIFETIMES.access_token,
+        iat: now.secs(),
+        jti: jti.clone(),
+        client_id: client.id.clone(),
+        scope: scope.clone(),
+        auth_time: None,
+        acr: None,
+        amr: None,
+        sid: None,
+        risk: None,
+    };
+    let keys = svc.keys.current(now).await?;
+    let access_token = keys.sign("RS256", "at+jwt", &claims)?;
+    let row = AccessTokenRow {
+        jti,
+        client_id: client.id.clone(),
+        user_id: None,
+        code_id: None,
+        family_id: None,
+        expires_at: now.plus_secs(LIFETIMES.access_token).micros(),
+        revoked_at: None,
+    };
+    svc.db.run(move |c| tokens::insert_access(c, &row)).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: LIFETIMES.access_token,
+        scope,
+        id_token: None,
+        refresh_token: None,
+    })
+}
+
+/// Sign the access token (and ID token, and a rotated/new refresh token) for `grant`.
+async fn issue(
+    svc: &Services,
+    now: Timestamp,
+    client: &Client,
+    g: Grant,
+    parent: Option<RefreshTokenRow>,
+) -> Result<TokenResponse, OAuthError> {
+    let issuer = svc.settings.issuer.as_str().to_owned();
+    let scope = g.scopes.join(" ");
+    let jti = new_id();
+    let access = AccessClaims {
+        iss: issuer.clone(),
+        sub: g.user.id.clone(),
+        aud: client.id.clone(),
+        exp: now.secs() + LIFETIMES.access_token,
+        iat: now.secs(),
+        jti: jti.clone(),
+        client_id: client.id.clone(),
+        scope: scope.clone(),
+        auth_time: Some(g.auth_time.div_euclid(1_000_000)),
+        acr: Some(g.acr.clone()),
+        amr: Some(g.amr.clone()),
+        sid: g.sid.clone(),
+        risk: Some(g.risk.clone()),
+    };
+    let keys = svc.keys.current(now).await?;
+    let access_token = keys.sign("RS256", "at+jwt", &access)?;
+    let id_token = if g.scopes.iter().any(|s| s == "openid") {
+        let alg = client.id_token_alg.as_str();
+        let claims = IdClaims {
+            iss: issuer,
+            sub: g.user.id.clone(),
+            aud: client.id.clone(),
+            exp: now.secs() + LIFETIMES.id_token,
+            iat: now.secs(),
+            auth_time: g.auth_time.div_euclid(1_000_000),
+            nonce: g.nonce.clone(),
+            acr: g.acr.clone(),
+            amr: g.amr.clone(),
+            sid: g.sid.clone(),
+            at_hash: Some(at_hash(alg, &access_token)),
+            risk: g.risk.clone(),
+            extra: user_claims(&g.user, &g.scopes),
+        };
+        Some(keys.sign(alg, "JWT", &claims)?)
+    } else {
+        None
+    };
+    let wants_refresh =
+        g.scopes.iter().any(|s| s == "offline_access") && client.allows_grant("refresh_token");
+    let (refresh_plain, refresh_row) = if wants_refresh {
+        let plain = random_token();
+        let (family_id, family_expires_at) = match &parent {
+            Some(p) => (p.family_id.clone(), p.family_expires_at),
+            None => (new_id(), now.plus_secs(LIFETIMES.refresh_absolute).micros()),
+        };
+        let row = RefreshTokenRow {
+            id: new_id(),
+            token_hash: token_digest(&plain),
+            family_id,
+            client_id: client.id.clone(),
+            user_id: g.user.id.clone(),
+            session_id: g.sid.clone(),
+            code_id: g.code_id.clone(),
+            scope: match &parent {
+                // A narrowed refresh keeps the family's original grant available.
+                Some(p) => p.scope.clone(),
+                None => scope.clone(),
+            },
+            auth_time: g.auth_time,
+            acr: g.acr.clone(),
+            amr: serde_json::to_string(&g.amr).unwrap_or_else(|_| "[]".into()),
+            risk: serde_json::to_string(&g.risk).unwrap_or_else(|_| "{}".into()),
+            created_at: now.micros(),
+            expires_at: now
+                .plus_secs(LIFETIMES.refresh_sliding)
+                .micros()
+                .min(family_expires_at),
+            family_expires_at,
+            used_at: None,
+            revoked_at: None,
+        };
+        (Some(plain), Some(row))
+    } else {
+        (None, None)
+    };
+    let access_row = AccessTokenRow {
+        jti,
+        client_id: client.id.clone(),
+        user_id: Some(g.user.id.clone()),
+        code_id: g.code_id.clone(),
+        family_id: refresh_row
+            .as_ref()
+            .map(|r| r.family_id.clone())
+            .or(parent.as_ref().map(|p| p.family_id.clone())),
+        expires_at: now.plus_secs(LIFETIMES.access_token).micros(),
+        revoked_at: None,
+    };
+    svc.db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                tokens::insert_access(c, &access_row)?;
+                if let Some(r) = &refresh_row {
+                    tokens::insert_refresh(c, r)?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: LIFETIMES.access_token,
+        scope,
+        id_token,
+        refresh_token: refresh_plain,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        assert!(super::pkce_ok(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gYWFrEjM",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!super::pkce_ok(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gYWFrEjX",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!super::pkce_ok(
+            "short",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+    }
+}

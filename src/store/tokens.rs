@@ -1,0 +1,138 @@
+//! Issued tokens: access-token ids (for revocation and introspection) and refresh tokens.
+//!
+//! Refresh tokens form families (all descendants of one code):
+//! ```text
+//!  issued ──use──> used (rotated; a child is issued) ──use again──> REUSE: family revoked
+//!     └──revoke / expiry──> dead
+//! ```
+
+use diesel::prelude::*;
+
+use super::schema::{access_tokens, refresh_tokens};
+use super::{DbConn, StoreResult};
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = access_tokens)]
+pub struct AccessTokenRow {
+    pub jti: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub code_id: Option<String>,
+    pub family_id: Option<String>,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn insert_access(conn: &mut DbConn, t: &AccessTokenRow) -> StoreResult<()> {
+    diesel::insert_into(access_tokens::table)
+        .values(t)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_access(conn: &mut DbConn, jti: &str) -> StoreResult<Option<AccessTokenRow>> {
+    Ok(access_tokens::table
+        .find(jti)
+        .select(AccessTokenRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn revoke_access(conn: &mut DbConn, jti: &str, now: i64) -> StoreResult<()> {
+    diesel::update(
+        access_tokens::table
+            .find(jti)
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshTokenRow {
+    pub id: String,
+    pub token_hash: String,
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub code_id: Option<String>,
+    pub scope: String,
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: String,
+    pub risk: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub family_expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn insert_refresh(conn: &mut DbConn, t: &RefreshTokenRow) -> StoreResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(t)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn find_refresh(conn: &mut DbConn, token_hash: &str) -> StoreResult<Option<RefreshTokenRow>> {
+    Ok(refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(RefreshTokenRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Rotate: true only for the one caller that marks the token used.
+pub fn mark_refresh_used(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<bool> {
+    let n = diesel::update(
+        refresh_tokens::table
+            .find(id)
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(now))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Revoke a whole family: every refresh token and every access token it produced.
+pub fn revoke_family(conn: &mut DbConn, family_id: &str, now: i64) -> StoreResult<()> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::family_id.eq(family_id))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Revoke everything a code produced (the code was replayed).
+pub fn revoke_by_code(conn: &mut DbConn, code_id: &str, now: i64) -> StoreResult<()> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::code_id.eq(code_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    diesel::update(
+        access_tokens::table
+            .filter(access_tokens::code_id.eq(code_id))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! HTTP framing of the OIDC endpoints: read the request, call `oidc`/`flow`, write the answer.
+//! Protocol errors at token/introspect/revoke/userinfo are OAuth JSON with `Cache-Control:
+//! no-store`; errors a person sees at /authorize and /logout are pages.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
+use serde::de::DeserializeOwned;
+use tera::Context;
+
+use super::errors::{error_page, WebError};
+use super::templates::page;
+use super::{current_session, see_other, AppState, SESSION_COOKIE};
+use crate::flow::authorize::{self as flow_authz, Next};
+use crate::flow::session;
+use crate::oidc::authorize::{self, AuthorizeParams, Redirect, Refusal, ResponseMode};
+use crate::oidc::introspect::{introspect, IntrospectParams};
+use crate::oidc::logout::{self, LogoutParams};
+use crate::oidc::revoke::{revoke, RevokeParams};
+use crate::oidc::token::{token, TokenParams};
+use crate::oidc::userinfo::userinfo;
+use crate::oidc::OAuthError;
+
+/// Bodies of protocol requests are small; anything bigger is refused with an OAuth error.
+const MAX_BODY: usize = 16 * 1024;
+
+/// An OAuth error as JSON, with the headers RFC 6749 §5.2 and RFC 6750 §3 require.
+pub fn oauth_error(e: &OAuthError) -> HttpResponse {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = HttpResponse::build(status);
+    resp.insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    if e.error == "invalid_client" {
+        resp.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"vigil\""));
+    }
+    if e.error == "invalid_token" || e.error == "insufficient_scope" {
+        let v = format!(
+            "Bearer realm=\"vigil\", error=\"{}\", error_description=\"{}\"",
+            e.error,
+            e.error_description.replace('"', "'")
+        );
+        resp.insert_header((header::WWW_AUTHENTICATE, v));
+    }
+    resp.json(e)
+}
+
+fn no_store_json(v: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(v)
+}
+
+/// Read an `application/x-www-form-urlencoded` body of at most [`MAX_BODY`] bytes.
+async fn read_form<T: DeserializeOwned>(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<T, OAuthError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| OAuthError::invalid_request("the body could not be read"))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(OAuthError::invalid_request("the request body is too large"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_urlencoded::from_bytes(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("malformed body ({e})")))
+}
+
+fn authorization(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(state.discovery.clone())
+}
+
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    match state.svc.keys.current(state.now()).await {
+        Ok(set) => HttpResponse::Ok()
+            .content_type("application/jwk-set+json")
+            .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+            .body(set.jwks().to_owned()),
+        Err(e) => oauth_error(&OAuthError::from(e)),
+    }
+}
+
+/// Turn the flow's next step into a response.
+pub fn render_next(
+    state: &AppState,
+    req: &HttpRequest,
+    next: Next,
+) -> Result<HttpResponse, WebError> {
+    match next {
+        Next::Login { tx, login_hint } => {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("tx", &tx);
+            if let Some(h) = login_hint {
+                q.append_pair("login_hint", &h);
+            }
+            Ok(see_other(&format!("/login?{}", q.finish())))
+        }
+        Next::Consent {
+            tx,
+            client_name,
+            scopes,
+        } => {
+            let (token, cookie) = state.csrf.issue(req)?;
+            let mut ctx = Context::new();
+            ctx.insert("csrf_token", &token);
+            ctx.insert("tx", &tx);
+            ctx.insert("client_name", &client_name);
+            ctx.insert(
+                "scopes",
+                &scopes
+                    .iter()
+                    .map(|s| scope_description(s))
+                    .collect::<Vec<_>>(),
+            );
+            let mut resp = page(StatusCode::OK, "consent.html", &ctx);
+            resp.add_cookie(&cookie)
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
+        Next::Redirect(r) => Ok(redirect(&r)),
+        Next::Page(msg) => Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in request expired",
+            &msg,
+            None,
+        )),
+    }
+}
+
+fn scope_description(s: &str) -> String {
+    match s {
+        "openid" => "Know who you are (your account id)".into(),
+        "profile" => "See your name and username".into(),
+        "email" => "See your e-mail address".into(),
+        "offline_access" => "Stay signed in to it when you are away (refresh tokens)".into(),
+        other => other.into(),
+    }
+}
+
+/// Send the browser to the client: a 303 for `query`, an auto-submitting form for `form_post`.
+pub fn redirect(r: &Redirect) -> HttpResponse {
+    match r.mode {
+        ResponseMode::Query => see_other(&r.location()),
+        ResponseMode::FormPost => {
+            let mut ctx = Context::new();
+            ctx.insert("action", &r.redirect_uri);
+            ctx.insert("fields", &r.params);
+            page(StatusCode::OK, "form_post.html", &ctx)
+        }
+    }
+}
+
+async fn authorize_with(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: AuthorizeParams,
+) -> Result<HttpResponse, WebError> {
+    let now = state.now();
+    let issuer = state.svc.settings.issuer.as_str().to_owned();
+    let valid = match authorize::validate(&state.svc.db, &issuer, params).await {
+        Ok(v) => v,
+        Err(Refusal::Page(msg)) => {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in request cannot be used",
+                &msg,
+                None,
+            ))
+        }
+        Err(Refusal::Redirect(r)) => return Ok(redirect(&r)),
+    };
+    let session = current_session(&state, &req).await?;
+    let fallback = valid.clone();
+    match flow_authz::begin(&state.svc, now, valid, session).await {
+        Ok(next) => render_next(&state, &req, next),
+        Err(e) => Ok(redirect(&Redirect::error(&fallback, &issuer, &e))),
+    }
+}
+
+pub async fn authorize_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<AuthorizeParams>,
+) -> Result<HttpResponse, WebError> {
+    authorize_with(state, req, q.into_inner()).await
+}
+
+pub async fn authorize_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    f: web::Form<AuthorizeParams>,
+) -> Result<HttpResponse, WebError> {
+    authorize_with(state, req, f.into_inner()).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct ConsentForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    pub tx: String,
+    pub decision: String,
+}
+
+pub async fn consent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ConsentForm>,
+) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let session = current_session(&state, &req).await?;
+    let allow = form.decision == "allow";
+    let next = flow_authz::consent(&state.svc, state.now(), &form.tx, session, allow)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    render_next(&state, &req, next)
+}
+
+pub async fn token_endpoint(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let params: TokenParams = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return oauth_error(&e),
+    };
+    match token(
+        &state.svc,
+        state.now(),
+        authorization(&req).as_deref(),
+        params,
+    )
+    .await
+    {
+        Ok(r) => no_store_json(&r),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+pub async fn introspect_endpoint(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let params: IntrospectParams = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return oauth_error(&e),
+    };
+    match introspect(
+        &state.svc,
+        state.now(),
+        authorization(&req).as_deref(),
+        params,
+    )
+    .await
+    {
+        Ok(v) => no_store_json(&v),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+pub async fn revoke_endpoint(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
+    let params: RevokeParams = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return oauth_error(&e),
+    };
+    match revoke(
+        &state.svc,
+        state.now(),
+        authorization(&req).as_deref(),
+        params,
+    )
+    .await
+    {
+        Ok(()) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+pub async fn userinfo_endpoint(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let bearer = authorization(&req).and_then(|h| {
+        let (scheme, value) = h.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| value.trim().to_owned())
+    });
+    let Some(token) = bearer else {
+        // RFC 6750 §3.1: no credentials, no error code.
+        return HttpResponse::Unauthorized()
+            .insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"vigil\""),
+            ))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+    };
+    match userinfo(&state.svc, state.now(), &token).await {
+        Ok(v) => no_store_json(&v),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+/// RP-initiated logout. With a valid `id_token_hint` for the signed-in user the session ends at
+/// once; otherwise the user confirms (so a cross-site link cannot sign anyone out).
+async fn logout_with(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    p: LogoutParams,
+) -> Result<HttpResponse, WebError> {
+    let now = state.now();
+    let plan = match logout::plan(&state.svc, now, &p).await {
+        Ok(plan) => plan,
+        Err(msg) => {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "Sign-out request not valid",
+                &msg,
+                None,
+            ))
+        }
+    };
+    let current = current_session(&state, &req).await?;
+    let Some((_, user)) = current else {
+        return Ok(finish_logout(&state, plan.redirect.as_deref()));
+    };
+    if plan.hinted_sub.as_deref() == Some(user.id.as_str()) {
+        end_current(&state, &req).await?;
+        return Ok(finish_logout(&state, plan.redirect.as_deref()));
+    }
+    let (token, cookie) = state.csrf.issue(&req)?;
+    let mut ctx = Context::new();
+    ctx.insert("csrf_token", &token);
+    ctx.insert(
+        "client_name",
+        &plan
+            .client
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
+    );
+    ctx.insert(
+        "client_id",
+        &plan
+            .client
+            .as_ref()
+            .map(|c| c.id.clone())
+            .unwrap_or_default(),
+    );
+    ctx.insert(
+        "post_logout_redirect_uri",
+        &p.post_logout_redirect_uri.clone().unwrap_or_default(),
+    );
+    ctx.insert("state", &p.state.clone().unwrap_or_default());
+    ctx.insert("signed_in_as", &user.username);
+    let mut resp = page(StatusCode::OK, "logout_confirm.html", &ctx);
+    resp.add_cookie(&cookie)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+pub async fn logout_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<LogoutParams>,
+) -> Result<HttpResponse, WebError> {
+    logout_with(state, req, q.into_inner()).await
+}
+
+pub async fn logout_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    f: web::Form<LogoutParams>,
+) -> Result<HttpResponse, WebError> {
+    logout_with(state, req, f.into_inner()).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct LogoutConfirm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub post_logout_redirect_uri: String,
+    #[serde(default)]
+    pub state: String,
+}
+
+pub async fn logout_confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    f: web::Form<LogoutConfirm>,
+) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &f.csrf_token)?;
+    let p = LogoutParams {
+        id_token_hint: None,
+        client_id: Some(f.client_id.clone()).filter(|s| !s.is_empty()),
+        post_logout_redirect_uri: Some(f.post_logout_redirect_uri.clone())
+            .filter(|s| !s.is_empty()),
+        state: Some(f.state.clone()).filter(|s| !s.is_empty()),
+        ui_locales: None,
+    };
+    let plan = logout::plan(&state.svc, state.now(), &p)
+        .await
+        .unwrap_or(logout::LogoutPlan {
+            hinted_sub: None,
+            client: None,
+            redirect: None,
+        });
+    end_current(&state, &req).await?;
+    Ok(finish_logout(&state, plan.redirect.as_deref()))
+}
+
+/// End the browser's session and tell its relying parties (back-channel).
+pub async fn end_current(state: &AppState, req: &HttpRequest) -> Result<(), WebError> {
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        let now = state.now();
+        let ended = session::end(
+            &state.svc,
+            secrecy::SecretString::from(cookie.value().to_owned()),
+            now,
+            state.context(req),
+        )
+        .await?;
+        if let Some(s) = ended {
+            logout::backchannel(&state.svc, now, &s).await;
+        }
+    }
+    Ok(())
+}
+
+fn finish_logout(state: &AppState, redirect: Option<&str>) -> HttpResponse {
+    let mut resp = match redirect {
+        Some(r) => see_other(r),
+        None => page(StatusCode::OK, "signed_out.html", &Context::new()),
+    };
+    let _ = resp.add_removal_cookie(&state.clear_session_cookie());
+    resp
+}
