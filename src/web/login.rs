@@ -102,7 +102,7 @@ pub async fn submit(
             use secrecy::ExposeSecret as _;
             let mut resp = match form.tx.as_deref().filter(|t| !t.is_empty()) {
                 Some(tx) => {
-                    let session = Some(((*established).session.clone(), *user));
+                    let session = Some((established.session.clone(), *user));
                     let next = authorize::resume(&state.svc, now, tx, session)
                         .await
                         .map_err(|e| WebError::Internal(e.to_string()))?;

@@ -6,4 +6,5 @@
 mod cli;
 mod helpers;
 mod login;
+mod oidc;
 mod storage;
