@@ -2,6 +2,8 @@
 //! plain values in, so every check here is testable on its own.
 
 pub mod password;
+pub mod recovery;
+pub mod totp;
 
 /// Why a factor was not accepted. One variant for "wrong user" and "wrong password" so that no
 /// caller can leak which one it was.
@@ -15,4 +17,8 @@ pub enum AuthError {
     WeakPassword(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    #[error("this code was already used")]
+    TotpReplay,
+    #[error("TOTP: {0}")]
+    Totp(String),
 }

@@ -13,7 +13,9 @@
 pub mod accounts;
 pub mod authorize;
 pub mod clients;
+pub mod factors;
 pub mod login;
+pub mod mfa;
 pub mod session;
 
 use std::net::IpAddr;

@@ -187,6 +187,67 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        secret_enc -> Text,
+        last_used_step -> Nullable<BigInt>,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        cred_id -> Text,
+        name -> Text,
+        passkey -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    mfa_flows (id) {
+        id -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signins (id) {
+        id -> Text,
+        at -> BigInt,
+        user_id -> Nullable<Text>,
+        method -> Text,
+        outcome -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        device_id -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        acr -> Nullable<Text>,
+        amr -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -203,4 +264,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     refresh_tokens,
     consents,
+    totp_credentials,
+    webauthn_credentials,
+    recovery_codes,
+    mfa_flows,
+    signins,
 );

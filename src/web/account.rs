@@ -1,34 +1,97 @@
-//! The signed-in user's own page.
+//! The signed-in user's own pages: profile, second factors, sessions, recent sign-ins, consents.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use serde_json::json;
 use tera::Context;
 
 use super::errors::WebError;
 use super::templates::page;
-use super::{see_other, AppState, SESSION_COOKIE};
+use super::{current_session, see_other, AppState};
+use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
-use crate::flow::session;
+use crate::flow::factors;
+use crate::store::sessions::Session;
+use crate::store::users::User;
+use crate::store::{self, clients, consents, factors as stored, sessions, signins};
 
-pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
-        return Ok(see_other("/login"));
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    pub notice: Option<String>,
+}
+
+/// The signed-in user, or a redirect to the login page.
+async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<Result<(Session, User), HttpResponse>, WebError> {
+    Ok(match current_session(state, req).await? {
+        Some(s) => Ok(s),
+        None => Err(see_other("/login")),
+    })
+}
+
+/// A short, human description of a user agent for lists.
+fn device_label(ua: Option<&str>) -> String {
+    let ua = ua.unwrap_or("");
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
+        .iter()
+        .find(|b| ua.contains(*b))
+        .map(|b| match *b {
+            "Edg/" => "Edge",
+            "Firefox/" => "Firefox",
+            "Chrome/" => "Chrome",
+            _ => "Safari",
+        });
+    let os = ["Windows", "Android", "iPhone", "Mac OS", "Linux"].iter().find(|o| ua.contains(*o)).copied();
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_owned(),
+        (None, Some(o)) => o.to_owned(),
+        (None, None) if ua.is_empty() => "Unknown device".into(),
+        (None, None) => ua.chars().take(40).collect(),
+    }
+}
+
+pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<AccountQuery>) -> Result<HttpResponse, WebError> {
+    let (s, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
     };
-    let Some((s, user)) = session::resolve(&state.svc, cookie.value(), state.now()).await? else {
-        return Ok(see_other("/login"));
-    };
-    let uid = user.id.clone();
-    let consents = state
+    let now = state.now();
+    let (uid, current_id) = (user.id.clone(), s.id.clone());
+    let data = state
         .svc
         .db
         .run(move |c| {
-            let mut out = Vec::new();
-            for g in crate::store::consents::for_user(c, &uid)? {
-                let name = crate::store::clients::find(c, &g.client_id)?.map(|cl| cl.name).unwrap_or_else(|| g.client_id.clone());
-                out.push(json!({ "client_id": g.client_id, "client_name": name, "scope": g.scope, "granted": Timestamp(g.granted_at).display() }));
+            let mut consent_rows = Vec::new();
+            for g in consents::for_user(c, &uid)? {
+                let name = clients::find(c, &g.client_id)?.map(|cl| cl.name).unwrap_or_else(|| g.client_id.clone());
+                consent_rows.push(json!({ "client_id": g.client_id, "client_name": name, "scope": g.scope, "granted": Timestamp(g.granted_at).display() }));
             }
-            Ok(out)
+            let live: Vec<_> = sessions::list_live_for_user(c, &uid, now.micros())?
+                .into_iter()
+                .map(|x| {
+                    json!({
+                        "id": x.id, "device": device_label(x.user_agent.as_deref()), "ip": x.ip.unwrap_or_default(),
+                        "last_seen": Timestamp(x.last_seen_at).display(), "current": x.id == current_id, "acr": x.acr,
+                    })
+                })
+                .collect();
+            let recent: Vec<_> = signins::recent_for_user(c, &uid, 10)?
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "at": Timestamp(r.at).display(), "method": r.method, "outcome": r.outcome,
+                        "ip": r.ip.unwrap_or_default(), "device": device_label(r.user_agent.as_deref()),
+                    })
+                })
+                .collect();
+            let totp = stored::totp_for(c, &uid)?.map(|t| json!({ "created": Timestamp(t.created_at).display(), "last_used": t.last_used_at.map(|x| Timestamp(x).display()) }));
+            let passkeys: Vec<_> = stored::passkeys_for(c, &uid)?
+                .into_iter()
+                .map(|p| json!({ "id": p.id, "name": p.name, "created": Timestamp(p.created_at).display(), "last_used": p.last_used_at.map(|x| Timestamp(x).display()) }))
+                .collect();
+            let recovery_left = stored::recovery_codes_left(c, &uid)?;
+            Ok(json!({ "consents": consent_rows, "sessions": live, "signins": recent, "totp": totp, "passkeys": passkeys, "recovery_left": recovery_left }))
         })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
@@ -36,25 +99,36 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let mut ctx = Context::new();
     ctx.insert("csrf_token", &token);
     ctx.insert("signed_in_as", &user.username);
-    ctx.insert(
-        "user",
-        &json!({ "username": user.username, "email": user.email, "name": user.name, "is_admin": user.is_admin }),
-    );
+    ctx.insert("user", &json!({ "username": user.username, "email": user.email, "name": user.name, "is_admin": user.is_admin }));
     ctx.insert(
         "session",
-        &json!({
-            "created": Timestamp(s.created_at).display(),
-            "expires": Timestamp(s.expires_at.min(s.idle_expires_at)).display(),
-        }),
+        &json!({ "created": Timestamp(s.created_at).display(), "expires": Timestamp(s.expires_at.min(s.idle_expires_at)).display(), "acr": s.acr }),
     );
-    ctx.insert("consents", &consents);
+    for key in ["consents", "sessions", "signins", "totp", "passkeys", "recovery_left"] {
+        ctx.insert(key, &data[key]);
+    }
+    ctx.insert("passkeys_available", &state.passkeys_available());
+    let notice = match q.notice.as_deref() {
+        Some("recovery") => Some("You signed in with a recovery code. Enrol a new second factor now, and generate new recovery codes if few are left."),
+        Some("totp") => Some("Your authenticator app is set up."),
+        Some("passkey") => Some("Your passkey is registered."),
+        _ => None,
+    };
+    if let Some(n) = notice {
+        ctx.insert("notice", n);
+    }
     let mut resp = page(StatusCode::OK, "account.html", &ctx);
-    resp.add_cookie(&csrf_cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+    resp.add_cookie(&csrf_cookie).map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(resp)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+#[derive(Deserialize)]
 pub struct RevokeConsent {
     #[serde(default)]
     pub csrf_token: String,
@@ -62,34 +136,20 @@ pub struct RevokeConsent {
 }
 
 /// Withdraw a remembered consent: the application must ask again next time.
-pub async fn revoke_consent(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<RevokeConsent>,
-) -> Result<HttpResponse, WebError> {
+pub async fn revoke_consent(state: web::Data<AppState>, req: HttpRequest, form: web::Form<RevokeConsent>) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let Some((_, user)) = super::current_session(&state, &req).await? else {
-        return Ok(see_other("/login"));
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
     };
-    let (uid, cid, auditor, now) = (
-        user.id.clone(),
-        form.client_id.clone(),
-        state.svc.auditor.clone(),
-        state.now(),
-    );
+    let (uid, cid, auditor, now) = (user.id.clone(), form.client_id.clone(), state.svc.auditor.clone(), state.now());
     state
         .svc
         .db
         .run(move |c| {
-            crate::store::transaction(c, |c| {
-                if crate::store::consents::revoke(c, &uid, &cid)? {
-                    auditor.record(
-                        c,
-                        now,
-                        crate::audit::AuditEvent::new("consent.revoked")
-                            .actor(uid.clone())
-                            .target(cid.clone()),
-                    )?;
+            store::transaction(c, |c| {
+                if consents::revoke(c, &uid, &cid)? {
+                    auditor.record(c, now, AuditEvent::new("consent.revoked").actor(uid.clone()).target(cid.clone()))?;
                 }
                 Ok(())
             })
@@ -97,4 +157,142 @@ pub async fn revoke_consent(
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(see_other("/account"))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeSession {
+    #[serde(default)]
+    pub csrf_token: String,
+    pub session_id: String,
+}
+
+/// Sign out one of the user's sessions (another device, typically).
+pub async fn revoke_session(state: web::Data<AppState>, req: HttpRequest, form: web::Form<RevokeSession>) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let (uid, sid, auditor, now) = (user.id.clone(), form.session_id.clone(), state.svc.auditor.clone(), state.now());
+    state
+        .svc
+        .db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                // Only the user's own sessions.
+                let mine = sessions::list_live_for_user(c, &uid, now.micros())?.into_iter().any(|s| s.id == sid);
+                if mine && sessions::revoke(c, &sid, now.micros())? {
+                    auditor.record(c, now, AuditEvent::new("session.ended").actor(uid.clone()).target(sid.clone()))?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(see_other("/account"))
+}
+
+fn totp_page(state: &AppState, req: &HttpRequest, user: &User, e: &factors::TotpEnrolment, error: Option<&str>, status: StatusCode) -> Result<HttpResponse, WebError> {
+    let (token, cookie) = state.csrf.issue(req)?;
+    let mut ctx = Context::new();
+    ctx.insert("csrf_token", &token);
+    ctx.insert("signed_in_as", &user.username);
+    ctx.insert("flow", &e.flow);
+    ctx.insert("secret", &e.secret_base32);
+    ctx.insert("qr_svg", &e.qr_svg);
+    if let Some(m) = error {
+        ctx.insert("error", m);
+    }
+    let mut resp = page(status, "totp_enrol.html", &ctx);
+    resp.add_cookie(&cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+/// Start TOTP enrolment: a QR code and the secret as text.
+pub async fn totp_begin(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let e = factors::totp_begin(&state.svc, state.now(), &user).await?;
+    totp_page(&state, &req, &user, &e, None, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct TotpConfirm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub flow: String,
+    #[serde(default)]
+    pub code: String,
+}
+
+pub async fn totp_confirm(state: web::Data<AppState>, req: HttpRequest, form: web::Form<TotpConfirm>) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let now = state.now();
+    match factors::totp_confirm(&state.svc, now, &user, &form.flow, &form.code).await? {
+        Ok(Some(codes)) => recovery_page(&state, &req, &user, &codes, true),
+        Ok(None) => Ok(see_other("/account?notice=totp")),
+        Err(msg) => {
+            // Show a fresh secret: the pending one stays valid, but re-rendering it needs the
+            // plain secret, which is only ever shown once.
+            let e = factors::totp_begin(&state.svc, now, &user).await?;
+            totp_page(&state, &req, &user, &e, Some(&msg), StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+pub async fn totp_remove(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CsrfForm>) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    factors::totp_remove(&state.svc, state.now(), &user).await?;
+    Ok(see_other("/account"))
+}
+
+fn recovery_page(state: &AppState, req: &HttpRequest, user: &User, codes: &[String], first: bool) -> Result<HttpResponse, WebError> {
+    let (token, cookie) = state.csrf.issue(req)?;
+    let mut ctx = Context::new();
+    ctx.insert("csrf_token", &token);
+    ctx.insert("signed_in_as", &user.username);
+    ctx.insert("codes", codes);
+    ctx.insert("first", &first);
+    let mut resp = page(StatusCode::OK, "recovery_codes.html", &ctx);
+    resp.add_cookie(&cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct RecoveryQuery {
+    pub flow: Option<String>,
+}
+
+/// Show codes parked after a passkey enrolment (once).
+pub async fn recovery_show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<RecoveryQuery>) -> Result<HttpResponse, WebError> {
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let Some(flow) = q.flow.as_deref() else { return Ok(see_other("/account")) };
+    match factors::take_parked_codes(&state.svc, state.now(), &user, flow).await? {
+        Some(codes) => recovery_page(&state, &req, &user, &codes, true),
+        None => Ok(see_other("/account")),
+    }
+}
+
+pub async fn recovery_regenerate(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CsrfForm>) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let codes = factors::regenerate_recovery(&state.svc, state.now(), &user).await?;
+    recovery_page(&state, &req, &user, &codes, false)
 }

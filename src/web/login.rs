@@ -96,6 +96,7 @@ pub async fn submit(
         password: form.password,
         ctx: state.context(&req),
         previous_session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
+        tx: form.tx.clone().filter(|t| !t.is_empty()),
     };
     match login::password(&state.svc, now, attempt).await? {
         login::Outcome::SignedIn { established, user } => {
@@ -111,6 +112,13 @@ pub async fn submit(
                 None => see_other("/account"),
             };
             resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
+        login::Outcome::SecondFactor { pending } => {
+            use secrecy::ExposeSecret as _;
+            let mut resp = see_other("/login/mfa");
+            resp.add_cookie(&state.mfa_cookie(pending.expose_secret().to_owned()))
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)
         }

@@ -5,6 +5,7 @@ pub mod csrf;
 pub mod errors;
 pub mod health;
 pub mod login;
+pub mod mfa;
 pub mod middleware;
 pub mod oidc;
 pub mod templates;
@@ -21,6 +22,7 @@ use crate::flow::{RequestContext, Services};
 
 pub const SESSION_COOKIE: &str = "vigil_session";
 pub const DEVICE_COOKIE: &str = "vigil_device";
+pub const MFA_COOKIE: &str = "vigil_mfa";
 
 /// Shared state of the web layer.
 pub struct AppState {
@@ -63,6 +65,25 @@ impl AppState {
                 self.svc.settings.session.absolute_secs,
             ))
             .finish()
+    }
+    /// Whether WebAuthn can be offered (it needs an issuer with a domain name).
+    pub fn passkeys_available(&self) -> bool {
+        false
+    }
+    /// The cookie of a sign-in waiting for its second factor (five minutes, login paths only).
+    pub fn mfa_cookie(&self, value: String) -> Cookie<'static> {
+        Cookie::build(MFA_COOKIE, value)
+            .path("/login")
+            .http_only(true)
+            .secure(self.secure_cookies())
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(crate::flow::mfa::STEP_UP_SECS))
+            .finish()
+    }
+    pub fn clear_mfa_cookie(&self) -> Cookie<'static> {
+        let mut c = self.mfa_cookie(String::new());
+        c.make_removal();
+        c
     }
     pub fn clear_session_cookie(&self) -> Cookie<'static> {
         let mut c = self.session_cookie(String::new());
@@ -122,6 +143,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::show))
         .route("/login", web::post().to(login::submit))
         .route("/logout/session", web::post().to(login::sign_out))
+        .route("/login/mfa", web::get().to(mfa::show))
+        .route("/login/mfa/totp", web::post().to(mfa::totp))
+        .route("/login/mfa/recovery", web::post().to(mfa::recovery))
+        .route("/account/totp", web::get().to(account::totp_begin))
+        .route("/account/totp", web::post().to(account::totp_confirm))
+        .route("/account/totp/remove", web::post().to(account::totp_remove))
+        .route("/account/recovery", web::get().to(account::recovery_show))
+        .route("/account/recovery/regenerate", web::post().to(account::recovery_regenerate))
+        .route("/account/sessions/revoke", web::post().to(account::revoke_session))
         .route("/account", web::get().to(account::show))
         .route(
             "/account/consents/revoke",

@@ -21,6 +21,9 @@ const SOURCES: &[(&str, &str)] = templates![
     "consent.html",
     "form_post.html",
     "logout_confirm.html",
+    "mfa.html",
+    "totp_enrol.html",
+    "recovery_codes.html",
 ];
 
 static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {

@@ -1,0 +1,39 @@
+//! The sign-in log: one row per outcome (success, failure, step-up passed or failed…).
+
+use diesel::prelude::*;
+
+use super::schema::signins;
+use super::{DbConn, StoreResult};
+
+#[derive(Queryable, Selectable, Insertable, Clone, Debug, serde::Serialize)]
+#[diesel(table_name = signins)]
+pub struct SigninRow {
+    pub id: String,
+    pub at: i64,
+    pub user_id: Option<String>,
+    /// password, totp, webauthn, passkey, recovery_code, sso
+    pub method: String,
+    /// success, failure, step_up_required, step_up_passed, step_up_failed, blocked
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub device_id: Option<String>,
+    pub client_id: Option<String>,
+    pub session_id: Option<String>,
+    pub acr: Option<String>,
+    pub amr: Option<String>,
+}
+
+pub fn insert(conn: &mut DbConn, row: &SigninRow) -> StoreResult<()> {
+    diesel::insert_into(signins::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn recent_for_user(conn: &mut DbConn, user_id: &str, limit: i64) -> StoreResult<Vec<SigninRow>> {
+    Ok(signins::table
+        .filter(signins::user_id.eq(user_id))
+        .order(signins::at.desc())
+        .limit(limit)
+        .select(SigninRow::as_select())
+        .load(conn)?)
+}

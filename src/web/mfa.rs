@@ -1,0 +1,124 @@
+//! The step-up page (`/login/mfa`): the strongest factor the user has first (WebAuthn, then
+//! TOTP, then a recovery code), with links to switch.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret as _;
+use serde::Deserialize;
+use tera::Context;
+
+use super::errors::WebError;
+use super::oidc::render_next;
+use super::templates::page;
+use super::{see_other, AppState, MFA_COOKIE};
+use crate::flow::authorize;
+use crate::flow::mfa::{self, Pending, StepResult};
+
+#[derive(Deserialize)]
+pub struct MfaQuery {
+    pub method: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub code: String,
+}
+
+fn methods(p: &Pending, passkeys_available: bool) -> Vec<&'static str> {
+    let mut m = Vec::new();
+    if p.enrolled.webauthn && passkeys_available {
+        m.push("webauthn");
+    }
+    if p.enrolled.totp {
+        m.push("totp");
+    }
+    if p.enrolled.recovery {
+        m.push("recovery");
+    }
+    m
+}
+
+fn mfa_page(state: &AppState, req: &HttpRequest, p: &Pending, method: Option<&str>, status: StatusCode, error: Option<&str>) -> Result<HttpResponse, WebError> {
+    let available = methods(p, state.passkeys_available());
+    let chosen = method.filter(|m| available.contains(m)).or(available.first().copied()).unwrap_or("recovery");
+    let (token, cookie) = state.csrf.issue(req)?;
+    let mut ctx = Context::new();
+    ctx.insert("csrf_token", &token);
+    ctx.insert("method", chosen);
+    ctx.insert("methods", &available);
+    ctx.insert("reason", "Your account is protected by a second factor. Confirm it's you to continue.");
+    if let Some(e) = error {
+        ctx.insert("error", e);
+    }
+    let mut resp = page(status, "mfa.html", &ctx);
+    resp.add_cookie(&cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+async fn pending_of(state: &AppState, req: &HttpRequest) -> Result<Option<(String, Pending)>, WebError> {
+    let Some(c) = req.cookie(MFA_COOKIE) else { return Ok(None) };
+    let token = c.value().to_owned();
+    Ok(mfa::pending(&state.svc, state.now(), &token).await?.map(|p| (token, p)))
+}
+
+pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MfaQuery>) -> Result<HttpResponse, WebError> {
+    let Some((_, p)) = pending_of(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    mfa_page(&state, &req, &p, q.method.as_deref(), StatusCode::OK, None)
+}
+
+/// Turn a finished step into a response: the session cookie, then the authorization request
+/// (or the account page).
+pub async fn after_step(state: &AppState, req: &HttpRequest, result: StepResult, method: &str) -> Result<HttpResponse, WebError> {
+    match result {
+        StepResult::Done { user, established, tx, used_recovery_code } => {
+            let mut resp = match tx {
+                Some(tx) => {
+                    let session = Some((established.session.clone(), *user));
+                    let next = authorize::resume(&state.svc, state.now(), &tx, session)
+                        .await
+                        .map_err(|e| WebError::Internal(e.to_string()))?;
+                    render_next(state, req, next)?
+                }
+                None if used_recovery_code => see_other("/account?notice=recovery"),
+                None => see_other("/account"),
+            };
+            resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            resp.add_removal_cookie(&state.clear_mfa_cookie())
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
+        StepResult::Throttled { retry_after_secs } => Err(WebError::Throttled { retry_after_secs }),
+        StepResult::Expired => Ok(see_other("/login")),
+        StepResult::Wrong | StepResult::Replayed => {
+            let Some((_, p)) = pending_of(state, req).await? else { return Ok(see_other("/login")) };
+            let msg = if matches!(result, StepResult::Replayed) {
+                "That code was already used. Wait for the next one."
+            } else if method == "recovery" {
+                "That recovery code is not valid, or was already used."
+            } else {
+                "That code is not right. Try the current one."
+            };
+            mfa_page(state, req, &p, Some(method), StatusCode::UNAUTHORIZED, Some(msg))
+        }
+    }
+}
+
+pub async fn totp(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CodeForm>) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let Some(c) = req.cookie(MFA_COOKIE) else { return Ok(see_other("/login")) };
+    let result = mfa::with_totp(&state.svc, state.now(), c.value(), &form.code, &state.context(&req)).await?;
+    after_step(&state, &req, result, "totp").await
+}
+
+pub async fn recovery(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CodeForm>) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let Some(c) = req.cookie(MFA_COOKIE) else { return Ok(see_other("/login")) };
+    let result = mfa::with_recovery_code(&state.svc, state.now(), c.value(), &form.code, &state.context(&req)).await?;
+    after_step(&state, &req, result, "recovery").await
+}
