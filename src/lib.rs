@@ -10,5 +10,6 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod flow;
+pub mod risk;
 pub mod store;
 pub mod web;
