@@ -697,7 +697,13 @@ mod tests {
         let json = serde_json::to_string(&p).unwrap();
         assert!(json.len() < 32 * 1024, "{} bytes", json.len());
         assert_eq!(serde_json::from_str::<UserProfile>(&json).unwrap(), p);
-        let json = serde_json::to_string(&g).unwrap();
+        let global_json = serde_json::to_string(&g).unwrap();
+        println!(
+            "JSON: profile {} bytes, global {} bytes",
+            json.len(),
+            global_json.len()
+        );
+        let json = global_json;
         assert_eq!(serde_json::from_str::<GlobalStats>(&json).unwrap(), g);
         // Old JSON without new fields still loads.
         assert_eq!(

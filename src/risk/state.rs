@@ -219,7 +219,7 @@ pub struct AttackerReputation {
 
 impl AttackerReputation {
     /// Add the sign-in's IP prefix, ASN and fingerprint (each capped at `REPUTATION_CAP`).
-    pub fn mark(&mut self, f: &SignInFeatures) {
+    pub fn mark_attack(&mut self, f: &SignInFeatures) {
         let now = f.at.secs();
         for (map, value) in [
             (&mut self.ip_prefix, f.ip.map(ip_prefix)),
@@ -258,7 +258,7 @@ impl GlobalStats {
 
     /// An admin's "attack" verdict: the sign-in's network and device values gain reputation.
     pub fn mark_attack(&mut self, f: &SignInFeatures) {
-        self.reputation.mark(f);
+        self.reputation.mark_attack(f);
     }
 }
 
