@@ -172,8 +172,8 @@ pub const KEYS: &[&str] = &[
     "throttle_window_minutes",
 ];
 
-const DEFAULT_GEOIP_CITY: &str = "geoip/GeoIP2-City-Test.mmdb";
-const DEFAULT_GEOIP_ASN: &str = "geoip/GeoLite2-ASN-Test.mmdb";
+const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
+const DEFAULT_GEOIP_ASN: &str = "geoip/vigil-test-asn.mmdb";
 
 /// A raw value and where it came from, so errors can name the source.
 struct Raw {

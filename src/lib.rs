@@ -1,5 +1,5 @@
 //! vigil — an OpenID Connect identity provider that scores every sign-in for risk.
-//! The module map and the data flow of a sign-in are in ARCHITECTURE.md (docs/).
+//! The module map and the data flow of a sign-in are in docs/ARCHITECTURE.md.
 
 pub mod app;
 pub mod audit;
@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod flow;
 pub mod oidc;
+pub mod risk;
 pub mod sealing;
 pub mod store;
 pub mod web;
