@@ -64,6 +64,8 @@ pub enum UserCommand {
     Disable { username: String },
     /// Re-enable a disabled account.
     Enable { username: String },
+    /// Provision a TOTP factor and print its otpauth:// URI (replaces an existing one).
+    TotpEnroll { username: String },
     /// Set a new password, read from stdin; ends every session of the account.
     SetPassword {
         username: String,

@@ -229,6 +229,11 @@ async fn user(svc: Services, c: UserCommand) -> Result<(), Failure> {
             accounts::set_disabled(&svc, &cli_actor(), now, &username, true).await?;
             println!("disabled {username}; its sessions have ended");
         }
+        UserCommand::TotpEnroll { username } => {
+            let user = accounts::find(&svc, &username).await?;
+            let uri = crate::flow::factors::totp_provision(&svc, now, &user).await?;
+            println!("{uri}");
+        }
         UserCommand::Enable { username } => {
             accounts::set_disabled(&svc, &cli_actor(), now, &username, false).await?;
             println!("enabled {username}");

@@ -14,8 +14,14 @@ pub fn generate() -> Vec<String> {
     let mut rng = rand::rngs::OsRng;
     (0..COUNT)
         .map(|_| {
-            let chars: Vec<char> = (0..16).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
-            chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+            let chars: Vec<char> = (0..16)
+                .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+                .collect();
+            chars
+                .chunks(4)
+                .map(|c| c.iter().collect::<String>())
+                .collect::<Vec<_>>()
+                .join("-")
         })
         .collect()
 }
@@ -40,6 +46,9 @@ mod tests {
         d.dedup();
         assert_eq!(d.len(), 10);
         let c = &codes[0];
-        assert_eq!(super::digest(c), super::digest(&c.to_uppercase().replace('-', " ")));
+        assert_eq!(
+            super::digest(c),
+            super::digest(&c.to_uppercase().replace('-', " "))
+        );
     }
 }

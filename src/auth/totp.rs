@@ -31,7 +31,9 @@ fn totp(secret: &[u8], account: &str) -> Result<Totp, AuthError> {
 
 /// The `otpauth://` URI authenticator apps import.
 pub fn otpauth_uri(secret: &[u8], account: &str) -> Result<String, AuthError> {
-    totp(secret, account)?.to_url().map_err(|e| AuthError::Totp(format!("{e:?}")))
+    totp(secret, account)?
+        .to_url()
+        .map_err(|e| AuthError::Totp(format!("{e:?}")))
 }
 
 /// The secret in base32, for typing into an app by hand.
@@ -51,7 +53,12 @@ pub fn qr_svg(uri: &str) -> Result<String, AuthError> {
 
 /// Check `code` at `now`; on success return its time step. A step at or before
 /// `last_used_step` is a replay.
-pub fn verify(secret: &[u8], code: &str, now: Timestamp, last_used_step: Option<i64>) -> Result<i64, AuthError> {
+pub fn verify(
+    secret: &[u8],
+    code: &str,
+    now: Timestamp,
+    last_used_step: Option<i64>,
+) -> Result<i64, AuthError> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(AuthError::InvalidCredentials);
@@ -90,11 +97,21 @@ mod tests {
         let step = now.secs() / STEP_SECS;
         let code = code_at(&s, now).unwrap();
         assert_eq!(verify(&s, &code, now, None).unwrap(), step);
-        assert!(matches!(verify(&s, &code, now, Some(step)), Err(AuthError::TotpReplay)));
+        assert!(matches!(
+            verify(&s, &code, now, Some(step)),
+            Err(AuthError::TotpReplay)
+        ));
         let prev = code_at(&s, now.minus_secs(30)).unwrap();
-        assert_eq!(verify(&s, &prev, now, None).unwrap(), step - 1, "one step of skew back");
+        assert_eq!(
+            verify(&s, &prev, now, None).unwrap(),
+            step - 1,
+            "one step of skew back"
+        );
         let next = code_at(&s, now.plus_secs(30)).unwrap();
-        assert!(verify(&s, &next, now, None).is_ok(), "one step of skew forward");
+        assert!(
+            verify(&s, &next, now, None).is_ok(),
+            "one step of skew forward"
+        );
         let old = code_at(&s, now.minus_secs(90)).unwrap();
         assert!(verify(&s, &old, now, None).is_err(), "outside the window");
         assert!(verify(&s, "12345", now, None).is_err());
@@ -105,7 +122,10 @@ mod tests {
     fn uri_and_qr() {
         let s = new_secret();
         let uri = otpauth_uri(&s, "alice").unwrap();
-        assert!(uri.starts_with("otpauth://totp/") && uri.contains(&base32(&s)), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/") && uri.contains(&base32(&s)),
+            "{uri}"
+        );
         assert!(qr_svg(&uri).unwrap().contains("<svg"));
     }
 }

@@ -80,7 +80,8 @@ pub async fn list(svc: &Services) -> Result<Vec<User>, FlowError> {
     Ok(svc.db.run(users::list).await?)
 }
 
-async fn find(svc: &Services, username: &str) -> Result<User, FlowError> {
+/// The account called `username`, or `NotFound`.
+pub async fn find(svc: &Services, username: &str) -> Result<User, FlowError> {
     let name = Username::parse(username).map_err(FlowError::Invalid)?;
     let shown = name.as_str().to_owned();
     svc.db

@@ -36,6 +36,10 @@ pub enum Next {
         scopes: Vec<String>,
     },
     Redirect(Redirect),
+    /// The session is fresh but weaker than asked: prove a second factor (cookie token).
+    StepUp {
+        pending: secrecy::SecretString,
+    },
     /// The request cannot continue and cannot be redirected (expired or unknown tx).
     Page(String),
 }
@@ -239,7 +243,26 @@ async fn proceed(
         }
         Err(Unsatisfied::NeedsLogin) => return Ok(login()),
         Err(Unsatisfied::NeedsStrongerFactor) => {
-            // The session is fresh but too weak, and no stronger factor is available to it.
+            let uid = user.id.clone();
+            let enrolled = svc
+                .db
+                .run(move |c| crate::store::factors::enrolled(c, &uid))
+                .await?;
+            if enrolled.any() {
+                let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
+                let pending = super::mfa::begin_step_up(
+                    svc,
+                    now,
+                    &user,
+                    amr,
+                    Some(tx.id.clone()),
+                    Some(s.token_hash.clone()),
+                )
+                .await
+                .map_err(|e| OAuthError::server_error(e.to_string()))?;
+                return Ok(Next::StepUp { pending });
+            }
+            // Too weak, and the account has no stronger factor to offer.
             return Ok(Next::Redirect(redirect_error(
                 &tx,
                 &issuer,

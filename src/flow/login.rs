@@ -39,10 +39,14 @@ pub enum Outcome {
         established: Box<Established>,
     },
     /// The password was right; a second factor is needed. `pending` goes into a cookie.
-    SecondFactor { pending: SecretString },
+    SecondFactor {
+        pending: SecretString,
+    },
     /// Wrong username or password, or a disabled account: one answer for all.
     Refused,
-    Throttled { retry_after_secs: i64 },
+    Throttled {
+        retry_after_secs: i64,
+    },
 }
 
 /// The key failures are counted under: what was typed, normalised, bounded in length.
@@ -51,13 +55,23 @@ pub fn account_key(username: &str) -> String {
 }
 
 /// `Some(retry_after_secs)` when the account or the IP has used up its failures.
-pub async fn throttled(svc: &Services, now: Timestamp, account: &str, ip: &str) -> Result<Option<i64>, FlowError> {
+pub async fn throttled(
+    svc: &Services,
+    now: Timestamp,
+    account: &str,
+    ip: &str,
+) -> Result<Option<i64>, FlowError> {
     let limits = svc.settings.throttle;
     let since = now.minus_secs(limits.window_secs).micros();
     let (acct, ip_key) = (account.to_owned(), ip.to_owned());
     let ((by_account, by_ip), oldest) = svc
         .db
-        .run(move |c| Ok((throttle::counts(c, &acct, &ip_key, since)?, throttle::oldest_in_window(c, &acct, &ip_key, since)?)))
+        .run(move |c| {
+            Ok((
+                throttle::counts(c, &acct, &ip_key, since)?,
+                throttle::oldest_in_window(c, &acct, &ip_key, since)?,
+            ))
+        })
         .await?;
     if by_account >= i64::from(limits.account_failures) || by_ip >= i64::from(limits.ip_failures) {
         let lifts_at = oldest.unwrap_or(now.micros()) + limits.window_secs * 1_000_000;
@@ -86,7 +100,10 @@ pub fn log_signin(
             method: method.to_owned(),
             outcome: outcome.to_owned(),
             ip: Some(ctx.ip.to_string()),
-            user_agent: ctx.user_agent.as_ref().map(|u| u.chars().take(512).collect()),
+            user_agent: ctx
+                .user_agent
+                .as_ref()
+                .map(|u| u.chars().take(512).collect()),
             device_id: ctx.device_id.clone(),
             client_id: None,
             session_id: session.map(|s| s.0.to_owned()),
@@ -97,15 +114,28 @@ pub fn log_signin(
 }
 
 /// Count a failed factor for the account and IP, log it and audit it.
-pub async fn record_failure(svc: &Services, now: Timestamp, account: &str, user_id: Option<String>, method: &'static str, ctx: &RequestContext) -> Result<(), FlowError> {
+pub async fn record_failure(
+    svc: &Services,
+    now: Timestamp,
+    account: &str,
+    user_id: Option<String>,
+    method: &'static str,
+    ctx: &RequestContext,
+) -> Result<(), FlowError> {
     let (auditor, acct, ctx) = (svc.auditor.clone(), account.to_owned(), ctx.clone());
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
                 throttle::record(c, &acct, &ctx.ip.to_string(), now.micros())?;
-                let outcome = if method == "password" { "failure" } else { "step_up_failed" };
+                let outcome = if method == "password" {
+                    "failure"
+                } else {
+                    "step_up_failed"
+                };
                 log_signin(c, now, user_id.as_deref(), method, outcome, &ctx, None)?;
-                let mut ev = AuditEvent::new("login.failed").ip(ctx.ip).details(serde_json::json!({ "method": method }));
+                let mut ev = AuditEvent::new("login.failed")
+                    .ip(ctx.ip)
+                    .details(serde_json::json!({ "method": method }));
                 if let Some(id) = user_id {
                     ev = ev.target(id);
                 }
@@ -116,20 +146,31 @@ pub async fn record_failure(svc: &Services, now: Timestamp, account: &str, user_
     Ok(())
 }
 
+/// What a sign-in proved: how (for the log) and the resulting `acr`/`amr`.
+pub struct Proof {
+    pub method: &'static str,
+    pub acr: String,
+    pub amr: Vec<String>,
+}
+
 /// Everything verified: a fresh session (the browser's previous one ends), failures cleared,
 /// the sign-in logged and audited.
 pub async fn establish(
     svc: &Services,
     now: Timestamp,
     user: &User,
-    method: &'static str,
-    acr: &str,
-    amr: Vec<String>,
+    proof: Proof,
     ctx: &RequestContext,
     previous_digest: Option<String>,
 ) -> Result<Established, FlowError> {
     let cfg = svc.settings.session;
-    let (auditor, ctx, uid, username, acr) = (svc.auditor.clone(), ctx.clone(), user.id.clone(), user.username.clone(), acr.to_owned());
+    let Proof { method, acr, amr } = proof;
+    let (auditor, ctx, uid, username) = (
+        svc.auditor.clone(),
+        ctx.clone(),
+        user.id.clone(),
+        user.username.clone(),
+    );
     let previous = previous_digest;
     let est = svc
         .db
@@ -143,8 +184,20 @@ pub async fn establish(
                 throttle::clear_account(c, &username)?;
                 let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
                 let est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
-                let outcome = if method == "password" || method == "passkey" { "success" } else { "step_up_passed" };
-                log_signin(c, now, Some(&uid), method, outcome, &ctx, Some((&est.session.id, &acr, &est.session.amr)))?;
+                let outcome = if method == "password" || method == "passkey" {
+                    "success"
+                } else {
+                    "step_up_passed"
+                };
+                log_signin(
+                    c,
+                    now,
+                    Some(&uid),
+                    method,
+                    outcome,
+                    &ctx,
+                    Some((&est.session.id, &acr, &est.session.amr)),
+                )?;
                 auditor.record(
                     c,
                     now,
@@ -162,7 +215,11 @@ pub async fn establish(
     Ok(est)
 }
 
-pub async fn password(svc: &Services, now: Timestamp, attempt: PasswordAttempt) -> Result<Outcome, FlowError> {
+pub async fn password(
+    svc: &Services,
+    now: Timestamp,
+    attempt: PasswordAttempt,
+) -> Result<Outcome, FlowError> {
     let account = account_key(&attempt.username);
     let ip = attempt.ctx.ip.to_string();
 
@@ -171,7 +228,10 @@ pub async fn password(svc: &Services, now: Timestamp, attempt: PasswordAttempt) 
         return Ok(Outcome::Throttled { retry_after_secs });
     }
     let acct = account.clone();
-    let user = svc.db.run(move |c| users::find_by_username(c, &acct)).await?;
+    let user = svc
+        .db
+        .run(move |c| users::find_by_username(c, &acct))
+        .await?;
 
     // 2. Verify. Unknown users are checked against the dummy hash: same time, same answer.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
@@ -179,7 +239,15 @@ pub async fn password(svc: &Services, now: Timestamp, attempt: PasswordAttempt) 
     let user = match user {
         Some(u) if checked.ok && !u.disabled => u,
         other => {
-            record_failure(svc, now, &account, other.map(|u| u.id), "password", &attempt.ctx).await?;
+            record_failure(
+                svc,
+                now,
+                &account,
+                other.map(|u| u.id),
+                "password",
+                &attempt.ctx,
+            )
+            .await?;
             tracing::info!(client.ip = %ip, "sign-in refused");
             return Ok(Outcome::Refused);
         }
@@ -189,7 +257,9 @@ pub async fn password(svc: &Services, now: Timestamp, attempt: PasswordAttempt) 
     if checked.needs_rehash {
         let hash = svc.hasher.hash(attempt.password).await?;
         let uid = user.id.clone();
-        svc.db.run(move |c| users::set_password_hash(c, &uid, &hash, now.micros())).await?;
+        svc.db
+            .run(move |c| users::set_password_hash(c, &uid, &hash, now.micros()))
+            .await?;
     }
 
     // 4. A second factor when the account has one (until the risk engine decides per sign-in,
@@ -198,12 +268,28 @@ pub async fn password(svc: &Services, now: Timestamp, attempt: PasswordAttempt) 
     let enrolled = svc.db.run(move |c| factors::enrolled(c, &uid)).await?;
     if enrolled.any() {
         let previous = attempt.previous_session.map(|t| token_digest(&t));
-        let pending = mfa::begin_step_up(svc, now, &user, vec!["pwd".into()], attempt.tx, previous).await?;
+        let pending =
+            mfa::begin_step_up(svc, now, &user, vec!["pwd".into()], attempt.tx, previous).await?;
         return Ok(Outcome::SecondFactor { pending });
     }
 
     // 5. A fresh session.
     let previous = attempt.previous_session.map(|t| token_digest(&t));
-    let established = establish(svc, now, &user, "password", ACR_PWD, vec!["pwd".into()], &attempt.ctx, previous).await?;
-    Ok(Outcome::SignedIn { user: Box::new(user), established: Box::new(established) })
+    let established = establish(
+        svc,
+        now,
+        &user,
+        Proof {
+            method: "password",
+            acr: ACR_PWD.into(),
+            amr: vec!["pwd".into()],
+        },
+        &attempt.ctx,
+        previous,
+    )
+    .await?;
+    Ok(Outcome::SignedIn {
+        user: Box::new(user),
+        established: Box::new(established),
+    })
 }

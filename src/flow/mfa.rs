@@ -13,7 +13,7 @@
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::login::{account_key, establish, record_failure, throttled};
+use super::login::{account_key, establish, record_failure, throttled, Proof};
 use super::session::Established;
 use super::{random_token, FlowError, RequestContext, Services};
 use crate::auth::{recovery, totp, AuthError};
@@ -46,13 +46,25 @@ pub struct Pending {
 }
 
 /// Start a step-up for `user` who has proven `amr` so far. Returns the cookie token.
-pub async fn begin_step_up(svc: &Services, now: Timestamp, user: &User, amr: Vec<String>, tx: Option<String>, previous_digest: Option<String>) -> Result<SecretString, FlowError> {
+pub async fn begin_step_up(
+    svc: &Services,
+    now: Timestamp,
+    user: &User,
+    amr: Vec<String>,
+    tx: Option<String>,
+    previous_digest: Option<String>,
+) -> Result<SecretString, FlowError> {
     let token = random_token();
     let row = FlowRow {
         id: token_digest(&token),
         purpose: "step_up".into(),
         user_id: Some(user.id.clone()),
-        data: serde_json::to_string(&StepUpData { amr, tx, previous_digest }).unwrap_or_default(),
+        data: serde_json::to_string(&StepUpData {
+            amr,
+            tx,
+            previous_digest,
+        })
+        .unwrap_or_default(),
         created_at: now.micros(),
         expires_at: now.plus_secs(STEP_UP_SECS).micros(),
     };
@@ -61,39 +73,74 @@ pub async fn begin_step_up(svc: &Services, now: Timestamp, user: &User, amr: Vec
 }
 
 /// The pending step-up behind a cookie value, if it is still live.
-pub async fn pending(svc: &Services, now: Timestamp, token: &str) -> Result<Option<Pending>, FlowError> {
+pub async fn pending(
+    svc: &Services,
+    now: Timestamp,
+    token: &str,
+) -> Result<Option<Pending>, FlowError> {
     let id = token_digest(token);
     Ok(svc
         .db
         .run(move |c| {
-            let Some(row) = flows::find(c, &id, "step_up", now.micros())? else { return Ok(None) };
-            let Some(uid) = &row.user_id else { return Ok(None) };
-            let Some(user) = users::find(c, uid)?.filter(|u| !u.disabled) else { return Ok(None) };
+            let Some(row) = flows::find(c, &id, "step_up", now.micros())? else {
+                return Ok(None);
+            };
+            let Some(uid) = &row.user_id else {
+                return Ok(None);
+            };
+            let Some(user) = users::find(c, uid)?.filter(|u| !u.disabled) else {
+                return Ok(None);
+            };
             let data: StepUpData = match serde_json::from_str(&row.data) {
                 Ok(d) => d,
                 Err(_) => return Ok(None),
             };
             let enrolled = factors::enrolled(c, &user.id)?;
-            Ok(Some(Pending { user, tx: data.tx, enrolled, amr: data.amr, previous_digest: data.previous_digest, flow_id: row.id }))
+            Ok(Some(Pending {
+                user,
+                tx: data.tx,
+                enrolled,
+                amr: data.amr,
+                previous_digest: data.previous_digest,
+                flow_id: row.id,
+            }))
         })
         .await?)
 }
 
 /// How a second-factor attempt ended.
 pub enum StepResult {
-    Done { user: Box<User>, established: Box<Established>, tx: Option<String>, used_recovery_code: bool },
+    Done {
+        user: Box<User>,
+        established: Box<Established>,
+        tx: Option<String>,
+        used_recovery_code: bool,
+    },
     Wrong,
     Replayed,
-    Throttled { retry_after_secs: i64 },
+    Throttled {
+        retry_after_secs: i64,
+    },
     /// The pending sign-in expired or was already completed.
     Expired,
 }
 
 /// Finish a pending step-up with proven `extra` amr values.
-async fn finish(svc: &Services, now: Timestamp, p: Pending, method: &'static str, acr: &str, extra: &[&str], ctx: &RequestContext) -> Result<StepResult, FlowError> {
+async fn finish(
+    svc: &Services,
+    now: Timestamp,
+    p: Pending,
+    method: &'static str,
+    acr: &str,
+    extra: &[&str],
+    ctx: &RequestContext,
+) -> Result<StepResult, FlowError> {
     // Take the pending row first: a second, concurrent completion finds nothing.
     let flow_id = p.flow_id.clone();
-    let taken = svc.db.run(move |c| flows::take(c, &flow_id, "step_up", now.micros())).await?;
+    let taken = svc
+        .db
+        .run(move |c| flows::take(c, &flow_id, "step_up", now.micros()))
+        .await?;
     if taken.is_none() {
         return Ok(StepResult::Expired);
     }
@@ -106,13 +153,31 @@ async fn finish(svc: &Services, now: Timestamp, p: Pending, method: &'static str
     if !amr.iter().any(|a| a == "mfa") {
         amr.push("mfa".into());
     }
-    let est = establish(svc, now, &p.user, method, acr, amr, ctx, p.previous_digest.clone()).await?;
-    Ok(StepResult::Done { user: Box::new(p.user), established: Box::new(est), tx: p.tx, used_recovery_code: method == "recovery_code" })
+    let proof = Proof {
+        method,
+        acr: acr.to_owned(),
+        amr,
+    };
+    let est = establish(svc, now, &p.user, proof, ctx, p.previous_digest.clone()).await?;
+    Ok(StepResult::Done {
+        user: Box::new(p.user),
+        established: Box::new(est),
+        tx: p.tx,
+        used_recovery_code: method == "recovery_code",
+    })
 }
 
 /// Second factor: a TOTP code.
-pub async fn with_totp(svc: &Services, now: Timestamp, token: &str, code: &str, ctx: &RequestContext) -> Result<StepResult, FlowError> {
-    let Some(p) = pending(svc, now, token).await? else { return Ok(StepResult::Expired) };
+pub async fn with_totp(
+    svc: &Services,
+    now: Timestamp,
+    token: &str,
+    code: &str,
+    ctx: &RequestContext,
+) -> Result<StepResult, FlowError> {
+    let Some(p) = pending(svc, now, token).await? else {
+        return Ok(StepResult::Expired);
+    };
     let account = account_key(&p.user.username);
     if let Some(retry_after_secs) = throttled(svc, now, &account, &ctx.ip.to_string()).await? {
         return Ok(StepResult::Throttled { retry_after_secs });
@@ -131,7 +196,12 @@ pub async fn with_totp(svc: &Services, now: Timestamp, token: &str, code: &str, 
 }
 
 /// Verify a code against the user's TOTP secret and spend its time step.
-pub async fn check_totp(svc: &Services, now: Timestamp, user_id: &str, code: &str) -> Result<Result<(), AuthError>, FlowError> {
+pub async fn check_totp(
+    svc: &Services,
+    now: Timestamp,
+    user_id: &str,
+    code: &str,
+) -> Result<Result<(), AuthError>, FlowError> {
     let uid = user_id.to_owned();
     let Some(row) = svc.db.run(move |c| factors::totp_for(c, &uid)).await? else {
         return Ok(Err(AuthError::InvalidCredentials));
@@ -145,21 +215,47 @@ pub async fn check_totp(svc: &Services, now: Timestamp, user_id: &str, code: &st
         Err(e) => return Ok(Err(e)),
     };
     let id = row.id.clone();
-    let fresh = svc.db.run(move |c| factors::use_totp_step(c, &id, step, now.micros())).await?;
-    Ok(if fresh { Ok(()) } else { Err(AuthError::TotpReplay) })
+    let fresh = svc
+        .db
+        .run(move |c| factors::use_totp_step(c, &id, step, now.micros()))
+        .await?;
+    Ok(if fresh {
+        Ok(())
+    } else {
+        Err(AuthError::TotpReplay)
+    })
 }
 
 /// Second factor: one of the user's recovery codes.
-pub async fn with_recovery_code(svc: &Services, now: Timestamp, token: &str, code: &str, ctx: &RequestContext) -> Result<StepResult, FlowError> {
-    let Some(p) = pending(svc, now, token).await? else { return Ok(StepResult::Expired) };
+pub async fn with_recovery_code(
+    svc: &Services,
+    now: Timestamp,
+    token: &str,
+    code: &str,
+    ctx: &RequestContext,
+) -> Result<StepResult, FlowError> {
+    let Some(p) = pending(svc, now, token).await? else {
+        return Ok(StepResult::Expired);
+    };
     let account = account_key(&p.user.username);
     if let Some(retry_after_secs) = throttled(svc, now, &account, &ctx.ip.to_string()).await? {
         return Ok(StepResult::Throttled { retry_after_secs });
     }
     let (uid, digest) = (p.user.id.clone(), recovery::digest(code));
-    let spent = svc.db.run(move |c| factors::use_recovery_code(c, &uid, &digest, now.micros())).await?;
+    let spent = svc
+        .db
+        .run(move |c| factors::use_recovery_code(c, &uid, &digest, now.micros()))
+        .await?;
     if !spent {
-        record_failure(svc, now, &account, Some(p.user.id.clone()), "recovery_code", ctx).await?;
+        record_failure(
+            svc,
+            now,
+            &account,
+            Some(p.user.id.clone()),
+            "recovery_code",
+            ctx,
+        )
+        .await?;
         return Ok(StepResult::Wrong);
     }
     finish(svc, now, p, "recovery_code", ACR_MFA, &[], ctx).await
@@ -173,12 +269,29 @@ pub async fn cancel(svc: &Services, token: &str) -> Result<(), FlowError> {
 }
 
 /// Store a verified TOTP secret as the user's factor (sealed under the master key).
-pub fn store_totp(svc: &Services, conn: &mut store::DbConn, user_id: &str, secret: &[u8], step: Option<i64>, now: Timestamp) -> Result<(), FlowError> {
+pub fn store_totp(
+    svc: &Services,
+    conn: &mut store::DbConn,
+    user_id: &str,
+    secret: &[u8],
+    step: Option<i64>,
+    now: Timestamp,
+) -> Result<(), FlowError> {
     let id = store::new_id();
-    let sealed = svc.master.seal(&id, secret).map_err(|e| FlowError::Invalid(e.to_string()))?;
+    let sealed = svc
+        .master
+        .seal(&id, secret)
+        .map_err(|e| FlowError::Invalid(e.to_string()))?;
     factors::put_totp(
         conn,
-        &factors::TotpRow { id, user_id: user_id.to_owned(), secret_enc: sealed, last_used_step: step, created_at: now.micros(), last_used_at: None },
+        &factors::TotpRow {
+            id,
+            user_id: user_id.to_owned(),
+            secret_enc: sealed,
+            last_used_step: step,
+            created_at: now.micros(),
+            last_used_at: None,
+        },
     )?;
     Ok(())
 }

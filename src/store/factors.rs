@@ -27,25 +27,37 @@ pub fn totp_for(conn: &mut DbConn, user_id: &str) -> StoreResult<Option<TotpRow>
 
 /// Store a confirmed TOTP credential, replacing any earlier one.
 pub fn put_totp(conn: &mut DbConn, row: &TotpRow) -> StoreResult<()> {
-    diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(&row.user_id))).execute(conn)?;
-    diesel::insert_into(totp_credentials::table).values(row).execute(conn)?;
+    diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(&row.user_id)))
+        .execute(conn)?;
+    diesel::insert_into(totp_credentials::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Accept time step `step` once: true only if it is newer than the last step used.
 pub fn use_totp_step(conn: &mut DbConn, id: &str, step: i64, now: i64) -> StoreResult<bool> {
     let n = diesel::update(
-        totp_credentials::table
-            .find(id)
-            .filter(totp_credentials::last_used_step.is_null().or(totp_credentials::last_used_step.lt(step))),
+        totp_credentials::table.find(id).filter(
+            totp_credentials::last_used_step
+                .is_null()
+                .or(totp_credentials::last_used_step.lt(step)),
+        ),
     )
-    .set((totp_credentials::last_used_step.eq(step), totp_credentials::last_used_at.eq(now)))
+    .set((
+        totp_credentials::last_used_step.eq(step),
+        totp_credentials::last_used_at.eq(now),
+    ))
     .execute(conn)?;
     Ok(n == 1)
 }
 
 pub fn delete_totp(conn: &mut DbConn, user_id: &str) -> StoreResult<bool> {
-    Ok(diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(user_id))).execute(conn)? > 0)
+    Ok(
+        diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(user_id)))
+            .execute(conn)?
+            > 0,
+    )
 }
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -69,20 +81,33 @@ pub fn passkeys_for(conn: &mut DbConn, user_id: &str) -> StoreResult<Vec<Webauth
 }
 
 pub fn insert_passkey(conn: &mut DbConn, row: &WebauthnRow) -> StoreResult<()> {
-    diesel::insert_into(webauthn_credentials::table).values(row).execute(conn)?;
+    diesel::insert_into(webauthn_credentials::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 /// Record a use; store the updated credential (new counter) when webauthn-rs produced one.
-pub fn touch_passkey(conn: &mut DbConn, user_id: &str, cred_id: &str, updated: Option<&str>, now: i64) -> StoreResult<()> {
+pub fn touch_passkey(
+    conn: &mut DbConn,
+    user_id: &str,
+    cred_id: &str,
+    updated: Option<&str>,
+    now: i64,
+) -> StoreResult<()> {
     let target = webauthn_credentials::table
         .filter(webauthn_credentials::user_id.eq(user_id))
         .filter(webauthn_credentials::cred_id.eq(cred_id));
     match updated {
         Some(p) => diesel::update(target)
-            .set((webauthn_credentials::passkey.eq(p), webauthn_credentials::last_used_at.eq(now)))
+            .set((
+                webauthn_credentials::passkey.eq(p),
+                webauthn_credentials::last_used_at.eq(now),
+            ))
             .execute(conn)?,
-        None => diesel::update(target).set(webauthn_credentials::last_used_at.eq(now)).execute(conn)?,
+        None => diesel::update(target)
+            .set(webauthn_credentials::last_used_at.eq(now))
+            .execute(conn)?,
     };
     Ok(())
 }
@@ -98,12 +123,21 @@ pub fn delete_passkey(conn: &mut DbConn, user_id: &str, id: &str) -> StoreResult
 }
 
 pub fn delete_all_passkeys(conn: &mut DbConn, user_id: &str) -> StoreResult<usize> {
-    Ok(diesel::delete(webauthn_credentials::table.filter(webauthn_credentials::user_id.eq(user_id))).execute(conn)?)
+    Ok(diesel::delete(
+        webauthn_credentials::table.filter(webauthn_credentials::user_id.eq(user_id)),
+    )
+    .execute(conn)?)
 }
 
 /// Replace a user's recovery codes with these digests.
-pub fn replace_recovery_codes(conn: &mut DbConn, user_id: &str, digests: &[String], now: i64) -> StoreResult<()> {
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?;
+pub fn replace_recovery_codes(
+    conn: &mut DbConn,
+    user_id: &str,
+    digests: &[String],
+    now: i64,
+) -> StoreResult<()> {
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+        .execute(conn)?;
     for d in digests {
         diesel::insert_into(recovery_codes::table)
             .values((
@@ -118,7 +152,12 @@ pub fn replace_recovery_codes(conn: &mut DbConn, user_id: &str, digests: &[Strin
 }
 
 /// Spend a recovery code: true only for the one caller that marks it used.
-pub fn use_recovery_code(conn: &mut DbConn, user_id: &str, digest: &str, now: i64) -> StoreResult<bool> {
+pub fn use_recovery_code(
+    conn: &mut DbConn,
+    user_id: &str,
+    digest: &str,
+    now: i64,
+) -> StoreResult<bool> {
     let n = diesel::update(
         recovery_codes::table
             .filter(recovery_codes::user_id.eq(user_id))
@@ -139,7 +178,10 @@ pub fn recovery_codes_left(conn: &mut DbConn, user_id: &str) -> StoreResult<i64>
 }
 
 pub fn delete_recovery_codes(conn: &mut DbConn, user_id: &str) -> StoreResult<usize> {
-    Ok(diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id))).execute(conn)?)
+    Ok(
+        diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user_id)))
+            .execute(conn)?,
+    )
 }
 
 /// Which factors a user has (for choosing the step-up method).

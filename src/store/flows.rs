@@ -20,7 +20,9 @@ pub struct FlowRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &FlowRow) -> StoreResult<()> {
-    diesel::insert_into(mfa_flows::table).values(row).execute(conn)?;
+    diesel::insert_into(mfa_flows::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 

@@ -25,11 +25,17 @@ pub struct SigninRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &SigninRow) -> StoreResult<()> {
-    diesel::insert_into(signins::table).values(row).execute(conn)?;
+    diesel::insert_into(signins::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
-pub fn recent_for_user(conn: &mut DbConn, user_id: &str, limit: i64) -> StoreResult<Vec<SigninRow>> {
+pub fn recent_for_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    limit: i64,
+) -> StoreResult<Vec<SigninRow>> {
     Ok(signins::table
         .filter(signins::user_id.eq(user_id))
         .order(signins::at.desc())

@@ -22,7 +22,10 @@ pub struct AccountQuery {
 }
 
 /// The signed-in user, or a redirect to the login page.
-async fn signed_in(state: &AppState, req: &HttpRequest) -> Result<Result<(Session, User), HttpResponse>, WebError> {
+async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Result<(Session, User), HttpResponse>, WebError> {
     Ok(match current_session(state, req).await? {
         Some(s) => Ok(s),
         None => Err(see_other("/login")),
@@ -41,7 +44,10 @@ fn device_label(ua: Option<&str>) -> String {
             "Chrome/" => "Chrome",
             _ => "Safari",
         });
-    let os = ["Windows", "Android", "iPhone", "Mac OS", "Linux"].iter().find(|o| ua.contains(*o)).copied();
+    let os = ["Windows", "Android", "iPhone", "Mac OS", "Linux"]
+        .iter()
+        .find(|o| ua.contains(*o))
+        .copied();
     match (browser, os) {
         (Some(b), Some(o)) => format!("{b} on {o}"),
         (Some(b), None) => b.to_owned(),
@@ -51,7 +57,11 @@ fn device_label(ua: Option<&str>) -> String {
     }
 }
 
-pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<AccountQuery>) -> Result<HttpResponse, WebError> {
+pub async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<AccountQuery>,
+) -> Result<HttpResponse, WebError> {
     let (s, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,
         Err(r) => return Ok(r),
@@ -104,7 +114,14 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Ac
         "session",
         &json!({ "created": Timestamp(s.created_at).display(), "expires": Timestamp(s.expires_at.min(s.idle_expires_at)).display(), "acr": s.acr }),
     );
-    for key in ["consents", "sessions", "signins", "totp", "passkeys", "recovery_left"] {
+    for key in [
+        "consents",
+        "sessions",
+        "signins",
+        "totp",
+        "passkeys",
+        "recovery_left",
+    ] {
         ctx.insert(key, &data[key]);
     }
     ctx.insert("passkeys_available", &state.passkeys_available());
@@ -118,7 +135,8 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Ac
         ctx.insert("notice", n);
     }
     let mut resp = page(StatusCode::OK, "account.html", &ctx);
-    resp.add_cookie(&csrf_cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    resp.add_cookie(&csrf_cookie)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(resp)
 }
 
@@ -136,20 +154,35 @@ pub struct RevokeConsent {
 }
 
 /// Withdraw a remembered consent: the application must ask again next time.
-pub async fn revoke_consent(state: web::Data<AppState>, req: HttpRequest, form: web::Form<RevokeConsent>) -> Result<HttpResponse, WebError> {
+pub async fn revoke_consent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<RevokeConsent>,
+) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
     let (_, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
-    let (uid, cid, auditor, now) = (user.id.clone(), form.client_id.clone(), state.svc.auditor.clone(), state.now());
+    let (uid, cid, auditor, now) = (
+        user.id.clone(),
+        form.client_id.clone(),
+        state.svc.auditor.clone(),
+        state.now(),
+    );
     state
         .svc
         .db
         .run(move |c| {
             store::transaction(c, |c| {
                 if consents::revoke(c, &uid, &cid)? {
-                    auditor.record(c, now, AuditEvent::new("consent.revoked").actor(uid.clone()).target(cid.clone()))?;
+                    auditor.record(
+                        c,
+                        now,
+                        AuditEvent::new("consent.revoked")
+                            .actor(uid.clone())
+                            .target(cid.clone()),
+                    )?;
                 }
                 Ok(())
             })
@@ -167,22 +200,39 @@ pub struct RevokeSession {
 }
 
 /// Sign out one of the user's sessions (another device, typically).
-pub async fn revoke_session(state: web::Data<AppState>, req: HttpRequest, form: web::Form<RevokeSession>) -> Result<HttpResponse, WebError> {
+pub async fn revoke_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<RevokeSession>,
+) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
     let (_, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
-    let (uid, sid, auditor, now) = (user.id.clone(), form.session_id.clone(), state.svc.auditor.clone(), state.now());
+    let (uid, sid, auditor, now) = (
+        user.id.clone(),
+        form.session_id.clone(),
+        state.svc.auditor.clone(),
+        state.now(),
+    );
     state
         .svc
         .db
         .run(move |c| {
             store::transaction(c, |c| {
                 // Only the user's own sessions.
-                let mine = sessions::list_live_for_user(c, &uid, now.micros())?.into_iter().any(|s| s.id == sid);
+                let mine = sessions::list_live_for_user(c, &uid, now.micros())?
+                    .into_iter()
+                    .any(|s| s.id == sid);
                 if mine && sessions::revoke(c, &sid, now.micros())? {
-                    auditor.record(c, now, AuditEvent::new("session.ended").actor(uid.clone()).target(sid.clone()))?;
+                    auditor.record(
+                        c,
+                        now,
+                        AuditEvent::new("session.ended")
+                            .actor(uid.clone())
+                            .target(sid.clone()),
+                    )?;
                 }
                 Ok(())
             })
@@ -192,7 +242,14 @@ pub async fn revoke_session(state: web::Data<AppState>, req: HttpRequest, form: 
     Ok(see_other("/account"))
 }
 
-fn totp_page(state: &AppState, req: &HttpRequest, user: &User, e: &factors::TotpEnrolment, error: Option<&str>, status: StatusCode) -> Result<HttpResponse, WebError> {
+fn totp_page(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    e: &factors::TotpEnrolment,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<HttpResponse, WebError> {
     let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
     ctx.insert("csrf_token", &token);
@@ -204,12 +261,16 @@ fn totp_page(state: &AppState, req: &HttpRequest, user: &User, e: &factors::Totp
         ctx.insert("error", m);
     }
     let mut resp = page(status, "totp_enrol.html", &ctx);
-    resp.add_cookie(&cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    resp.add_cookie(&cookie)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(resp)
 }
 
 /// Start TOTP enrolment: a QR code and the secret as text.
-pub async fn totp_begin(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+pub async fn totp_begin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
     let (_, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,
         Err(r) => return Ok(r),
@@ -228,7 +289,11 @@ pub struct TotpConfirm {
     pub code: String,
 }
 
-pub async fn totp_confirm(state: web::Data<AppState>, req: HttpRequest, form: web::Form<TotpConfirm>) -> Result<HttpResponse, WebError> {
+pub async fn totp_confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<TotpConfirm>,
+) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
     let (_, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,
@@ -247,7 +312,11 @@ pub async fn totp_confirm(state: web::Data<AppState>, req: HttpRequest, form: we
     }
 }
 
-pub async fn totp_remove(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CsrfForm>) -> Result<HttpResponse, WebError> {
+pub async fn totp_remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
     let (_, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,
@@ -257,7 +326,13 @@ pub async fn totp_remove(state: web::Data<AppState>, req: HttpRequest, form: web
     Ok(see_other("/account"))
 }
 
-fn recovery_page(state: &AppState, req: &HttpRequest, user: &User, codes: &[String], first: bool) -> Result<HttpResponse, WebError> {
+fn recovery_page(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    codes: &[String],
+    first: bool,
+) -> Result<HttpResponse, WebError> {
     let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
     ctx.insert("csrf_token", &token);
@@ -265,7 +340,8 @@ fn recovery_page(state: &AppState, req: &HttpRequest, user: &User, codes: &[Stri
     ctx.insert("codes", codes);
     ctx.insert("first", &first);
     let mut resp = page(StatusCode::OK, "recovery_codes.html", &ctx);
-    resp.add_cookie(&cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    resp.add_cookie(&cookie)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(resp)
 }
 
@@ -275,19 +351,29 @@ pub struct RecoveryQuery {
 }
 
 /// Show codes parked after a passkey enrolment (once).
-pub async fn recovery_show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<RecoveryQuery>) -> Result<HttpResponse, WebError> {
+pub async fn recovery_show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<RecoveryQuery>,
+) -> Result<HttpResponse, WebError> {
     let (_, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
-    let Some(flow) = q.flow.as_deref() else { return Ok(see_other("/account")) };
+    let Some(flow) = q.flow.as_deref() else {
+        return Ok(see_other("/account"));
+    };
     match factors::take_parked_codes(&state.svc, state.now(), &user, flow).await? {
         Some(codes) => recovery_page(&state, &req, &user, &codes, true),
         None => Ok(see_other("/account")),
     }
 }
 
-pub async fn recovery_regenerate(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CsrfForm>) -> Result<HttpResponse, WebError> {
+pub async fn recovery_regenerate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
     let (_, user) = match signed_in(&state, &req).await? {
         Ok(v) => v,

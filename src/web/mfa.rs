@@ -41,30 +41,55 @@ fn methods(p: &Pending, passkeys_available: bool) -> Vec<&'static str> {
     m
 }
 
-fn mfa_page(state: &AppState, req: &HttpRequest, p: &Pending, method: Option<&str>, status: StatusCode, error: Option<&str>) -> Result<HttpResponse, WebError> {
+fn mfa_page(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Pending,
+    method: Option<&str>,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<HttpResponse, WebError> {
     let available = methods(p, state.passkeys_available());
-    let chosen = method.filter(|m| available.contains(m)).or(available.first().copied()).unwrap_or("recovery");
+    let chosen = method
+        .filter(|m| available.contains(m))
+        .or(available.first().copied())
+        .unwrap_or("recovery");
     let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
     ctx.insert("csrf_token", &token);
     ctx.insert("method", chosen);
     ctx.insert("methods", &available);
-    ctx.insert("reason", "Your account is protected by a second factor. Confirm it's you to continue.");
+    ctx.insert(
+        "reason",
+        "Your account is protected by a second factor. Confirm it's you to continue.",
+    );
     if let Some(e) = error {
         ctx.insert("error", e);
     }
     let mut resp = page(status, "mfa.html", &ctx);
-    resp.add_cookie(&cookie).map_err(|e| WebError::Internal(e.to_string()))?;
+    resp.add_cookie(&cookie)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(resp)
 }
 
-async fn pending_of(state: &AppState, req: &HttpRequest) -> Result<Option<(String, Pending)>, WebError> {
-    let Some(c) = req.cookie(MFA_COOKIE) else { return Ok(None) };
+async fn pending_of(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<(String, Pending)>, WebError> {
+    let Some(c) = req.cookie(MFA_COOKIE) else {
+        return Ok(None);
+    };
     let token = c.value().to_owned();
-    Ok(mfa::pending(&state.svc, state.now(), &token).await?.map(|p| (token, p)))
+    Ok(mfa::pending(&state.svc, state.now(), &token)
+        .await?
+        .map(|p| (token, p)))
 }
 
-pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<MfaQuery>) -> Result<HttpResponse, WebError> {
+pub async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<MfaQuery>,
+) -> Result<HttpResponse, WebError> {
     let Some((_, p)) = pending_of(&state, &req).await? else {
         return Ok(see_other("/login"));
     };
@@ -73,9 +98,19 @@ pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Mf
 
 /// Turn a finished step into a response: the session cookie, then the authorization request
 /// (or the account page).
-pub async fn after_step(state: &AppState, req: &HttpRequest, result: StepResult, method: &str) -> Result<HttpResponse, WebError> {
+pub async fn after_step(
+    state: &AppState,
+    req: &HttpRequest,
+    result: StepResult,
+    method: &str,
+) -> Result<HttpResponse, WebError> {
     match result {
-        StepResult::Done { user, established, tx, used_recovery_code } => {
+        StepResult::Done {
+            user,
+            established,
+            tx,
+            used_recovery_code,
+        } => {
             let mut resp = match tx {
                 Some(tx) => {
                     let session = Some((established.session.clone(), *user));
@@ -96,7 +131,9 @@ pub async fn after_step(state: &AppState, req: &HttpRequest, result: StepResult,
         StepResult::Throttled { retry_after_secs } => Err(WebError::Throttled { retry_after_secs }),
         StepResult::Expired => Ok(see_other("/login")),
         StepResult::Wrong | StepResult::Replayed => {
-            let Some((_, p)) = pending_of(state, req).await? else { return Ok(see_other("/login")) };
+            let Some((_, p)) = pending_of(state, req).await? else {
+                return Ok(see_other("/login"));
+            };
             let msg = if matches!(result, StepResult::Replayed) {
                 "That code was already used. Wait for the next one."
             } else if method == "recovery" {
@@ -104,21 +141,54 @@ pub async fn after_step(state: &AppState, req: &HttpRequest, result: StepResult,
             } else {
                 "That code is not right. Try the current one."
             };
-            mfa_page(state, req, &p, Some(method), StatusCode::UNAUTHORIZED, Some(msg))
+            mfa_page(
+                state,
+                req,
+                &p,
+                Some(method),
+                StatusCode::UNAUTHORIZED,
+                Some(msg),
+            )
         }
     }
 }
 
-pub async fn totp(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CodeForm>) -> Result<HttpResponse, WebError> {
+pub async fn totp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let Some(c) = req.cookie(MFA_COOKIE) else { return Ok(see_other("/login")) };
-    let result = mfa::with_totp(&state.svc, state.now(), c.value(), &form.code, &state.context(&req)).await?;
+    let Some(c) = req.cookie(MFA_COOKIE) else {
+        return Ok(see_other("/login"));
+    };
+    let result = mfa::with_totp(
+        &state.svc,
+        state.now(),
+        c.value(),
+        &form.code,
+        &state.context(&req),
+    )
+    .await?;
     after_step(&state, &req, result, "totp").await
 }
 
-pub async fn recovery(state: web::Data<AppState>, req: HttpRequest, form: web::Form<CodeForm>) -> Result<HttpResponse, WebError> {
+pub async fn recovery(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CodeForm>,
+) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let Some(c) = req.cookie(MFA_COOKIE) else { return Ok(see_other("/login")) };
-    let result = mfa::with_recovery_code(&state.svc, state.now(), c.value(), &form.code, &state.context(&req)).await?;
+    let Some(c) = req.cookie(MFA_COOKIE) else {
+        return Ok(see_other("/login"));
+    };
+    let result = mfa::with_recovery_code(
+        &state.svc,
+        state.now(),
+        c.value(),
+        &form.code,
+        &state.context(&req),
+    )
+    .await?;
     after_step(&state, &req, result, "recovery").await
 }

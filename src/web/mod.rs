@@ -77,7 +77,9 @@ impl AppState {
             .http_only(true)
             .secure(self.secure_cookies())
             .same_site(SameSite::Lax)
-            .max_age(actix_web::cookie::time::Duration::seconds(crate::flow::mfa::STEP_UP_SECS))
+            .max_age(actix_web::cookie::time::Duration::seconds(
+                crate::flow::mfa::STEP_UP_SECS,
+            ))
             .finish()
     }
     pub fn clear_mfa_cookie(&self) -> Cookie<'static> {
@@ -150,8 +152,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/totp", web::post().to(account::totp_confirm))
         .route("/account/totp/remove", web::post().to(account::totp_remove))
         .route("/account/recovery", web::get().to(account::recovery_show))
-        .route("/account/recovery/regenerate", web::post().to(account::recovery_regenerate))
-        .route("/account/sessions/revoke", web::post().to(account::revoke_session))
+        .route(
+            "/account/recovery/regenerate",
+            web::post().to(account::recovery_regenerate),
+        )
+        .route(
+            "/account/sessions/revoke",
+            web::post().to(account::revoke_session),
+        )
         .route("/account", web::get().to(account::show))
         .route(
             "/account/consents/revoke",

@@ -146,6 +146,13 @@ pub fn render_next(
             Ok(resp)
         }
         Next::Redirect(r) => Ok(redirect(&r)),
+        Next::StepUp { pending } => {
+            use secrecy::ExposeSecret as _;
+            let mut resp = see_other("/login/mfa");
+            resp.add_cookie(&state.mfa_cookie(pending.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
         Next::Page(msg) => Ok(error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in request expired",

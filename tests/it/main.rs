@@ -6,5 +6,6 @@
 mod cli;
 mod helpers;
 mod login;
+mod mfa;
 mod oidc;
 mod storage;
