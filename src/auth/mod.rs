@@ -2,6 +2,7 @@
 //! plain values in, so every check here is testable on its own.
 
 pub mod password;
+pub mod webauthn;
 
 /// Why a factor was not accepted. One variant for "wrong user" and "wrong password" so that no
 /// caller can leak which one it was.
@@ -15,4 +16,12 @@ pub enum AuthError {
     WeakPassword(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// A WebAuthn ceremony failed (bad origin, challenge, signature, unknown credential, ...).
+    /// The message is short and safe to log or show.
+    #[error("passkey verification failed: {0}")]
+    Webauthn(String),
+    /// The passkey's signature counter did not increase: it may have been cloned. Refuse it and
+    /// record the event for the admin.
+    #[error("this passkey may have been cloned (its signature counter went backwards)")]
+    CloneDetected,
 }
