@@ -4,6 +4,7 @@
 pub mod password;
 pub mod recovery;
 pub mod totp;
+pub mod webauthn;
 
 /// Why a factor was not accepted. One variant for "wrong user" and "wrong password" so that no
 /// caller can leak which one it was.
@@ -21,4 +22,12 @@ pub enum AuthError {
     TotpReplay,
     #[error("TOTP: {0}")]
     Totp(String),
+    /// A WebAuthn ceremony failed (bad origin, challenge, signature, unknown credential, ...).
+    /// The message is short and safe to log or show.
+    #[error("passkey verification failed: {0}")]
+    Webauthn(String),
+    /// The passkey's signature counter did not increase: it may have been cloned. Refuse it and
+    /// record the event for the admin.
+    #[error("this passkey may have been cloned (its signature counter went backwards)")]
+    CloneDetected,
 }
