@@ -153,6 +153,20 @@ pub struct Proof {
     pub amr: Vec<String>,
 }
 
+/// Count a failure against the account and IP without another log row (the caller logged it).
+pub async fn record_failure_counter_only(
+    svc: &Services,
+    now: Timestamp,
+    account: &str,
+    ctx: &RequestContext,
+) -> Result<(), FlowError> {
+    let (acct, ip) = (account_key(account), ctx.ip.to_string());
+    svc.db
+        .run(move |c| throttle::record(c, &acct, &ip, now.micros()))
+        .await?;
+    Ok(())
+}
+
 /// Everything verified: a fresh session (the browser's previous one ends), failures cleared,
 /// the sign-in logged and audited.
 pub async fn establish(

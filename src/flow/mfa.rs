@@ -126,7 +126,7 @@ pub enum StepResult {
 }
 
 /// Finish a pending step-up with proven `extra` amr values.
-async fn finish(
+pub async fn finish_with(
     svc: &Services,
     now: Timestamp,
     p: Pending,
@@ -183,7 +183,7 @@ pub async fn with_totp(
         return Ok(StepResult::Throttled { retry_after_secs });
     }
     match check_totp(svc, now, &p.user.id, code).await? {
-        Ok(()) => finish(svc, now, p, "totp", ACR_MFA, &["otp"], ctx).await,
+        Ok(()) => finish_with(svc, now, p, "totp", ACR_MFA, &["otp"], ctx).await,
         Err(AuthError::TotpReplay) => {
             record_failure(svc, now, &account, Some(p.user.id.clone()), "totp", ctx).await?;
             Ok(StepResult::Replayed)
@@ -258,7 +258,7 @@ pub async fn with_recovery_code(
         .await?;
         return Ok(StepResult::Wrong);
     }
-    finish(svc, now, p, "recovery_code", ACR_MFA, &[], ctx).await
+    finish_with(svc, now, p, "recovery_code", ACR_MFA, &[], ctx).await
 }
 
 /// Drop a pending step-up (the user chose to start over).

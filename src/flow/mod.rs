@@ -16,6 +16,7 @@ pub mod clients;
 pub mod factors;
 pub mod login;
 pub mod mfa;
+pub mod passkeys;
 pub mod session;
 
 use std::net::IpAddr;
@@ -41,6 +42,8 @@ pub struct Services {
     /// Encrypts private keys and TOTP secrets at rest.
     pub master: Arc<MasterKey>,
     pub keys: Arc<Keys>,
+    /// WebAuthn, when the issuer has a domain name (browsers refuse IP addresses).
+    pub passkeys: Option<Arc<crate::auth::webauthn::Passkeys>>,
 }
 
 /// Failures of a flow, for the web layer to map to a page or an OAuth error.
@@ -91,6 +94,13 @@ impl Services {
             keys.ensure(&mut conn, now)
                 .map_err(|e| StartError::Other(e.to_string()))?;
         }
+        let passkeys = match crate::auth::webauthn::Passkeys::new(settings.issuer.as_str()) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are unavailable with this issuer");
+                None
+            }
+        };
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -104,6 +114,7 @@ impl Services {
             clock,
             master,
             keys,
+            passkeys,
         })
     }
 }

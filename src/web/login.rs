@@ -52,6 +52,7 @@ fn login_page(
     if let Some(t) = tx {
         ctx.insert("tx", t);
     }
+    ctx.insert("passkeys_available", &state.passkeys_available());
     let mut resp = page(status, "login.html", &ctx);
     resp.add_cookie(&cookie)
         .map_err(|e| WebError::Internal(e.to_string()))?;

@@ -8,6 +8,7 @@ pub mod login;
 pub mod mfa;
 pub mod middleware;
 pub mod oidc;
+pub mod passkeys;
 pub mod templates;
 
 use std::net::IpAddr;
@@ -68,7 +69,7 @@ impl AppState {
     }
     /// Whether WebAuthn can be offered (it needs an issuer with a domain name).
     pub fn passkeys_available(&self) -> bool {
-        false
+        self.svc.passkeys.is_some()
     }
     /// The cookie of a sign-in waiting for its second factor (five minutes, login paths only).
     pub fn mfa_cookie(&self, value: String) -> Cookie<'static> {
@@ -160,6 +161,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/sessions/revoke",
             web::post().to(account::revoke_session),
         )
+        .route(
+            "/account/passkeys/begin",
+            web::post().to(passkeys::register_begin),
+        )
+        .route(
+            "/account/passkeys/finish",
+            web::post().to(passkeys::register_finish),
+        )
+        .route("/account/passkeys/remove", web::post().to(passkeys::remove))
+        .route(
+            "/login/mfa/webauthn/begin",
+            web::post().to(passkeys::step_up_begin),
+        )
+        .route(
+            "/login/mfa/webauthn/finish",
+            web::post().to(passkeys::step_up_finish),
+        )
+        .route(
+            "/login/passkey/begin",
+            web::post().to(passkeys::passwordless_begin),
+        )
+        .route(
+            "/login/passkey/finish",
+            web::post().to(passkeys::passwordless_finish),
+        )
+        .route("/authorize/resume", web::get().to(oidc::authorize_resume))
+        .route("/static/webauthn.js", web::get().to(static_webauthn_js))
         .route("/account", web::get().to(account::show))
         .route(
             "/account/consents/revoke",
@@ -199,4 +227,11 @@ async fn static_form_post_js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../static/form_post.js"))
+}
+
+async fn static_webauthn_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/webauthn.js"))
 }

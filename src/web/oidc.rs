@@ -229,6 +229,28 @@ pub async fn authorize_post(
 }
 
 #[derive(serde::Deserialize)]
+pub struct ResumeQuery {
+    pub tx: Option<String>,
+}
+
+/// Continue an authorization request with the browser's (new) session, after a sign-in that
+/// finished in JavaScript (passkeys).
+pub async fn authorize_resume(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<ResumeQuery>,
+) -> Result<HttpResponse, WebError> {
+    let Some(tx) = q.tx.as_deref() else {
+        return Ok(see_other("/account"));
+    };
+    let session = current_session(&state, &req).await?;
+    let next = flow_authz::resume(&state.svc, state.now(), tx, session)
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    render_next(&state, &req, next)
+}
+
+#[derive(serde::Deserialize)]
 pub struct ConsentForm {
     #[serde(default)]
     pub csrf_token: String,

@@ -1,0 +1,235 @@
+//! JSON endpoints behind static/webauthn.js: begin a ceremony (options + flow token), finish it
+//! (`{"redirect": …}` or `{"error": …}`). CSRF tokens come in the `X-CSRF-Token` header.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::errors::WebError;
+use super::{current_session, see_other, AppState, MFA_COOKIE, SESSION_COOKIE};
+use crate::flow::mfa::StepResult;
+use crate::flow::passkeys::{self, Passwordless};
+use crate::flow::{factors, FlowError};
+use crate::store::token_digest;
+
+#[derive(Deserialize)]
+pub struct Finish {
+    #[serde(default)]
+    pub flow: String,
+    #[serde(default)]
+    pub name: String,
+    pub credential: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+pub struct TxQuery {
+    pub tx: Option<String>,
+}
+
+fn csrf(state: &AppState, req: &HttpRequest) -> Result<(), WebError> {
+    let token = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    state.csrf.verify(req, token)
+}
+
+fn json_error(status: StatusCode, msg: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": msg }))
+}
+
+fn flow_error(e: FlowError) -> Result<HttpResponse, WebError> {
+    match e {
+        FlowError::Invalid(m) | FlowError::Conflict(m) => {
+            Ok(json_error(StatusCode::BAD_REQUEST, &m))
+        }
+        FlowError::Auth(crate::auth::AuthError::Throttled { retry_after_secs }) => Ok(json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many attempts. Try again in {retry_after_secs} seconds."),
+        )),
+        FlowError::Auth(a) => Ok(json_error(StatusCode::BAD_REQUEST, &a.to_string())),
+        other => Err(WebError::from(other)),
+    }
+}
+
+fn begun(r: Result<(serde_json::Value, String), FlowError>) -> Result<HttpResponse, WebError> {
+    match r {
+        Ok((options, flow)) => {
+            Ok(HttpResponse::Ok().json(json!({ "options": options, "flow": flow })))
+        }
+        Err(e) => flow_error(e),
+    }
+}
+
+/// Where the browser goes once a session exists: back into the authorization request, if any.
+fn continue_to(tx: Option<&str>, fallback: &str) -> String {
+    match tx.filter(|t| !t.is_empty()) {
+        Some(tx) => format!(
+            "/authorize/resume?tx={}",
+            url::form_urlencoded::byte_serialize(tx.as_bytes()).collect::<String>()
+        ),
+        None => fallback.to_owned(),
+    }
+}
+
+pub async fn register_begin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
+    csrf(&state, &req)?;
+    let Some((_, user)) = current_session(&state, &req).await? else {
+        return Ok(json_error(StatusCode::UNAUTHORIZED, "Sign in first."));
+    };
+    begun(passkeys::register_begin(&state.svc, state.now(), &user).await)
+}
+
+pub async fn register_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Finish>,
+) -> Result<HttpResponse, WebError> {
+    csrf(&state, &req)?;
+    let Some((_, user)) = current_session(&state, &req).await? else {
+        return Ok(json_error(StatusCode::UNAUTHORIZED, "Sign in first."));
+    };
+    let now = state.now();
+    match passkeys::register_finish(
+        &state.svc,
+        now,
+        &user,
+        &body.flow,
+        &body.name,
+        &body.credential.to_string(),
+    )
+    .await
+    {
+        Ok(Some(codes)) => {
+            let parked = factors::park_codes_for_display(&state.svc, now, &user, &codes).await?;
+            Ok(HttpResponse::Ok()
+                .json(json!({ "redirect": format!("/account/recovery?flow={parked}") })))
+        }
+        Ok(None) => Ok(HttpResponse::Ok().json(json!({ "redirect": "/account?notice=passkey" }))),
+        Err(e) => flow_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    pub id: String,
+}
+
+pub async fn remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<RemoveForm>,
+) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let Some((_, user)) = current_session(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    passkeys::remove(&state.svc, state.now(), &user, &form.id).await?;
+    Ok(see_other("/account"))
+}
+
+pub async fn step_up_begin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
+    csrf(&state, &req)?;
+    let Some(c) = req.cookie(MFA_COOKIE) else {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in expired. Start again.",
+        ));
+    };
+    begun(passkeys::step_up_begin(&state.svc, state.now(), c.value()).await)
+}
+
+pub async fn step_up_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<Finish>,
+) -> Result<HttpResponse, WebError> {
+    csrf(&state, &req)?;
+    let Some(c) = req.cookie(MFA_COOKIE) else {
+        return Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in expired. Start again.",
+        ));
+    };
+    let result = passkeys::step_up_finish(
+        &state.svc,
+        state.now(),
+        c.value(),
+        &body.flow,
+        &body.credential.to_string(),
+        &state.context(&req),
+    )
+    .await;
+    match result {
+        Ok(Ok(StepResult::Done {
+            established, tx, ..
+        })) => {
+            let mut resp = HttpResponse::Ok()
+                .json(json!({ "redirect": continue_to(tx.as_deref(), "/account") }));
+            resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            resp.add_removal_cookie(&state.clear_mfa_cookie())
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
+        Ok(Ok(StepResult::Throttled { retry_after_secs })) => Ok(json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many attempts. Try again in {retry_after_secs} seconds."),
+        )),
+        Ok(Ok(_)) => Ok(json_error(
+            StatusCode::BAD_REQUEST,
+            "This sign-in expired. Start again.",
+        )),
+        Ok(Err(msg)) => Ok(json_error(StatusCode::UNAUTHORIZED, &msg)),
+        Err(e) => flow_error(e),
+    }
+}
+
+pub async fn passwordless_begin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
+    csrf(&state, &req)?;
+    begun(passkeys::passwordless_begin(&state.svc, state.now()).await)
+}
+
+pub async fn passwordless_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<TxQuery>,
+    body: web::Json<Finish>,
+) -> Result<HttpResponse, WebError> {
+    csrf(&state, &req)?;
+    let previous = req.cookie(SESSION_COOKIE).map(|c| token_digest(c.value()));
+    let result = passkeys::passwordless_finish(
+        &state.svc,
+        state.now(),
+        &body.flow,
+        &body.credential.to_string(),
+        &state.context(&req),
+        previous,
+    )
+    .await;
+    match result {
+        Ok(Passwordless::Done { established, .. }) => {
+            let mut resp = HttpResponse::Ok()
+                .json(json!({ "redirect": continue_to(q.tx.as_deref(), "/account") }));
+            resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
+        Ok(Passwordless::Failed(msg)) => Ok(json_error(StatusCode::UNAUTHORIZED, &msg)),
+        Err(e) => flow_error(e),
+    }
+}
