@@ -8,4 +8,5 @@ mod helpers;
 mod login;
 mod mfa;
 mod oidc;
+mod passkeys;
 mod storage;
