@@ -148,6 +148,13 @@ pub struct Settings {
     /// Encrypts private signing keys and TOTP secrets at rest (base64 of 32 bytes).
     pub master_key: Option<String>,
     pub master_key_file: Option<PathBuf>,
+    /// What each risk level does (`low=allow,medium=step_up,…`); see README.
+    pub risk_policy: crate::risk::Policy,
+    /// A report-only candidate policy, evaluated and logged beside the enforced one.
+    pub risk_candidate_policy: Option<crate::risk::Policy>,
+    pub risk_threshold_medium: u8,
+    pub risk_threshold_high: u8,
+    pub risk_travel_speed_kmh: u32,
 }
 
 /// The keys vigil understands, in the order the README's table lists them.
@@ -170,6 +177,11 @@ pub const KEYS: &[&str] = &[
     "throttle_account_failures",
     "throttle_ip_failures",
     "throttle_window_minutes",
+    "risk_policy",
+    "risk_candidate_policy",
+    "risk_threshold_medium",
+    "risk_threshold_high",
+    "risk_travel_speed_kmh",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -287,7 +299,32 @@ impl Settings {
             window_secs: 60
                 * i64::from(number(take("throttle_window_minutes"), 15u32, 1, 24 * 60)?),
         };
+        let risk_policy = match take("risk_policy") {
+            Some(r) => parse_policy(&r.value).map_err(|p| ConfigError::new(r.source_name, p))?,
+            None => crate::risk::Policy::default(),
+        };
+        let risk_candidate_policy = match take("risk_candidate_policy") {
+            Some(r) if r.value.is_empty() => None,
+            Some(r) => {
+                Some(parse_policy(&r.value).map_err(|p| ConfigError::new(r.source_name, p))?)
+            }
+            None => None,
+        };
+        let risk_threshold_medium: u8 = number(take("risk_threshold_medium"), 35, 1, 99)?;
+        let risk_threshold_high: u8 = number(take("risk_threshold_high"), 70, 2, 100)?;
+        if risk_threshold_high <= risk_threshold_medium {
+            return Err(ConfigError::new(
+                "VIGIL_RISK_THRESHOLD_HIGH",
+                "must be above VIGIL_RISK_THRESHOLD_MEDIUM",
+            ));
+        }
+        let risk_travel_speed_kmh = number(take("risk_travel_speed_kmh"), 900, 100, 5000)?;
         Ok(Settings {
+            risk_policy,
+            risk_candidate_policy,
+            risk_threshold_medium,
+            risk_threshold_high,
+            risk_travel_speed_kmh,
             bind,
             issuer,
             database_url,
@@ -399,6 +436,40 @@ fn optional_file(raw: Option<Raw>, default: &str) -> Result<Option<PathBuf>, Con
             Ok(p.is_file().then_some(p))
         }
     }
+}
+
+/// `low=allow,medium=step_up,high=step_up_phishing_resistant,deny_listed=block`; levels not
+/// named keep their default.
+pub fn parse_policy(s: &str) -> Result<crate::risk::Policy, String> {
+    use crate::risk::Action;
+    let mut p = crate::risk::Policy::default();
+    for part in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        let (level, action) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}` is not level=action"))?;
+        let a =
+            match action.trim() {
+                "allow" => Action::Allow,
+                "step_up" => Action::StepUp,
+                "step_up_phishing_resistant" => Action::StepUpPhishingResistant,
+                "block" => Action::Block,
+                other => return Err(format!(
+                    "unknown action `{other}` (allow, step_up, step_up_phishing_resistant, block)"
+                )),
+            };
+        match level.trim() {
+            "low" => p.low = a,
+            "medium" => p.medium = a,
+            "high" => p.high = a,
+            "deny_listed" => p.deny_listed = a,
+            other => {
+                return Err(format!(
+                    "unknown level `{other}` (low, medium, high, deny_listed)"
+                ))
+            }
+        }
+    }
+    Ok(p)
 }
 
 /// Comma-separated CIDRs or bare addresses (a bare address is a /32 or /128).

@@ -12,11 +12,14 @@
 //! "Good enough": a live session, re-authenticated after the request when `prompt=login` or
 //! `select_account` asked for it, within `max_age`, and with an `acr` at least what was asked.
 
-use super::{random_token, Services};
+use super::login::log_signin;
+use super::risk::evaluate;
+use super::{random_token, RequestContext, Services};
 use crate::clock::Timestamp;
 use crate::oidc::authorize::{Redirect, ResponseMode, ValidRequest};
 use crate::oidc::claims::IdClaims;
 use crate::oidc::{acr_rank, split_scope, OAuthError, RiskClaim, LIFETIMES};
+use crate::risk::Decision;
 use crate::store::authz::{self, AuthCode, AuthzRequest};
 use crate::store::clients::{self, Client};
 use crate::store::sessions::Session;
@@ -42,6 +45,79 @@ pub enum Next {
     },
     /// The request cannot continue and cannot be redirected (expired or unknown tx).
     Page(String),
+    /// Refused by risk policy (403); the message says what the user can do.
+    Blocked(String),
+}
+
+enum Reassessed {
+    Keep(String),
+    StepUp(secrecy::SecretString),
+    Block(String),
+}
+
+/// Score an SSO reuse. A session already at `mfa` or above passes a step-up decision.
+async fn reassess(
+    svc: &Services,
+    now: Timestamp,
+    s: &Session,
+    user: &User,
+    ctx: &RequestContext,
+) -> Result<Reassessed, OAuthError> {
+    let err = |e: super::FlowError| OAuthError::server_error(e.to_string());
+    let mut v = evaluate(svc, now, &user.id, ctx, &user.username, None)
+        .await
+        .map_err(err)?;
+    let strong = acr_rank(&s.acr) >= acr_rank(crate::oidc::ACR_MFA);
+    let outcome = match v.decision {
+        Decision::Block { reason } => {
+            Some(("blocked", Reassessed::Block(reason.message().to_owned())))
+        }
+        Decision::StepUp { phishing_resistant }
+            if !(strong && (!phishing_resistant || s.acr == crate::oidc::ACR_PHR)) =>
+        {
+            let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
+            let pending = super::mfa::begin_step_up(
+                svc,
+                now,
+                user,
+                amr,
+                None,
+                Some(s.token_hash.clone()),
+                Some(v.clone()),
+                phishing_resistant,
+            )
+            .await
+            .map_err(err)?;
+            Some(("step_up_required", Reassessed::StepUp(pending)))
+        }
+        _ => None,
+    };
+    if outcome.is_none() {
+        v.decision = Decision::Allow;
+    }
+    let (ctx2, uid, sid, acr, amr, v2) = (
+        ctx.clone(),
+        user.id.clone(),
+        s.id.clone(),
+        s.acr.clone(),
+        s.amr.clone(),
+        v.clone(),
+    );
+    let label = outcome.as_ref().map(|o| o.0).unwrap_or("success");
+    svc.db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                let session =
+                    (label == "success").then_some((sid.as_str(), acr.as_str(), amr.as_str()));
+                log_signin(c, now, Some(&uid), "sso", label, &ctx2, session, Some(&v2))?;
+                super::risk::learn(c, Some(&uid), &v2, false, now)
+            })
+        })
+        .await?;
+    Ok(match outcome {
+        Some((_, r)) => r,
+        None => Reassessed::Keep(serde_json::to_string(&v.claim()).unwrap_or_default()),
+    })
 }
 
 /// Start: save the request, then continue as far as the session allows.
@@ -50,6 +126,7 @@ pub async fn begin(
     now: Timestamp,
     req: ValidRequest,
     session: Option<(Session, User)>,
+    ctx: &RequestContext,
 ) -> Result<Next, OAuthError> {
     let issuer = svc.settings.issuer.as_str().to_owned();
     // An id_token_hint naming someone else means this session is not the one the RP expects.
@@ -92,6 +169,23 @@ pub async fn begin(
     };
     let row = tx.clone();
     svc.db.run(move |c| authz::insert_request(c, &row)).await?;
+    // SSO is not blind: reusing a session re-scores this request's context (another country
+    // or device mid-session steps up, a deny-listed network is blocked).
+    let forced = req
+        .prompt
+        .iter()
+        .any(|p| p == "login" || p == "select_account");
+    let session = match session {
+        Some((mut s, user)) if !forced => match reassess(svc, now, &s, &user, ctx).await? {
+            Reassessed::Keep(claim) => {
+                s.risk = Some(claim);
+                Some((s, user))
+            }
+            Reassessed::StepUp(pending) => return Ok(Next::StepUp { pending }),
+            Reassessed::Block(message) => return Ok(Next::Blocked(message)),
+        },
+        other => other,
+    };
     proceed(svc, now, tx, req.client, session).await
 }
 
@@ -257,6 +351,8 @@ async fn proceed(
                     amr,
                     Some(tx.id.clone()),
                     Some(s.token_hash.clone()),
+                    None,
+                    false,
                 )
                 .await
                 .map_err(|e| OAuthError::server_error(e.to_string()))?;
@@ -319,7 +415,9 @@ async fn issue_code(
         auth_time: s.auth_time,
         acr: s.acr.clone(),
         amr: s.amr.clone(),
-        risk: serde_json::to_string(&RiskClaim::neutral()).unwrap_or_else(|_| "{}".into()),
+        risk: s.risk.clone().unwrap_or_else(|| {
+            serde_json::to_string(&RiskClaim::neutral()).unwrap_or_else(|_| "{}".into())
+        }),
         created_at: now.micros(),
         expires_at: now.plus_secs(LIFETIMES.code).micros(),
         used_at: None,

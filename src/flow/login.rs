@@ -13,14 +13,16 @@
 
 use secrecy::SecretString;
 
+use super::risk::{evaluate, level_name, Verdict};
 use super::session::{self, Established};
 use super::{mfa, FlowError, RequestContext, Services};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::oidc::ACR_PWD;
+use crate::risk::{BlockReason, Decision, Level};
 use crate::store::signins::{self, SigninRow};
 use crate::store::users::{self, User};
-use crate::store::{self, factors, new_id, throttle, token_digest, DbConn, StoreResult};
+use crate::store::{self, new_id, throttle, token_digest, DbConn, StoreResult};
 
 /// What someone typed into the login form, and where they are.
 pub struct PasswordAttempt {
@@ -46,6 +48,10 @@ pub enum Outcome {
     Refused,
     Throttled {
         retry_after_secs: i64,
+    },
+    /// Refused by risk policy; the message says what the user can do. Enters the review queue.
+    Blocked {
+        message: String,
     },
 }
 
@@ -90,7 +96,9 @@ pub fn log_signin(
     outcome: &str,
     ctx: &RequestContext,
     session: Option<(&str, &str, &str)>,
+    verdict: Option<&Verdict>,
 ) -> StoreResult<()> {
+    let json = |v: &dyn erased::Json| v.json();
     signins::insert(
         conn,
         &SigninRow {
@@ -109,8 +117,29 @@ pub fn log_signin(
             session_id: session.map(|s| s.0.to_owned()),
             acr: session.map(|s| s.1.to_owned()),
             amr: session.map(|s| s.2.to_owned()),
+            features: verdict.map(|v| json(&v.features)),
+            score: verdict.map(|v| i64::from(v.assessment.score)),
+            level: verdict.map(|v| level_name(v.assessment.level).to_owned()),
+            decision: verdict.map(|v| v.decision.as_str().to_owned()),
+            reasons: verdict.map(|v| json(&v.assessment.reasons)),
+            assessment: verdict.map(|v| json(&v.assessment)),
+            model: verdict.map(|v| v.assessment.model.clone()),
+            geoip_build: verdict.and_then(|v| v.geoip_build),
+            candidate_decision: verdict.and_then(|v| v.candidate.map(|d| d.as_str().to_owned())),
         },
     )
+}
+
+mod erased {
+    /// Serialise anything for a TEXT column without caring about its type at the call site.
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
 }
 
 /// Count a failed factor for the account and IP, log it and audit it.
@@ -132,7 +161,16 @@ pub async fn record_failure(
                 } else {
                     "step_up_failed"
                 };
-                log_signin(c, now, user_id.as_deref(), method, outcome, &ctx, None)?;
+                log_signin(
+                    c,
+                    now,
+                    user_id.as_deref(),
+                    method,
+                    outcome,
+                    &ctx,
+                    None,
+                    None,
+                )?;
                 let mut ev = AuditEvent::new("login.failed")
                     .ip(ctx.ip)
                     .details(serde_json::json!({ "method": method }));
@@ -151,6 +189,8 @@ pub struct Proof {
     pub method: &'static str,
     pub acr: String,
     pub amr: Vec<String>,
+    /// The risk engine's verdict on this sign-in; the profile learns from it (verified).
+    pub verdict: Option<Verdict>,
 }
 
 /// Count a failure against the account and IP without another log row (the caller logged it).
@@ -178,7 +218,12 @@ pub async fn establish(
     previous_digest: Option<String>,
 ) -> Result<Established, FlowError> {
     let cfg = svc.settings.session;
-    let Proof { method, acr, amr } = proof;
+    let Proof {
+        method,
+        acr,
+        amr,
+        verdict,
+    } = proof;
     let (auditor, ctx, uid, username) = (
         svc.auditor.clone(),
         ctx.clone(),
@@ -197,7 +242,13 @@ pub async fn establish(
                 }
                 throttle::clear_account(c, &username)?;
                 let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
-                let est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
+                let mut est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
+                if let Some(v) = &verdict {
+                    let claim = serde_json::to_string(&v.claim()).unwrap_or_default();
+                    store::sessions::set_risk(c, &est.session.id, &claim)?;
+                    est.session.risk = Some(claim);
+                    super::risk::learn(c, Some(&uid), v, true, now)?;
+                }
                 let outcome = if method == "password" || method == "passkey" {
                     "success"
                 } else {
@@ -211,6 +262,7 @@ pub async fn establish(
                     outcome,
                     &ctx,
                     Some((&est.session.id, &acr, &est.session.amr)),
+                    verdict.as_ref(),
                 )?;
                 auditor.record(
                     c,
@@ -276,32 +328,82 @@ pub async fn password(
             .await?;
     }
 
-    // 4. A second factor when the account has one (until the risk engine decides per sign-in,
-    //    every password sign-in of such an account steps up).
-    let uid = user.id.clone();
-    let enrolled = svc.db.run(move |c| factors::enrolled(c, &uid)).await?;
-    if enrolled.any() {
-        let previous = attempt.previous_session.map(|t| token_digest(&t));
-        let pending =
-            mfa::begin_step_up(svc, now, &user, vec!["pwd".into()], attempt.tx, previous).await?;
-        return Ok(Outcome::SecondFactor { pending });
+    // 4. Score the sign-in and let policy decide: frictionless, step-up, or block.
+    let verdict = evaluate(svc, now, &user.id, &attempt.ctx, &account, None).await?;
+    let previous = attempt.previous_session.map(|t| token_digest(&t));
+    match verdict.decision {
+        Decision::Allow => {}
+        // A policy that steps up even low-risk sign-ins ("always MFA") cannot block an account
+        // that has no factor yet: it could never enrol one. Only risky sign-ins are blocked.
+        Decision::Block {
+            reason: BlockReason::NoSecondFactor,
+        } if verdict.assessment.level == Level::Low => {}
+        Decision::StepUp { phishing_resistant } => {
+            let (ctx, uid, v) = (attempt.ctx.clone(), user.id.clone(), verdict.clone());
+            svc.db
+                .run(move |c| {
+                    log_signin(
+                        c,
+                        now,
+                        Some(&uid),
+                        "password",
+                        "step_up_required",
+                        &ctx,
+                        None,
+                        Some(&v),
+                    )
+                })
+                .await?;
+            let pending = mfa::begin_step_up(
+                svc,
+                now,
+                &user,
+                vec!["pwd".into()],
+                attempt.tx,
+                previous,
+                Some(verdict),
+                phishing_resistant,
+            )
+            .await?;
+            return Ok(Outcome::SecondFactor { pending });
+        }
+        Decision::Block { reason } => {
+            let (ctx, uid, auditor, v) = (
+                attempt.ctx.clone(),
+                user.id.clone(),
+                svc.auditor.clone(),
+                verdict.clone(),
+            );
+            svc.db
+                .run(move |c| {
+                    store::transaction(c, |c| {
+                        log_signin(c, now, Some(&uid), "password", "blocked", &ctx, None, Some(&v))?;
+                        super::risk::learn(c, Some(&uid), &v, false, now)?;
+                        auditor.record(
+                            c,
+                            now,
+                            AuditEvent::new("login.blocked").target(uid.clone()).ip(ctx.ip).details(serde_json::json!({
+                                "score": v.assessment.score, "reasons": v.assessment.reasons, "model": v.assessment.model,
+                            })),
+                        )
+                    })
+                })
+                .await?;
+            tracing::warn!(user.id = %user.id, score = verdict.assessment.score, "sign-in blocked by risk policy");
+            return Ok(Outcome::Blocked {
+                message: reason.message().to_owned(),
+            });
+        }
     }
 
-    // 5. A fresh session.
-    let previous = attempt.previous_session.map(|t| token_digest(&t));
-    let established = establish(
-        svc,
-        now,
-        &user,
-        Proof {
-            method: "password",
-            acr: ACR_PWD.into(),
-            amr: vec!["pwd".into()],
-        },
-        &attempt.ctx,
-        previous,
-    )
-    .await?;
+    // 5. Frictionless: the risk engine vouched for this password-only sign-in (amr `rba`).
+    let proof = Proof {
+        method: "password",
+        acr: ACR_PWD.into(),
+        amr: vec!["pwd".into(), "rba".into()],
+        verdict: Some(verdict),
+    };
+    let established = establish(svc, now, &user, proof, &attempt.ctx, previous).await?;
     Ok(Outcome::SignedIn {
         user: Box::new(user),
         established: Box::new(established),

@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::login::{account_key, establish, record_failure, throttled, Proof};
+use super::risk::Verdict;
 use super::session::Established;
 use super::{random_token, FlowError, RequestContext, Services};
 use crate::auth::{recovery, totp, AuthError};
@@ -32,6 +33,10 @@ struct StepUpData {
     amr: Vec<String>,
     tx: Option<String>,
     previous_digest: Option<String>,
+    #[serde(default)]
+    verdict: Option<Verdict>,
+    #[serde(default)]
+    phishing_resistant: bool,
 }
 
 /// A sign-in waiting for its second factor.
@@ -40,12 +45,18 @@ pub struct Pending {
     pub user: User,
     pub tx: Option<String>,
     pub enrolled: Enrolled,
+    /// Only WebAuthn will do (high risk).
+    pub phishing_resistant: bool,
+    /// Why the step-up is asked, in one non-revealing line.
+    pub reason: &'static str,
+    verdict: Option<Verdict>,
     amr: Vec<String>,
     previous_digest: Option<String>,
     flow_id: String,
 }
 
 /// Start a step-up for `user` who has proven `amr` so far. Returns the cookie token.
+#[allow(clippy::too_many_arguments)] // each caller knows a different subset; a struct would only rename them
 pub async fn begin_step_up(
     svc: &Services,
     now: Timestamp,
@@ -53,6 +64,8 @@ pub async fn begin_step_up(
     amr: Vec<String>,
     tx: Option<String>,
     previous_digest: Option<String>,
+    verdict: Option<Verdict>,
+    phishing_resistant: bool,
 ) -> Result<SecretString, FlowError> {
     let token = random_token();
     let row = FlowRow {
@@ -63,6 +76,8 @@ pub async fn begin_step_up(
             amr,
             tx,
             previous_digest,
+            verdict,
+            phishing_resistant,
         })
         .unwrap_or_default(),
         created_at: now.micros(),
@@ -96,10 +111,17 @@ pub async fn pending(
                 Err(_) => return Ok(None),
             };
             let enrolled = factors::enrolled(c, &user.id)?;
+            let reason = match &data.verdict {
+                Some(v) => crate::risk::user_message(&v.assessment),
+                None => "this application asks for a second factor",
+            };
             Ok(Some(Pending {
                 user,
                 tx: data.tx,
                 enrolled,
+                phishing_resistant: data.phishing_resistant,
+                reason,
+                verdict: data.verdict,
                 amr: data.amr,
                 previous_digest: data.previous_digest,
                 flow_id: row.id,
@@ -157,6 +179,7 @@ pub async fn finish_with(
         method,
         acr: acr.to_owned(),
         amr,
+        verdict: p.verdict.clone(),
     };
     let est = establish(svc, now, &p.user, proof, ctx, p.previous_digest.clone()).await?;
     Ok(StepResult::Done {

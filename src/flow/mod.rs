@@ -17,6 +17,7 @@ pub mod factors;
 pub mod login;
 pub mod mfa;
 pub mod passkeys;
+pub mod risk;
 pub mod session;
 
 use std::net::IpAddr;
@@ -44,6 +45,7 @@ pub struct Services {
     pub keys: Arc<Keys>,
     /// WebAuthn, when the issuer has a domain name (browsers refuse IP addresses).
     pub passkeys: Option<Arc<crate::auth::webauthn::Passkeys>>,
+    pub risk: Arc<risk::RiskEngine>,
 }
 
 /// Failures of a flow, for the web layer to map to a page or an OAuth error.
@@ -101,6 +103,7 @@ impl Services {
                 None
             }
         };
+        let risk = Arc::new(risk::RiskEngine::load(&settings)?);
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
@@ -115,6 +118,7 @@ impl Services {
             master,
             keys,
             passkeys,
+            risk,
         })
     }
 }
@@ -142,6 +146,9 @@ pub struct RequestContext {
     pub ip: IpAddr,
     pub user_agent: Option<String>,
     pub device_id: Option<String>,
+    pub accept_language: Option<String>,
+    /// The login page's device hints (time zone, screen, platform), as posted.
+    pub hints: Option<String>,
 }
 
 /// 256 bits from the OS, base64url: session tokens, secrets, device ids.

@@ -224,6 +224,7 @@ async fn assertion_failed(
                     "step_up_failed",
                     &ctx2,
                     None,
+                    None,
                 )?;
                 let action = if clone {
                     "factor.clone_detected"
@@ -385,6 +386,20 @@ pub async fn passwordless_finish(
             retry_after_secs: retry,
         }));
     }
+    // A passkey is already the strongest factor: only a deny-listed network stops it. The
+    // assessment is still logged and learnt from.
+    let mut verdict = super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;
+    match verdict.decision {
+        crate::risk::Decision::Block {
+            reason: crate::risk::BlockReason::DenyListed,
+        } => {
+            return Ok(Passwordless::Failed(
+                crate::risk::BlockReason::DenyListed.message().to_owned(),
+            ));
+        }
+        _ => verdict.decision = crate::risk::Decision::Allow,
+    }
+    let verdict = Some(verdict);
     match pk.finish_discoverable(response, &row.data, &stored(&creds)) {
         Ok(a) if a.user_verified => {
             store_use(svc, now, &user.id, &a).await?;
@@ -398,6 +413,7 @@ pub async fn passwordless_finish(
                     method: "passkey",
                     acr: ACR_PHR.into(),
                     amr,
+                    verdict,
                 },
                 ctx,
                 previous_digest,

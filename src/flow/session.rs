@@ -54,6 +54,7 @@ pub fn create(
             .as_ref()
             .map(|ua| ua.chars().take(512).collect()),
         revoked_at: None,
+        risk: None,
     };
     sessions::insert(conn, &session)?;
     Ok(Established {

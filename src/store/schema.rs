@@ -31,6 +31,7 @@ diesel::table! {
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         revoked_at -> Nullable<BigInt>,
+        risk -> Nullable<Text>,
     }
 }
 
@@ -245,6 +246,31 @@ diesel::table! {
         session_id -> Nullable<Text>,
         acr -> Nullable<Text>,
         amr -> Nullable<Text>,
+        features -> Nullable<Text>,
+        score -> Nullable<BigInt>,
+        level -> Nullable<Text>,
+        decision -> Nullable<Text>,
+        reasons -> Nullable<Text>,
+        assessment -> Nullable<Text>,
+        model -> Nullable<Text>,
+        geoip_build -> Nullable<BigInt>,
+        candidate_decision -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    risk_profiles (user_id) {
+        user_id -> Text,
+        profile -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    risk_state (name) {
+        name -> Text,
+        value -> Text,
+        updated_at -> BigInt,
     }
 }
 
@@ -269,4 +295,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_codes,
     mfa_flows,
     signins,
+    risk_profiles,
+    risk_state,
 );

@@ -29,6 +29,8 @@ pub struct Session {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub revoked_at: Option<i64>,
+    /// The risk assessment (token claim JSON) of the sign-in that created the session.
+    pub risk: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, s: &Session) -> StoreResult<()> {
@@ -92,4 +94,12 @@ pub fn list_live_for_user(conn: &mut DbConn, user_id: &str, now: i64) -> StoreRe
         .order(sessions::last_seen_at.desc())
         .select(Session::as_select())
         .load(conn)?)
+}
+
+/// Attach the risk claim of the sign-in that created the session.
+pub fn set_risk(conn: &mut DbConn, id: &str, risk: &str) -> StoreResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::risk.eq(risk))
+        .execute(conn)?;
+    Ok(())
 }

@@ -22,6 +22,18 @@ pub struct SigninRow {
     pub session_id: Option<String>,
     pub acr: Option<String>,
     pub amr: Option<String>,
+    /// The observed `SignInFeatures` (JSON).
+    pub features: Option<String>,
+    pub score: Option<i64>,
+    pub level: Option<String>,
+    pub decision: Option<String>,
+    pub reasons: Option<String>,
+    /// The full `Assessment` with per-signal contributions (JSON).
+    pub assessment: Option<String>,
+    pub model: Option<String>,
+    pub geoip_build: Option<i64>,
+    /// What a report-only candidate policy would have decided.
+    pub candidate_decision: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, row: &SigninRow) -> StoreResult<()> {

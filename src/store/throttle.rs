@@ -65,3 +65,12 @@ pub fn prune(conn: &mut DbConn, before: i64) -> StoreResult<usize> {
             .execute(conn)?,
     )
 }
+
+/// How many different accounts failed from this IP since `since` (password spraying).
+pub fn distinct_accounts(conn: &mut DbConn, ip: &str, since: i64) -> StoreResult<i64> {
+    Ok(login_failures::table
+        .filter(login_failures::ip.eq(ip))
+        .filter(login_failures::at.gt(since))
+        .select(diesel::dsl::count(login_failures::account).aggregate_distinct())
+        .first(conn)?)
+}

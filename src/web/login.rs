@@ -25,6 +25,9 @@ pub struct LoginForm {
     #[serde(default)]
     pub csrf_token: String,
     pub tx: Option<String>,
+    /// Time zone, screen and platform from static/hints.js (a risk signal; may be absent).
+    #[serde(default)]
+    pub device_hints: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -95,7 +98,11 @@ pub async fn submit(
     let attempt = login::PasswordAttempt {
         username: form.username.clone(),
         password: form.password,
-        ctx: state.context(&req),
+        ctx: {
+            let mut ctx = state.context(&req);
+            ctx.hints = form.device_hints.clone().filter(|h| h.len() <= 512);
+            ctx
+        },
         previous_session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
         tx: form.tx.clone().filter(|t| !t.is_empty()),
     };
@@ -123,6 +130,12 @@ pub async fn submit(
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)
         }
+        login::Outcome::Blocked { message } => Ok(super::errors::error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            &format!("vigil refused this sign-in because it did not look like you. What you can do: {message}."),
+            None,
+        )),
         login::Outcome::Refused => login_page(
             &state,
             &req,

@@ -53,6 +53,12 @@ impl AppState {
                 .extensions()
                 .get::<middleware::DeviceId>()
                 .map(|d| d.0.clone()),
+            accept_language: req
+                .headers()
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(256).collect()),
+            hints: None,
         }
     }
     /// The session cookie, scoped to the whole site.
@@ -210,6 +216,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(oidc::logout_post))
         .route("/logout/confirm", web::post().to(oidc::logout_confirm))
         .route("/static/form_post.js", web::get().to(static_form_post_js))
+        .route("/static/hints.js", web::get().to(static_hints_js))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/style.css", web::get().to(static_css));
@@ -234,4 +241,11 @@ async fn static_webauthn_js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../static/webauthn.js"))
+}
+
+async fn static_hints_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/hints.js"))
 }

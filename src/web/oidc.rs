@@ -153,6 +153,12 @@ pub fn render_next(
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)
         }
+        Next::Blocked(msg) => Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            &format!("vigil refused this sign-in because it did not look like you. What you can do: {msg}."),
+            None,
+        )),
         Next::Page(msg) => Ok(error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in request expired",
@@ -206,7 +212,7 @@ async fn authorize_with(
     };
     let session = current_session(&state, &req).await?;
     let fallback = valid.clone();
-    match flow_authz::begin(&state.svc, now, valid, session).await {
+    match flow_authz::begin(&state.svc, now, valid, session, &state.context(&req)).await {
         Ok(next) => render_next(&state, &req, next),
         Err(e) => Ok(redirect(&Redirect::error(&fallback, &issuer, &e))),
     }

@@ -12,6 +12,9 @@ use vigil::flow::accounts::{self, Actor, NewAccount};
 use vigil::flow::Services;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// A policy that asks every account with a second factor for it at every sign-in (an
+/// admin's "always MFA" setting), so second-factor tests do not depend on risk scores.
+pub const ALWAYS_STEP_UP: &[(&str, &str)] = &[("VIGIL_RISK_POLICY", "low=step_up")];
 /// 32 bytes, base64: the key that seals private signing keys in test databases.
 pub const TEST_MASTER_KEY: &str = "dmlnaWwtdGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
 

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use vigil::auth::totp;
 use vigil::clock::Timestamp;
 
-use crate::helpers::{csrf_in, spawn_app, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::helpers::{csrf_in, spawn_app_with, Backend, TestApp, ALWAYS_STEP_UP, PASSWORD};
 use crate::oidc::{add_client, location, payload, query, rp, ClientSpec};
 use crate::on_both_backends;
 
@@ -88,7 +88,7 @@ async fn submit_code(app: &TestApp, path: &str, code: &str) -> reqwest::Response
 }
 
 async fn totp_enrolment_step_up_and_replay(b: Backend) {
-    let app = spawn_app(b).await.unwrap();
+    let app = spawn_app_with(b, ALWAYS_STEP_UP).await.unwrap();
     app.add_user("alice", false).await;
     assert_eq!(
         app.login("alice", PASSWORD).await.status(),
@@ -146,9 +146,15 @@ on_both_backends!(
 
 #[actix_web::test]
 async fn wrong_codes_are_throttled_like_passwords() {
-    let app = spawn_app_with(Backend::Sqlite, &[("VIGIL_THROTTLE_ACCOUNT_FAILURES", "3")])
-        .await
-        .unwrap();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("VIGIL_THROTTLE_ACCOUNT_FAILURES", "3"),
+            ("VIGIL_RISK_POLICY", "low=step_up"),
+        ],
+    )
+    .await
+    .unwrap();
     app.add_user("bob", false).await;
     app.login("bob", PASSWORD).await;
     let (secret, _) = enrol_totp(&app).await;
@@ -171,7 +177,9 @@ async fn wrong_codes_are_throttled_like_passwords() {
 
 #[actix_web::test]
 async fn recovery_codes_are_single_use_and_hashed() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, ALWAYS_STEP_UP)
+        .await
+        .unwrap();
     app.add_user("carol", false).await;
     app.login("carol", PASSWORD).await;
     let (_, codes) = enrol_totp(&app).await;
@@ -234,7 +242,9 @@ async fn recovery_codes_are_single_use_and_hashed() {
 
 #[actix_web::test]
 async fn password_plus_totp_gives_an_mfa_id_token() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, ALWAYS_STEP_UP)
+        .await
+        .unwrap();
     app.add_user("alice", false).await;
     app.login("alice", PASSWORD).await;
     let (secret, _) = enrol_totp(&app).await;
@@ -310,7 +320,9 @@ async fn password_plus_totp_gives_an_mfa_id_token() {
 
 #[actix_web::test]
 async fn operator_provisioned_totp_works() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, ALWAYS_STEP_UP)
+        .await
+        .unwrap();
     app.add_user("erin", false).await;
     let user = vigil::flow::accounts::find(&app.svc, "erin").await.unwrap();
     let uri = vigil::flow::factors::totp_provision(&app.svc, app.svc.clock.now(), &user)

@@ -244,7 +244,11 @@ async fn the_whole_code_flow(b: Backend) {
         .iter()
         .map(|a| a.as_str().to_owned())
         .collect();
-    assert_eq!(amr, vec!["pwd"]);
+    assert_eq!(
+        amr,
+        vec!["pwd", "rba"],
+        "password only, let through by the risk engine"
+    );
     assert!(claims.auth_time().is_some());
     let expected_hash = AccessTokenHash::from_token(
         tokens.access_token(),

@@ -13,7 +13,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 use webauthn_authenticator_rs::{AuthenticatorBackend, WebauthnAuthenticator as _};
 
-use crate::helpers::{csrf_in, spawn_app, Backend, TestApp, PASSWORD};
+use crate::helpers::{csrf_in, spawn_app_with, Backend, TestApp, ALWAYS_STEP_UP, PASSWORD};
 use crate::oidc::{add_client, location, query, rp, ClientSpec};
 
 async fn post_json(app: &TestApp, path: &str, csrf: &str, body: Value) -> (StatusCode, Value) {
@@ -106,7 +106,9 @@ async fn step_up_with(
 
 #[actix_web::test]
 async fn register_and_step_up_with_a_passkey() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, ALWAYS_STEP_UP)
+        .await
+        .unwrap();
     app.add_user("alice", false).await;
     app.login("alice", PASSWORD).await;
     let mut key = SoftPasskey::new(true);
@@ -150,7 +152,9 @@ async fn register_and_step_up_with_a_passkey() {
 
 #[actix_web::test]
 async fn a_cloned_authenticator_is_refused_and_recorded() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, ALWAYS_STEP_UP)
+        .await
+        .unwrap();
     app.add_user("bob", false).await;
     app.login("bob", PASSWORD).await;
     let (mut original, _) = SoftToken::new(true).unwrap();
@@ -194,7 +198,9 @@ async fn a_cloned_authenticator_is_refused_and_recorded() {
 
 #[actix_web::test]
 async fn passwordless_sign_in_through_an_oidc_client() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(Backend::Sqlite, ALWAYS_STEP_UP)
+        .await
+        .unwrap();
     app.add_user("carol", false).await;
     app.login("carol", PASSWORD).await;
     let mut key = SoftPasskey::new(true);

@@ -85,6 +85,7 @@ fn every_table_round_trips(b: Backend) {
         ip: Some("192.0.2.1".into()),
         user_agent: None,
         revoked_at: None,
+        risk: None,
     };
     store::sessions::insert(&mut c, &s).unwrap();
     assert!(

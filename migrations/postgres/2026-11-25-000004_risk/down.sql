@@ -1,0 +1,12 @@
+ALTER TABLE sessions DROP COLUMN risk;
+ALTER TABLE signins DROP COLUMN candidate_decision;
+ALTER TABLE signins DROP COLUMN geoip_build;
+ALTER TABLE signins DROP COLUMN model;
+ALTER TABLE signins DROP COLUMN assessment;
+ALTER TABLE signins DROP COLUMN reasons;
+ALTER TABLE signins DROP COLUMN decision;
+ALTER TABLE signins DROP COLUMN level;
+ALTER TABLE signins DROP COLUMN score;
+ALTER TABLE signins DROP COLUMN features;
+DROP TABLE risk_state;
+DROP TABLE risk_profiles;

@@ -1,0 +1,292 @@
+//! The risk engine inside the sign-in: collect the signals of a request, score them against the
+//! user's profile and the population, decide, and — only for verified sign-ins — learn.
+//!
+//! ```text
+//!  request ─► observe (GeoIP, UA + hints + device cookie, deny list, failure counts)
+//!          ─► evaluate: assess(features, profile, global) ─► decide(policy, enrolled factors)
+//!  verified sign-in ─► profile.learn + global.learn   (same transaction as the sign-in row)
+//!  refused / blocked ─► global.learn only: an attacker holding a password trains nothing
+//! ```
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::{FlowError, RequestContext, Services, StartError};
+use crate::clock::Timestamp;
+use crate::config::Settings;
+use crate::oidc::RiskClaim;
+use crate::risk::{
+    self, assess, decide, Assessment, AvailableFactors, Decision, DenyList, FailureCounts, GeoDb,
+    GlobalStats, Level, Policy, RiskConfig, SignInFeatures, UserProfile,
+};
+use crate::store::{self, factors, DbConn, StoreResult};
+
+const GLOBAL: &str = "global";
+
+/// The engine's configuration and the data it reads on every sign-in.
+pub struct RiskEngine {
+    geo: Option<GeoDb>,
+    geoip_build: Option<i64>,
+    deny: RwLock<Arc<DenyList>>,
+    deny_path: Option<PathBuf>,
+    pub cfg: RiskConfig,
+    pub policy: Policy,
+    /// A report-only candidate: evaluated and logged beside the enforced decision.
+    pub candidate: Option<Policy>,
+    pub model: String,
+}
+
+impl std::fmt::Debug for RiskEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RiskEngine")
+            .field("model", &self.model)
+            .field("geoip_build", &self.geoip_build)
+            .finish()
+    }
+}
+
+impl RiskEngine {
+    pub fn load(settings: &Settings) -> Result<Self, StartError> {
+        let geo = match &settings.geoip_city {
+            Some(city) => Some(
+                GeoDb::open(city, settings.geoip_asn.as_deref())
+                    .map_err(|e| StartError::Other(format!("GeoIP: {e}")))?,
+            ),
+            None => None,
+        };
+        let geoip_build = geo
+            .as_ref()
+            .map(|g| i64::try_from(g.city_build_epoch()).unwrap_or(0));
+        let deny = match &settings.ip_denylist {
+            Some(p) => DenyList::from_file(p)
+                .map_err(|e| StartError::Other(format!("VIGIL_IP_DENYLIST: {e}")))?,
+            None => DenyList::default(),
+        };
+        let mut cfg = RiskConfig::default();
+        cfg.thresholds.medium = settings.risk_threshold_medium;
+        cfg.thresholds.high = settings.risk_threshold_high;
+        cfg.rules.travel.max_speed_kmh = f64::from(settings.risk_travel_speed_kmh);
+        Ok(RiskEngine {
+            geo,
+            geoip_build,
+            deny: RwLock::new(Arc::new(deny)),
+            deny_path: settings.ip_denylist.clone(),
+            model: risk::model_version(&cfg),
+            cfg,
+            policy: settings.risk_policy,
+            candidate: settings.risk_candidate_policy,
+        })
+    }
+
+    /// Re-read the deny list file (e.g. on SIGHUP or by an admin); returns its size.
+    pub fn reload_denylist(&self) -> Result<usize, String> {
+        let Some(p) = &self.deny_path else {
+            return Ok(0);
+        };
+        let list = DenyList::from_file(p).map_err(|e| e.to_string())?;
+        let n = list.len();
+        if let Ok(mut d) = self.deny.write() {
+            *d = Arc::new(list);
+        }
+        Ok(n)
+    }
+
+    fn deny_listed(&self, ip: IpAddr) -> bool {
+        self.deny.read().map(|d| d.contains(ip)).unwrap_or(false)
+    }
+
+    pub fn geoip_build(&self) -> Option<i64> {
+        self.geoip_build
+    }
+}
+
+/// One evaluated sign-in: what was seen, what the model said, what policy decided.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub features: SignInFeatures,
+    pub assessment: Assessment,
+    pub decision: Decision,
+    pub candidate: Option<Decision>,
+    pub geoip_build: Option<i64>,
+}
+
+impl Verdict {
+    /// The `risk` claim (contract). `decision` is what happened to this sign-in.
+    pub fn claim(&self) -> RiskClaim {
+        RiskClaim {
+            score: self.assessment.score,
+            level: level_name(self.assessment.level).into(),
+            decision: self.decision.as_str().into(),
+            reasons: self
+                .assessment
+                .reasons
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            model: self.assessment.model.clone(),
+        }
+    }
+}
+
+pub fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Low => "low",
+        Level::Medium => "medium",
+        Level::High => "high",
+    }
+}
+
+/// Collect the signals of this request.
+pub async fn observe(
+    svc: &Services,
+    now: Timestamp,
+    ctx: &RequestContext,
+    account: &str,
+) -> Result<SignInFeatures, FlowError> {
+    let engine = &svc.risk;
+    let mut f = SignInFeatures::at(now);
+    f.ip = Some(ctx.ip);
+    if let Some(geo) = &engine.geo {
+        f.geo = geo.lookup(ctx.ip).unwrap_or_default();
+    }
+    let (ua, device) = risk::device::observe(
+        ctx.user_agent.as_deref().unwrap_or(""),
+        ctx.accept_language.as_deref(),
+        ctx.hints.as_deref(),
+        ctx.device_id.as_deref(),
+    );
+    f.ua = ua;
+    f.device = device;
+    f.deny_listed = engine.deny_listed(ctx.ip);
+    let since = now.minus_secs(svc.settings.throttle.window_secs).micros();
+    let (acct, ip) = (account.to_owned(), ctx.ip.to_string());
+    let (by_account, by_ip, distinct) = svc
+        .db
+        .run(move |c| {
+            let (a, i) = store::throttle::counts(c, &acct, &ip, since)?;
+            Ok((a, i, store::throttle::distinct_accounts(c, &ip, since)?))
+        })
+        .await?;
+    f.failures = FailureCounts {
+        account_recent: u32::try_from(by_account).unwrap_or(u32::MAX),
+        ip_recent: u32::try_from(by_ip).unwrap_or(u32::MAX),
+        ip_distinct_accounts: u32::try_from(distinct).unwrap_or(u32::MAX),
+    };
+    Ok(f)
+}
+
+fn load_state(conn: &mut DbConn, user_id: &str) -> StoreResult<(UserProfile, GlobalStats)> {
+    let profile = store::risk::profile(conn, user_id)?
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
+    let global = store::risk::state(conn, GLOBAL)?
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
+    Ok((profile, global))
+}
+
+/// Score and decide a sign-in by `user_id`. `min_level` is a client's floor.
+pub async fn evaluate(
+    svc: &Services,
+    now: Timestamp,
+    user_id: &str,
+    ctx: &RequestContext,
+    account: &str,
+    min_level: Option<Level>,
+) -> Result<Verdict, FlowError> {
+    let features = observe(svc, now, ctx, account).await?;
+    let uid = user_id.to_owned();
+    let (profile, global, enrolled) = svc
+        .db
+        .run(move |c| {
+            let (p, g) = load_state(c, &uid)?;
+            Ok((p, g, factors::enrolled(c, &uid)?))
+        })
+        .await?;
+    let engine = &svc.risk;
+    let assessment = assess(&features, &profile, &global, &engine.cfg);
+    let available = AvailableFactors {
+        webauthn: enrolled.webauthn && svc.passkeys.is_some(),
+        totp: enrolled.totp,
+        recovery: enrolled.recovery,
+    };
+    let decision = decide(&assessment, &engine.policy, available, min_level);
+    let candidate = engine
+        .candidate
+        .as_ref()
+        .map(|p| decide(&assessment, p, available, min_level));
+    Ok(Verdict {
+        features,
+        assessment,
+        decision,
+        candidate,
+        geoip_build: engine.geoip_build,
+    })
+}
+
+/// Learn from a sign-in inside its transaction: the user's profile only when `verified`.
+pub fn learn(
+    conn: &mut DbConn,
+    user_id: Option<&str>,
+    v: &Verdict,
+    verified: bool,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if let (Some(uid), true) = (user_id, verified) {
+        let (mut profile, _) = load_state(conn, uid)?;
+        profile.learn(&v.features);
+        store::risk::put_profile(
+            conn,
+            uid,
+            &serde_json::to_string(&profile).unwrap_or_default(),
+            now.micros(),
+        )?;
+    }
+    let mut global: GlobalStats = store::risk::state(conn, GLOBAL)?
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default();
+    global.learn(&v.features);
+    store::risk::put_state(
+        conn,
+        GLOBAL,
+        &serde_json::to_string(&global).unwrap_or_default(),
+        now.micros(),
+    )
+}
+
+/// An admin's verdict on a logged sign-in (the review queue's hook): "legitimate" teaches the
+/// user's profile; "attack" counts its network and device against, and ends the user's sessions.
+pub fn apply_verdict(
+    conn: &mut DbConn,
+    user_id: &str,
+    features: &SignInFeatures,
+    legitimate: bool,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if legitimate {
+        let (mut profile, _) = load_state(conn, user_id)?;
+        profile.learn(features);
+        store::risk::put_profile(
+            conn,
+            user_id,
+            &serde_json::to_string(&profile).unwrap_or_default(),
+            now.micros(),
+        )
+    } else {
+        let mut global: GlobalStats = store::risk::state(conn, GLOBAL)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default();
+        global.mark_attack(features);
+        store::risk::put_state(
+            conn,
+            GLOBAL,
+            &serde_json::to_string(&global).unwrap_or_default(),
+            now.micros(),
+        )?;
+        store::sessions::revoke_all_for_user(conn, user_id, now.micros())?;
+        Ok(())
+    }
+}
