@@ -447,16 +447,17 @@ pub fn parse_policy(s: &str) -> Result<crate::risk::Policy, String> {
         let (level, action) = part
             .split_once('=')
             .ok_or_else(|| format!("`{part}` is not level=action"))?;
-        let a =
-            match action.trim() {
-                "allow" => Action::Allow,
-                "step_up" => Action::StepUp,
-                "step_up_phishing_resistant" => Action::StepUpPhishingResistant,
-                "block" => Action::Block,
-                other => return Err(format!(
+        let a = match action.trim() {
+            "allow" => Action::Allow,
+            "step_up" => Action::StepUp,
+            "step_up_phishing_resistant" => Action::StepUpPhishingResistant,
+            "block" => Action::Block,
+            other => {
+                return Err(format!(
                     "unknown action `{other}` (allow, step_up, step_up_phishing_resistant, block)"
-                )),
-            };
+                ))
+            }
+        };
         match level.trim() {
             "low" => p.low = a,
             "medium" => p.medium = a,

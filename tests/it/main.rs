@@ -9,4 +9,5 @@ mod login;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod risk;
 mod storage;

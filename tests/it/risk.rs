@@ -1,0 +1,315 @@
+//! The risk engine through the real server: a GeoIP test database, `X-Forwarded-For` from a
+//! trusted proxy, a baseline of familiar sign-ins, then impossible travel, a deny-listed network
+//! and a risky sign-in of an account without a second factor.
+
+use std::sync::Arc;
+
+use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use url::Url;
+use webauthn_authenticator_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+
+use crate::helpers::{csrf_in, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::oidc::{add_client, location, payload, query, rp, ClientSpec};
+
+const BERLIN: &str = "192.0.2.10";
+const SYDNEY: &str = "198.51.100.7";
+const DENIED: &str = "203.0.113.5";
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// A browser at a given address (as the trusted proxy reports it), sharing one cookie jar.
+fn browser(app: &TestApp, jar: &Arc<reqwest::cookie::Jar>, ip: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("x-forwarded-for", ip.parse().unwrap());
+    h.insert("user-agent", UA.parse().unwrap());
+    h.insert("accept-language", "de-DE,de;q=0.9".parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .default_headers(h)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], app.port)),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn risky_app() -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let deny = dir.path().join("deny.txt");
+    std::fs::write(&deny, "# test deny list\n203.0.113.0/24\n").unwrap();
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("VIGIL_TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("VIGIL_GEOIP_CITY", "geoip/vigil-test-city.mmdb"),
+            ("VIGIL_GEOIP_ASN", "geoip/vigil-test-asn.mmdb"),
+            ("VIGIL_IP_DENYLIST", deny.to_str().unwrap()),
+        ],
+    )
+    .await
+    .unwrap();
+    (app, dir)
+}
+
+async fn login(
+    app: &TestApp,
+    b: &reqwest::Client,
+    user: &str,
+    tx: Option<&str>,
+) -> reqwest::Response {
+    let path = match tx {
+        Some(t) => format!("/login?tx={t}"),
+        None => "/login".into(),
+    };
+    let page = b
+        .get(app.url(&path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = vec![
+        ("username", user.to_owned()),
+        ("password", PASSWORD.to_owned()),
+        ("csrf_token", csrf_in(&page)),
+        (
+            "device_hints",
+            r#"{"tz":"Europe/Berlin","screen":"1920x1080","platform":"Linux x86_64"}"#.into(),
+        ),
+    ];
+    if let Some(t) = tx {
+        form.push(("tx", t.to_owned()));
+    }
+    b.post(app.url("/login")).form(&form).send().await.unwrap()
+}
+
+async fn sign_out(app: &TestApp, b: &reqwest::Client) {
+    let account = b
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    b.post(app.url("/logout/session"))
+        .form(&[("csrf_token", csrf_in(&account))])
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Familiar sign-ins from Berlin, an hour apart.
+async fn baseline(app: &TestApp, b: &reqwest::Client, user: &str, n: usize) {
+    for _ in 0..n {
+        let r = login(app, b, user, None).await;
+        assert_eq!(
+            location(&r),
+            "/account",
+            "a familiar sign-in is frictionless"
+        );
+        sign_out(app, b).await;
+        app.clock.advance_secs(3600);
+    }
+}
+
+#[actix_web::test]
+async fn familiar_is_frictionless_and_impossible_travel_steps_up() {
+    let (app, _dir) = risky_app().await;
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let berlin = browser(&app, &jar, BERLIN);
+
+    // Alice registers a passkey (her phishing-resistant factor) from home.
+    assert_eq!(
+        location(&login(&app, &berlin, "alice", None).await),
+        "/account"
+    );
+    let csrf = csrf_in(
+        &berlin
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let begun: Value = berlin
+        .post(app.url("/account/passkeys/begin"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut key = SoftPasskey::new(true);
+    let ccr: CreationChallengeResponse = serde_json::from_value(begun["options"].clone()).unwrap();
+    let cred = key
+        .do_registration(Url::parse(&app.base).unwrap(), ccr)
+        .unwrap();
+    let r = berlin
+        .post(app.url("/account/passkeys/finish"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "flow": begun["flow"], "name": "key", "credential": cred }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    sign_out(&app, &berlin).await;
+    baseline(&app, &berlin, "alice", 6).await;
+
+    // A familiar sign-in through an application: no second factor, level low, amr rba.
+    let rp = rp(&app, "rp", false).await;
+    let s = rp.start(&[], &[]);
+    let login_url = location(&berlin.get(s.url.as_str()).send().await.unwrap());
+    let tx = query(&format!("http://x{login_url}"))["tx"].clone();
+    let back = location(&login(&app, &berlin, "alice", Some(&tx)).await);
+    let t = rp
+        .client
+        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(s.verifier)
+        .request_async(&rp.http)
+        .await
+        .unwrap();
+    let claims = payload(&t.id_token().unwrap().to_string());
+    assert_eq!(claims["risk"]["level"], "low", "{claims}");
+    assert_eq!(claims["risk"]["decision"], "allow");
+    assert!(claims["risk"]["model"].as_str().unwrap().len() >= 8);
+    assert_eq!(claims["amr"], json!(["pwd", "rba"]));
+    assert_eq!(payload(t.access_token().secret())["risk"]["level"], "low");
+    sign_out(&app, &berlin).await;
+
+    // Ten minutes later, the same password from Sydney: a step-up, and the token says why.
+    app.clock.advance_secs(600);
+    let sydney = browser(&app, &jar, SYDNEY);
+    let s = rp.start(&[], &[]);
+    let login_url = location(&sydney.get(s.url.as_str()).send().await.unwrap());
+    let tx = query(&format!("http://x{login_url}"))["tx"].clone();
+    assert_eq!(
+        location(&login(&app, &sydney, "alice", Some(&tx)).await),
+        "/login/mfa"
+    );
+    let page = sydney
+        .get(app.url("/login/mfa"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-webauthn=\"authenticate\""));
+    let csrf = scraper::Html::parse_document(&page)
+        .select(&scraper::Selector::parse("button[data-webauthn]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("data-csrf")
+        .unwrap()
+        .to_owned();
+    let begun: Value = sydney
+        .post(app.url("/login/mfa/webauthn/begin"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rcr: RequestChallengeResponse = serde_json::from_value(begun["options"].clone()).unwrap();
+    let assertion = key
+        .do_authentication(Url::parse(&app.base).unwrap(), rcr)
+        .unwrap();
+    let done: Value = sydney
+        .post(app.url("/login/mfa/webauthn/finish"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "flow": begun["flow"], "credential": assertion }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let back = location(
+        &sydney
+            .get(app.url(done["redirect"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let t = rp
+        .client
+        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(s.verifier)
+        .request_async(&rp.http)
+        .await
+        .unwrap();
+    let claims = payload(&t.id_token().unwrap().to_string());
+    assert_eq!(claims["risk"]["decision"], "step_up", "{claims}");
+    assert!(
+        claims["risk"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "impossible_travel"),
+        "{claims}"
+    );
+    assert_ne!(claims["risk"]["level"], "low");
+    assert_eq!(claims["acr"], "phr");
+    assert!(!claims["amr"].as_array().unwrap().iter().any(|a| a == "rba"));
+}
+
+#[actix_web::test]
+async fn deny_listed_networks_are_blocked() {
+    let (app, _dir) = risky_app().await;
+    app.add_user("carol", false).await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let r = login(&app, &browser(&app, &jar, DENIED), "carol", None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Sign-in refused") && body.contains("What you can do"),
+        "{body}"
+    );
+    assert_eq!(app.get("/account").await.status(), StatusCode::SEE_OTHER);
+    // The refusal is in the sign-in log with its assessment, ready for review.
+    let rows = app
+        .svc
+        .db
+        .run(|c| vigil::store::audit::page(c, 0, 1000))
+        .await
+        .unwrap();
+    assert!(rows.iter().any(|r| r.action == "login.blocked"));
+}
+
+#[actix_web::test]
+async fn a_risky_sign_in_without_a_second_factor_is_blocked() {
+    let (app, _dir) = risky_app().await;
+    app.add_user("bob", false).await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    baseline(&app, &browser(&app, &jar, BERLIN), "bob", 6).await;
+    app.clock.advance_secs(600);
+    // Another device (fresh cookie jar) on another continent minutes later.
+    let other = Arc::new(reqwest::cookie::Jar::default());
+    let r = login(&app, &browser(&app, &other, SYDNEY), "bob", None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("second factor"));
+    // Home still works: the attempt did not train Bob's profile.
+    app.clock.advance_secs(3600);
+    assert_eq!(
+        location(&login(&app, &browser(&app, &jar, BERLIN), "bob", None).await),
+        "/account"
+    );
+}
