@@ -97,6 +97,25 @@ async fn serve(svc: Services) -> Result<(), Failure> {
     let issuer = svc.settings.issuer.as_str().to_owned();
     let listener = TcpListener::bind(bind)
         .map_err(|e| Failure::op(format!("cannot listen on {bind}: {e}")))?;
+    // SIGHUP re-reads the deny list (VIGIL_IP_DENYLIST), e.g. after a cron job refreshed it.
+    #[cfg(unix)]
+    {
+        let risk = svc.risk.clone();
+        tokio::spawn(async move {
+            if let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                while hup.recv().await.is_some() {
+                    match risk.reload_denylist() {
+                        Ok(n) => tracing::info!(entries = n, "deny list reloaded"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "deny list reload failed; keeping the previous list")
+                        }
+                    }
+                }
+            }
+        });
+    }
     let state = crate::app::build_state(svc).map_err(|e| Failure::op(e.to_string()))?;
     let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
     tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");

@@ -313,3 +313,76 @@ async fn a_risky_sign_in_without_a_second_factor_is_blocked() {
         "/account"
     );
 }
+
+#[actix_web::test]
+async fn verdicts_teach_the_model_and_candidates_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = &dir;
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("VIGIL_TRUSTED_PROXIES", "127.0.0.1/32"),
+            ("VIGIL_GEOIP_CITY", "geoip/vigil-test-city.mmdb"),
+            ("VIGIL_GEOIP_ASN", "geoip/vigil-test-asn.mmdb"),
+            ("VIGIL_RISK_CANDIDATE_POLICY", "low=step_up"),
+        ],
+    )
+    .await
+    .unwrap();
+    app.add_user("dora", false).await;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    baseline(&app, &browser(&app, &jar, BERLIN), "dora", 6).await;
+    app.clock.advance_secs(600);
+    let travel = Arc::new(reqwest::cookie::Jar::default());
+    assert_eq!(
+        login(&app, &browser(&app, &travel, SYDNEY), "dora", None)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Report-only: every evaluated sign-in also records what the candidate would have done.
+    let user = vigil::flow::accounts::find(&app.svc, "dora").await.unwrap();
+    let uid = user.id.clone();
+    let rows = app
+        .svc
+        .db
+        .run(move |c| vigil::store::signins::recent_for_user(c, &uid, 50))
+        .await
+        .unwrap();
+    assert!(rows
+        .iter()
+        .filter(|r| r.method == "password")
+        .all(|r| r.candidate_decision.is_some() && r.model.is_some()));
+    let blocked = rows
+        .iter()
+        .find(|r| r.outcome == "blocked")
+        .expect("the blocked attempt is logged");
+    assert!(blocked
+        .assessment
+        .as_deref()
+        .unwrap()
+        .contains("contributions"));
+    assert!(blocked.geoip_build.is_some());
+
+    // An admin says "legitimate": Dora's profile learns Sydney and that device, so the same
+    // context is no longer blocked.
+    let features: vigil::risk::SignInFeatures =
+        serde_json::from_str(blocked.features.as_deref().unwrap()).unwrap();
+    let (uid, f, now) = (user.id.clone(), features.clone(), app.svc.clock.now());
+    for _ in 0..3 {
+        let (uid, f) = (uid.clone(), f.clone());
+        app.svc
+            .db
+            .run(move |c| vigil::flow::risk::apply_verdict(c, &uid, &f, true, now))
+            .await
+            .unwrap();
+    }
+    app.clock.advance_secs(24 * 3600);
+    let r = login(&app, &browser(&app, &travel, SYDNEY), "dora", None).await;
+    assert_eq!(
+        location(&r),
+        "/account",
+        "after the verdict the sign-in is let through"
+    );
+}
