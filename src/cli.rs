@@ -106,6 +106,9 @@ pub struct ClientAdd {
     /// Let a confidential client omit PKCE (public clients always need it).
     #[arg(long)]
     pub pkce_optional: bool,
+    /// The least assurance the client accepts: urn:vigil:acr:mfa or phr.
+    #[arg(long)]
+    pub min_acr: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -177,6 +177,7 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
                 backchannel_logout_uri: None,
                 id_token_alg: None,
                 pkce_optional: false,
+                min_acr: None,
             },
         )
         .await?;
@@ -289,6 +290,7 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
             backchannel_logout_uri,
             id_token_alg,
             pkce_optional,
+            min_acr,
         }) => {
             let secret = if secret_stdin {
                 Some(read_secret("client secret")?)
@@ -311,6 +313,7 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
                     backchannel_logout_uri,
                     id_token_alg,
                     pkce_optional,
+                    min_acr,
                 },
             )
             .await?;

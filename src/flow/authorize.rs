@@ -159,7 +159,7 @@ pub async fn begin(
         response_mode: req.response_mode.as_str().to_owned(),
         prompt: req.prompt.join(" "),
         max_age: req.max_age,
-        acr_values: (!req.acr_values.is_empty()).then(|| req.acr_values.join(" ")),
+        acr_values: effective_acr_values(&req),
         login_hint: req
             .login_hint
             .clone()
@@ -258,6 +258,17 @@ async fn load(
             Ok(clients::find(c, &tx.client_id)?.map(|cl| (tx, cl)))
         })
         .await?)
+}
+
+/// What the request demands, raised to the client's floor: the request's weakest acceptable
+/// value, unless the client's `min_acr` is stronger (then that alone).
+fn effective_acr_values(req: &ValidRequest) -> Option<String> {
+    let asked = req.acr_values.iter().map(|a| acr_rank(a)).min();
+    match (&req.client.min_acr, asked) {
+        (Some(floor), Some(rank)) if acr_rank(floor) > rank => Some(floor.clone()),
+        (Some(floor), None) => Some(floor.clone()),
+        _ => (!req.acr_values.is_empty()).then(|| req.acr_values.join(" ")),
+    }
 }
 
 /// Why a session does not satisfy a request.

@@ -30,6 +30,8 @@ pub struct NewClient {
     pub id_token_alg: Option<String>,
     /// Let a confidential client skip PKCE (public clients always need it).
     pub pkce_optional: bool,
+    /// The least `acr` this client accepts (urn:vigil:acr:mfa or phr).
+    pub min_acr: Option<String>,
 }
 
 pub struct Registered {
@@ -112,6 +114,14 @@ pub async fn register(
             "unknown ID token algorithm `{id_token_alg}`; use RS256, ES256 or EdDSA"
         )));
     }
+    if let Some(a) = &n.min_acr {
+        if !crate::oidc::ACRS.contains(&a.as_str()) {
+            return Err(FlowError::Invalid(format!(
+                "unknown acr `{a}`; use {}",
+                crate::oidc::ACRS.join(", ")
+            )));
+        }
+    }
     if n.public && n.pkce_optional {
         return Err(FlowError::Invalid(
             "a public client always needs PKCE".into(),
@@ -130,6 +140,7 @@ pub async fn register(
         created_at: now.micros(),
         backchannel_logout_uri,
         id_token_alg,
+        min_acr: n.min_acr,
     };
     let (auditor, actor, c2) = (svc.auditor.clone(), actor.0.clone(), client.clone());
     svc.db

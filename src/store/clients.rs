@@ -21,6 +21,7 @@ pub struct ClientRow {
     pub updated_at: i64,
     pub backchannel_logout_uri: Option<String>,
     pub id_token_alg: String,
+    pub min_acr: Option<String>,
 }
 
 /// A client as the rest of vigil sees it: lists decoded, secret digest kept opaque.
@@ -39,6 +40,8 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// RS256 (the default, required by OIDC), ES256 or EdDSA.
     pub id_token_alg: String,
+    /// The least assurance this client accepts, whatever the request or the risk score says.
+    pub min_acr: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -67,6 +70,7 @@ impl TryFrom<ClientRow> for Client {
             created_at: r.created_at,
             backchannel_logout_uri: r.backchannel_logout_uri,
             id_token_alg: r.id_token_alg,
+            min_acr: r.min_acr,
         })
     }
 }
@@ -91,6 +95,7 @@ impl Client {
             updated_at: now,
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             id_token_alg: self.id_token_alg.clone(),
+            min_acr: self.min_acr.clone(),
         }
     }
 }

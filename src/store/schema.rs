@@ -50,6 +50,7 @@ diesel::table! {
         updated_at -> BigInt,
         backchannel_logout_uri -> Nullable<Text>,
         id_token_alg -> Text,
+        min_acr -> Nullable<Text>,
     }
 }
 

@@ -319,6 +319,61 @@ async fn password_plus_totp_gives_an_mfa_id_token() {
 }
 
 #[actix_web::test]
+async fn a_client_minimum_acr_wins_over_a_low_score() {
+    // Default policy: a familiar, low-risk sign-in would be frictionless…
+    let app = spawn_app_with(Backend::Sqlite, &[]).await.unwrap();
+    app.add_user("fay", false).await;
+    app.login("fay", PASSWORD).await;
+    let (secret, _) = enrol_totp(&app).await;
+    sign_out(&app).await;
+    app.clock.advance_secs(30);
+    vigil::flow::clients::register(
+        &app.svc,
+        &vigil::flow::accounts::Actor("t".into()),
+        app.svc.clock.now(),
+        vigil::flow::clients::NewClient {
+            id: "bank".into(),
+            name: None,
+            redirect_uris: vec![crate::oidc::REDIRECT.into()],
+            post_logout_redirect_uris: vec![],
+            public: false,
+            first_party: true,
+            grants: vec![],
+            secret: Some(crate::oidc::SECRET.to_owned().into()),
+            backchannel_logout_uri: None,
+            id_token_alg: None,
+            pkce_optional: false,
+            min_acr: Some("urn:vigil:acr:mfa".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let rp = rp(&app, "bank", false).await;
+    let s = rp.start(&[], &[]);
+    let r = app.http.get(s.url.as_str()).send().await.unwrap();
+    let login = location(&r);
+    let page = app.get(&login).await.text().await.unwrap();
+    let tx = query(&format!("http://x{login}"))["tx"].clone();
+    let r = app
+        .http
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "fay"),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf_in(&page)),
+            ("tx", &tx),
+        ])
+        .send()
+        .await
+        .unwrap();
+    // …but this client demands two factors, so the password alone is not enough.
+    assert_eq!(location(&r), "/login/mfa");
+    let code = totp::code_at(&secret, app.svc.clock.now()).unwrap();
+    let back = location(&submit_code(&app, "/login/mfa/totp", &code).await);
+    assert!(query(&back).contains_key("code"), "{back}");
+}
+
+#[actix_web::test]
 async fn operator_provisioned_totp_works() {
     let app = spawn_app_with(Backend::Sqlite, ALWAYS_STEP_UP)
         .await

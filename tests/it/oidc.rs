@@ -73,6 +73,7 @@ pub async fn add_client(app: &TestApp, spec: ClientSpec<'_>) {
             backchannel_logout_uri: spec.backchannel,
             id_token_alg: spec.alg.map(str::to_owned),
             pkce_optional: false,
+            min_acr: None,
         },
     )
     .await

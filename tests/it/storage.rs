@@ -118,6 +118,7 @@ fn every_table_round_trips(b: Backend) {
         created_at: now,
         backchannel_logout_uri: Some("https://app.example.com/bc".into()),
         id_token_alg: "ES256".into(),
+        min_acr: None,
     };
     store::clients::insert(&mut c, &client, now).unwrap();
     let back = store::clients::find(&mut c, "app").unwrap().unwrap();
