@@ -7,7 +7,7 @@ use vigil::auth::totp;
 use vigil::clock::Timestamp;
 
 use crate::helpers::{csrf_in, spawn_app_with, Backend, TestApp, ALWAYS_STEP_UP, PASSWORD};
-use crate::oidc::{add_client, location, payload, query, rp, ClientSpec};
+use crate::oidc::{add_client, location, password_at_login, payload, query, rp, ClientSpec};
 use crate::on_both_backends;
 
 fn select(html: &str, css: &str) -> Option<String> {
@@ -254,22 +254,7 @@ async fn password_plus_totp_gives_an_mfa_id_token() {
     add_client(&app, ClientSpec::default()).await;
     let rp = rp(&app, "rp", false).await;
     let s = rp.start(&[], &[]);
-    let r = app.http.get(s.url.as_str()).send().await.unwrap();
-    let login = location(&r);
-    let page = app.get(&login).await.text().await.unwrap();
-    let tx = query(&format!("http://x{login}"))["tx"].clone();
-    let r = app
-        .http
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf_in(&page)),
-            ("tx", &tx),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = password_at_login(&app, &s.url, "alice").await;
     assert_eq!(location(&r), "/login/mfa");
     let code = totp::code_at(&secret, app.svc.clock.now()).unwrap();
     let back = location(&submit_code(&app, "/login/mfa/totp", &code).await);
@@ -350,22 +335,7 @@ async fn a_client_minimum_acr_wins_over_a_low_score() {
     .unwrap();
     let rp = rp(&app, "bank", false).await;
     let s = rp.start(&[], &[]);
-    let r = app.http.get(s.url.as_str()).send().await.unwrap();
-    let login = location(&r);
-    let page = app.get(&login).await.text().await.unwrap();
-    let tx = query(&format!("http://x{login}"))["tx"].clone();
-    let r = app
-        .http
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "fay"),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf_in(&page)),
-            ("tx", &tx),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = password_at_login(&app, &s.url, "fay").await;
     // …but this client demands two factors, so the password alone is not enough.
     assert_eq!(location(&r), "/login/mfa");
     let code = totp::code_at(&secret, app.svc.clock.now()).unwrap();

@@ -150,8 +150,9 @@ pub fn query(url: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-/// Follow /authorize through vigil's login form; returns the final redirect to the RP.
-pub async fn sign_in_via(app: &TestApp, auth_url: &Url, username: &str) -> String {
+/// Follow /authorize to vigil's login form and submit the password; returns the answer to
+/// the form (a redirect onwards, a consent page, the step-up page…).
+pub async fn password_at_login(app: &TestApp, auth_url: &Url, username: &str) -> reqwest::Response {
     let r = app.http.get(auth_url.as_str()).send().await.unwrap();
     assert_eq!(
         r.status(),
@@ -163,8 +164,7 @@ pub async fn sign_in_via(app: &TestApp, auth_url: &Url, username: &str) -> Strin
     assert!(login.starts_with("/login?tx="), "{login}");
     let page = app.get(&login).await.text().await.unwrap();
     let tx = query(&format!("http://x{login}"))["tx"].clone();
-    let r = app
-        .http
+    app.http
         .post(app.url("/login"))
         .form(&[
             ("username", username),
@@ -174,7 +174,12 @@ pub async fn sign_in_via(app: &TestApp, auth_url: &Url, username: &str) -> Strin
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Follow /authorize through vigil's login form; returns the final redirect to the RP.
+pub async fn sign_in_via(app: &TestApp, auth_url: &Url, username: &str) -> String {
+    let r = password_at_login(app, auth_url, username).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     location(&r)
 }
@@ -550,22 +555,7 @@ async fn consent_for_third_party_clients() {
     .await;
     let rp = rp(&app, "rp", false).await;
     let s = rp.start(&["email"], &[]);
-    let r = app.http.get(s.url.as_str()).send().await.unwrap();
-    let login = location(&r);
-    let page = app.get(&login).await.text().await.unwrap();
-    let tx = query(&format!("http://x{login}"))["tx"].clone();
-    let r = app
-        .http
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf_in(&page)),
-            ("tx", &tx),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = password_at_login(&app, &s.url, "alice").await;
     assert_eq!(r.status(), StatusCode::OK, "consent page");
     let html = r.text().await.unwrap();
     assert!(
@@ -587,6 +577,7 @@ async fn consent_for_third_party_clients() {
                 .unwrap()
         }
     };
+    let tx = hidden(&html, "tx");
     let r = consent("allow", html, tx).await;
     assert!(query(&location(&r)).contains_key("code"));
     // Remembered: no consent page the second time.
@@ -682,6 +673,17 @@ async fn redirect_uri_variants_and_unknown_clients_never_redirect() {
         ))
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "duplicate parameter");
+}
+
+/// The value of a hidden input in a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse(&format!("input[name={name}]")).unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr("value"))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 pub fn urlencode(s: &str) -> String {
