@@ -101,6 +101,16 @@ impl RiskEngine {
     pub fn geoip_build(&self) -> Option<i64> {
         self.geoip_build
     }
+
+    /// "City, CC" for an address, for people reading their own sign-ins (coarse on purpose).
+    pub fn place(&self, ip: &str) -> Option<String> {
+        let geo = self.geo.as_ref()?.lookup(ip.parse().ok()?).ok()?;
+        match (geo.city, geo.country) {
+            (Some(city), Some(cc)) => Some(format!("{city}, {cc}")),
+            (None, Some(cc)) => Some(cc),
+            _ => None,
+        }
+    }
 }
 
 /// One evaluated sign-in: what was seen, what the model said, what policy decided.

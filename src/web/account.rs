@@ -67,7 +67,12 @@ pub async fn show(
         Err(r) => return Ok(r),
     };
     let now = state.now();
-    let (uid, current_id) = (user.id.clone(), s.id.clone());
+    let (uid, current_id, risk) = (user.id.clone(), s.id.clone(), state.svc.risk.clone());
+    let place = move |ip: &Option<String>| {
+        ip.as_deref()
+            .and_then(|i| risk.place(i))
+            .unwrap_or_else(|| "—".into())
+    };
     let data = state
         .svc
         .db
@@ -81,7 +86,7 @@ pub async fn show(
                 .into_iter()
                 .map(|x| {
                     json!({
-                        "id": x.id, "device": device_label(x.user_agent.as_deref()), "ip": x.ip.unwrap_or_default(),
+                        "id": x.id, "device": device_label(x.user_agent.as_deref()), "place": place(&x.ip), "ip": x.ip.unwrap_or_default(),
                         "last_seen": Timestamp(x.last_seen_at).display(), "current": x.id == current_id, "acr": x.acr,
                     })
                 })
@@ -91,7 +96,7 @@ pub async fn show(
                 .map(|r| {
                     json!({
                         "at": Timestamp(r.at).display(), "method": r.method, "outcome": r.outcome,
-                        "ip": r.ip.unwrap_or_default(), "device": device_label(r.user_agent.as_deref()),
+                        "place": place(&r.ip), "ip": r.ip.unwrap_or_default(), "device": device_label(r.user_agent.as_deref()),
                     })
                 })
                 .collect();

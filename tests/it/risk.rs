@@ -188,6 +188,18 @@ async fn familiar_is_frictionless_and_impossible_travel_steps_up() {
     assert!(claims["risk"]["model"].as_str().unwrap().len() >= 8);
     assert_eq!(claims["amr"], json!(["pwd", "rba"]));
     assert_eq!(payload(t.access_token().secret())["risk"]["level"], "low");
+    let account = berlin
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains("Berlin, DE"),
+        "sessions and sign-ins show a coarse place"
+    );
     sign_out(&app, &berlin).await;
 
     // Ten minutes later, the same password from Sydney: a step-up, and the token says why.
