@@ -3,8 +3,9 @@
 //! plausible shape for testing the replay and for comparing models when no log is at hand.
 //!
 //! Assumptions of the generator:
-//! - Sign-ins per user are heavy-tailed: `floor(1 / u)` for `u` uniform in (0, 1], capped at
-//!   400 (a Pareto tail with exponent 1: median 2, about 8 % of users with ≥ 12, 2.5 % ≥ 40).
+//! - Sign-ins per user are heavy-tailed: `floor(1.2 / u)` for `u` uniform in (0, 1], at least
+//!   1 and capped at 400 (a Pareto tail with exponent 1: median 2, about 10 % of users with
+//!   ≥ 12 sign-ins, 3 % with ≥ 40).
 //! - Each user has a home country (skewed: a few countries dominate), an ISP (ASN) in it, a
 //!   region/city, a home /24, and one to three devices (User-Agent strings from common
 //!   browser/OS templates). Sign-ins fall uniformly over 90 days.
@@ -170,7 +171,7 @@ pub fn synth(users: u32, seed: u64, out: &mut dyn Write) -> std::io::Result<()> 
         }
         ids.push(u.id);
         let uu: f64 = rng.gen_range(f64::EPSILON..=1.0);
-        let logins = ((1.0 / uu).floor() as u32).clamp(1, 400);
+        let logins = ((1.2 / uu).floor() as u32).clamp(1, 400);
         let mut times: Vec<i64> = (0..logins)
             .map(|_| START * 1000 + rng.gen_range(0..SPAN_SECS * 1000))
             .collect();
