@@ -13,7 +13,9 @@
 //!
 //! i.e. the log of Freeman's `p(x | attack) / p(x | user)` for the finest value of each chain,
 //! backing off to the population where the user has no data. Honest, not a strawman: it is the
-//! published model with the smoothing Wiefling et al. re-ran on the real dataset.
+//! published model with the smoothing Wiefling et al. re-ran on the real dataset. Its global
+//! counts grow with the distinct networks and user agents seen (vigil's `GlobalStats` are
+//! capped instead); user counts are capped at 64 paths.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -110,7 +112,7 @@ impl Baseline {
                 if let Some(min) = u
                     .counts
                     .iter()
-                    .min_by_key(|(_, c)| **c)
+                    .min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
                     .map(|(k, _)| k.clone())
                 {
                     u.counts.remove(&min);
@@ -131,7 +133,8 @@ impl Baseline {
             let v = self.children.get(vkey).copied().unwrap_or(0) as f64 + 1.0;
             let pa = (self.g(Some(k)) as f64 + 1.0) / (self.g(par) as f64 + v);
             let cu = u.counts.get(k).copied().unwrap_or(0) as f64;
-            let cp = par.map_or(u.n, |q| u.counts.get(q).copied().unwrap_or(0)) as f64;
+            // An evicted parent must not make p_U exceed 1.
+            let cp = (par.map_or(u.n, |q| u.counts.get(q).copied().unwrap_or(0)) as f64).max(cu);
             let pu = (cu + ALPHA * pa) / (cp + ALPHA);
             s += pa.ln() - pu.ln();
         }

@@ -484,8 +484,17 @@ impl Acc {
                 });
                 steps.insert((*key).to_owned(), json!(rate));
             }
+            let users: serde_json::Map<String, Value> = BUCKETS
+                .iter()
+                .enumerate()
+                .map(|(i, (key, _, _))| {
+                    let n = self.per_user.values().filter(|v| !v[i].is_empty()).count();
+                    ((*key).to_owned(), json!(n))
+                })
+                .collect();
             let mut m = json!({
                 "attempts": att.n(),
+                "step_up_users": users,
                 "auc": auc(&self.legit, att),
                 "tpr_at_fpr_1pct": tpr_at_fpr(&self.legit, att, 0.01),
                 "tpr_at_fpr_0_1pct": tpr_at_fpr(&self.legit, att, 0.001),
@@ -920,14 +929,14 @@ pub fn table(report: &Value) -> String {
         ev["rows"], ev["users"], report["legit"], ev["real_takeovers"], ev["malformed_skipped"]
     ));
     s.push_str(&format!(
-        "{:<22} {:<14} {:>6} {:>9} {:>10} {:>9} {:>9}\n",
+        "{:<28} {:<14} {:>6} {:>9} {:>10} {:>9} {:>9}\n",
         "model", "attacker", "AUC", "TPR@1%", "TPR@0.1%", "SU@99 h12", "SU@99 h40"
     ));
     for (name, m) in [("vigil", report), ("freeman baseline", &report["baseline"])] {
         if let Some(by) = m["by_attacker"].as_object() {
             for (att, x) in by {
                 s.push_str(&format!(
-                    "{:<22} {:<14} {:>6} {:>9} {:>10} {:>9} {:>9}\n",
+                    "{:<28} {:<14} {:>6} {:>9} {:>10} {:>9} {:>9}\n",
                     format!("{name} {}", m["model"].as_str().unwrap_or("")),
                     att,
                     num(&x["auc"]),
@@ -959,11 +968,12 @@ pub fn table(report: &Value) -> String {
             for (name, x) in g.as_object().into_iter().flatten() {
                 if x["flagged"].as_bool() == Some(true) {
                     s.push_str(&format!(
-                        "fairness: {dim}={name} (n {}) step-up {} ({}×) block {} — above {}× overall\n",
+                        "fairness: {dim}={name} (n {}) step-up {} ({}×) block {} ({}×) — above {}× overall\n",
                         x["n"],
                         pct(&x["step_up_rate"]),
                         num(&x["step_up_ratio"]),
                         pct(&x["block_rate"]),
+                        num(&x["block_ratio"]),
                         FAIRNESS_RATIO
                     ));
                 }
