@@ -286,10 +286,6 @@ impl Hist {
     pub fn n(&self) -> u64 {
         self.0.values().sum()
     }
-    /// Events scoring ≥ `q` (a quantised threshold).
-    fn at_least(&self, q: i64) -> u64 {
-        self.0.range(q..).map(|(_, c)| c).sum()
-    }
 }
 
 /// ROC AUC: P(attack score > legit score) + ½ P(equal). `None` if either side is empty.
@@ -318,13 +314,18 @@ pub fn tpr_at_fpr(legit: &Hist, attack: &Hist, max_fpr: f64) -> Option<f64> {
     if nl == 0 || na == 0 {
         return None;
     }
-    let mut best = 0.0f64;
     let mut keys: Vec<i64> = legit.0.keys().chain(attack.0.keys()).copied().collect();
-    keys.push(i64::MAX);
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    keys.dedup();
+    // Lower the threshold one distinct score at a time while the FPR stays within bounds.
+    let (mut fp, mut tp, mut best) = (0u64, 0u64, 0.0f64);
     for k in keys {
-        if legit.at_least(k) as f64 / nl as f64 <= max_fpr {
-            best = best.max(attack.at_least(k) as f64 / na as f64);
+        fp += legit.0.get(&k).copied().unwrap_or(0);
+        tp += attack.0.get(&k).copied().unwrap_or(0);
+        if fp as f64 / nl as f64 > max_fpr {
+            break;
         }
+        best = tp as f64 / na as f64;
     }
     Some(best)
 }
