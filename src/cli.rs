@@ -34,6 +34,43 @@ pub enum Command {
     /// Verify or export the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Measure the risk model on labelled sign-in logs (no database needed).
+    #[command(subcommand)]
+    Risk(RiskCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RiskCommand {
+    /// Replay a log in the RBA dataset's CSV format through the model, with simulated
+    /// attackers; report detection, friction, fairness and a Freeman baseline.
+    Replay {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Score only the file's rows (rows with Is Account Takeover true are the attacks).
+        #[arg(long)]
+        no_inject: bool,
+        /// Skip malformed rows (and count them) instead of stopping at the first.
+        #[arg(long)]
+        skip_malformed: bool,
+        /// Write `index,score,decision,attack_model` per scored event to this file.
+        #[arg(long)]
+        scores_out: Option<std::path::PathBuf>,
+        /// Seed of the attack simulation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Write a synthetic log in the same format, deterministic for a seed.
+    Synth {
+        #[arg(long)]
+        users: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,7 +7,9 @@ use std::net::TcpListener;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::Verdict;
-use crate::cli::{AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, UserCommand};
+use crate::cli::{
+    AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, RiskCommand, UserCommand,
+};
 use crate::clock::Timestamp;
 use crate::config::Settings;
 use crate::flow::accounts::{self, Actor, NewAccount};
@@ -89,6 +91,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Client(c) => client(start(settings)?, c).await,
         Command::Keys(c) => keys(start(settings)?, c).await,
         Command::Audit(c) => audit(start(settings)?, c).await,
+        Command::Risk(c) => risk(c, &settings),
     }
 }
 
@@ -473,4 +476,65 @@ fn parse_date(s: &str) -> Option<i64> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|dt| dt.and_utc().timestamp_micros())
+}
+
+/// `vigil risk …`: pure computations on files, no database and no server state.
+fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
+    use crate::risk::replay::{replay, table, ReplayOptions};
+    match c {
+        RiskCommand::Replay {
+            input,
+            json,
+            no_inject,
+            skip_malformed,
+            scores_out,
+            seed,
+        } => {
+            // The model and policy as the server configures them (flow::risk::RiskEngine).
+            let mut cfg = crate::risk::RiskConfig::default();
+            cfg.thresholds.medium = settings.risk_threshold_medium;
+            cfg.thresholds.high = settings.risk_threshold_high;
+            cfg.rules.travel.max_speed_kmh = f64::from(settings.risk_travel_speed_kmh);
+            let file = std::fs::File::open(&input)
+                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            let mut out = match &scores_out {
+                Some(p) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .map_err(|e| Failure::op(format!("{}: {e}", p.display())))?,
+                )),
+                None => None,
+            };
+            let opts = ReplayOptions {
+                inject: !no_inject,
+                skip_malformed,
+                seed,
+            };
+            let report = replay(
+                std::io::BufReader::new(file),
+                &opts,
+                &cfg,
+                &settings.risk_policy,
+                out.as_mut().map(|w| w as &mut dyn Write),
+            )
+            .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            if let Some(mut w) = out {
+                w.flush()
+                    .map_err(|e| Failure::op(format!("--scores-out: {e}")))?;
+            }
+            if json {
+                println!("{report}");
+            } else {
+                print!("{}", table(&report));
+            }
+            Ok(())
+        }
+        RiskCommand::Synth { users, seed, out } => {
+            let file = std::fs::File::create(&out)
+                .map_err(|e| Failure::op(format!("{}: {e}", out.display())))?;
+            let mut w = std::io::BufWriter::new(file);
+            crate::risk::synth::synth(users, seed, &mut w)
+                .and_then(|()| w.flush())
+                .map_err(|e| Failure::op(format!("{}: {e}", out.display())))
+        }
+    }
 }

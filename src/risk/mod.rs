@@ -17,6 +17,7 @@
 //!  admin "attack"   ──► global.mark_attack(&f)  admin "legitimate" ──► profile.learn(&f)
 //! ```
 
+pub mod baseline;
 pub mod config;
 pub mod denylist;
 pub mod device;
@@ -24,8 +25,10 @@ pub mod explain;
 pub mod geo;
 pub mod model;
 pub mod policy;
+pub mod replay;
 pub mod signals;
 pub mod state;
+pub mod synth;
 pub mod travel;
 
 use std::net::IpAddr;

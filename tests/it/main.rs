@@ -9,5 +9,6 @@ mod login;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod replay;
 mod risk;
 mod storage;
