@@ -50,7 +50,7 @@ pub const DEMO_CLIENT: (&str, &str) = ("demo-app", "demo-app-secret-0123456789ab
 pub const DEMO_REDIRECT: &str = "http://localhost:9000/callback";
 
 fn cli_actor() -> Actor {
-    Actor("cli".into())
+    Actor::new("cli")
 }
 
 /// Read one secret line from stdin (the trailing newline is not part of it).
@@ -356,25 +356,7 @@ async fn keys(svc: Services, c: KeysCommand) -> Result<(), Failure> {
     let now = svc.clock.now();
     match c {
         KeysCommand::Rotate => {
-            let (keys, auditor) = (svc.keys.clone(), svc.auditor.clone());
-            let created = svc
-                .db
-                .run(move |conn| {
-                    crate::store::transaction(conn, |conn| {
-                        let created = keys
-                            .rotate(conn, now, crate::oidc::KEY_GRACE_SECS)
-                            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-                        let ids: Vec<String> = created.iter().map(|k| k.id.clone()).collect();
-                        auditor.record(
-                            conn,
-                            now,
-                            crate::audit::AuditEvent::new("keys.rotated")
-                                .actor("cli")
-                                .details(serde_json::json!({ "new": ids })),
-                        )?;
-                        Ok(created)
-                    })
-                })
+            let created = crate::flow::keys::rotate(&svc, &cli_actor(), now)
                 .await
                 .map_err(|e| Failure::op(e.to_string()))?;
             for k in created {
@@ -396,11 +378,7 @@ async fn keys(svc: Services, c: KeysCommand) -> Result<(), Failure> {
                 "KID", "ALG", "STATE", "CREATED"
             );
             for r in rows {
-                let state = match (r.rotated_at, r.publish_until) {
-                    (None, _) => "active",
-                    (Some(_), Some(until)) if until > now.micros() => "rotated",
-                    _ => "retired",
-                };
+                let state = crate::flow::keys::state(&r, now);
                 println!(
                     "{:<38} {:<6} {:<9} {:<22} {}",
                     r.id,

@@ -19,9 +19,38 @@ pub struct NewAccount {
     pub password: SecretString,
 }
 
-/// Who is making a change, for the audit log.
+/// Who is making a change, and from where, for the audit log.
 #[derive(Debug, Clone)]
-pub struct Actor(pub String);
+pub struct Actor {
+    /// A user id, or `cli` / `system`.
+    pub id: String,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+impl Actor {
+    /// An operator at the command line, or a test.
+    pub fn new(id: impl Into<String>) -> Self {
+        Actor {
+            id: id.into(),
+            ip: None,
+        }
+    }
+    /// A signed-in admin acting through the web console.
+    pub fn admin(user_id: impl Into<String>, ip: std::net::IpAddr) -> Self {
+        Actor {
+            id: user_id.into(),
+            ip: Some(ip),
+        }
+    }
+    /// An audit event done by this actor: who and from where.
+    pub fn event(&self, action: &'static str) -> AuditEvent {
+        let e = AuditEvent::new(action).actor(self.id.clone());
+        match self.ip {
+            Some(ip) => e.ip(ip),
+            None => e,
+        }
+    }
+}
 
 pub async fn create(
     svc: &Services,
@@ -33,7 +62,7 @@ pub async fn create(
     let email = Email::parse(&a.email).map_err(FlowError::Invalid)?;
     check_policy(a.password.expose_secret(), username.as_str())?;
     let hash = svc.hasher.hash(a.password).await?;
-    let (auditor, actor) = (svc.auditor.clone(), actor.0.clone());
+    let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     let name = a.name.trim().chars().take(200).collect::<String>();
     let is_admin = a.is_admin;
     let user = svc
@@ -53,17 +82,15 @@ pub async fn create(
                         disabled: false,
                         created_at: now.micros(),
                         updated_at: now.micros(),
+                        must_change_password: false,
                     },
                 )?;
                 auditor.record(
                     c,
                     now,
-                    AuditEvent::new("user.created")
-                        .actor(actor)
-                        .target(id.clone())
-                        .details(
-                            serde_json::json!({ "username": username.as_str(), "admin": is_admin }),
-                        ),
+                    actor.event("user.created").target(id.clone()).details(
+                        serde_json::json!({ "username": username.as_str(), "admin": is_admin }),
+                    ),
                 )?;
                 users::find(c, &id)?.ok_or(StoreError::NotFound)
             })
@@ -99,7 +126,7 @@ pub async fn set_disabled(
     disabled: bool,
 ) -> Result<(), FlowError> {
     let user = find(svc, username).await?;
-    let (auditor, actor) = (svc.auditor.clone(), actor.0.clone());
+    let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
@@ -112,11 +139,7 @@ pub async fn set_disabled(
                 } else {
                     "user.enabled"
                 };
-                auditor.record(
-                    c,
-                    now,
-                    AuditEvent::new(action).actor(actor).target(user.id.clone()),
-                )
+                auditor.record(c, now, actor.event(action).target(user.id.clone()))
             })
         })
         .await?;
@@ -134,7 +157,7 @@ pub async fn set_password(
     let user = find(svc, username).await?;
     check_policy(password.expose_secret(), &user.username)?;
     let hash = svc.hasher.hash(password).await?;
-    let (auditor, actor) = (svc.auditor.clone(), actor.0.clone());
+    let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
@@ -144,9 +167,56 @@ pub async fn set_password(
                 auditor.record(
                     c,
                     now,
+                    actor.event("user.password_changed").target(user.id.clone()),
+                )
+            })
+        })
+        .await?;
+    Ok(())
+}
+
+/// A signed-in user changes their own password: the current one is checked (a borrowed session
+/// cannot lock the owner out), the new one must pass the policy, and every other session ends.
+pub async fn change_own_password(
+    svc: &Services,
+    now: Timestamp,
+    user: &User,
+    keep_session: &str,
+    current: SecretString,
+    new: SecretString,
+    ip: std::net::IpAddr,
+) -> Result<(), FlowError> {
+    let checked = svc
+        .hasher
+        .verify(Some(user.password_hash.clone()), current)
+        .await?;
+    if !checked.ok {
+        return Err(FlowError::Invalid(
+            "Your current password is not right.".into(),
+        ));
+    }
+    check_policy(new.expose_secret(), &user.username)?;
+    let hash = svc.hasher.hash(new).await?;
+    let (auditor, uid, keep) = (
+        svc.auditor.clone(),
+        user.id.clone(),
+        keep_session.to_owned(),
+    );
+    svc.db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                users::set_password(c, &uid, &hash, false, now.micros())?;
+                let ended = store::sessions::revoke_others_for_user(c, &uid, &keep, now.micros())?;
+                auditor.record(
+                    c,
+                    now,
                     AuditEvent::new("user.password_changed")
-                        .actor(actor)
-                        .target(user.id.clone()),
+                        .actor(uid.clone())
+                        .target(uid.clone())
+                        .ip(ip)
+                        .details(
+                            serde_json::json!({ "self_service": true, "sessions_ended": ended }),
+                        ),
                 )
             })
         })

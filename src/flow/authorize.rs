@@ -62,9 +62,10 @@ async fn reassess(
     s: &Session,
     user: &User,
     ctx: &RequestContext,
+    client_id: &str,
 ) -> Result<Reassessed, OAuthError> {
     let err = |e: super::FlowError| OAuthError::server_error(e.to_string());
-    let mut v = evaluate(svc, now, &user.id, ctx, &user.username, None)
+    let mut v = evaluate(svc, now, &user.id, ctx, &user.username, Some(client_id))
         .await
         .map_err(err)?;
     let strong = acr_rank(&s.acr) >= acr_rank(crate::oidc::ACR_MFA);
@@ -168,6 +169,7 @@ pub async fn begin(
         expires_at: now.plus_secs(LIFETIMES.request).micros(),
     };
     let row = tx.clone();
+    let row_client = tx.client_id.clone();
     svc.db.run(move |c| authz::insert_request(c, &row)).await?;
     // SSO is not blind: reusing a session re-scores this request's context (another country
     // or device mid-session steps up, a deny-listed network is blocked).
@@ -176,14 +178,16 @@ pub async fn begin(
         .iter()
         .any(|p| p == "login" || p == "select_account");
     let session = match session {
-        Some((mut s, user)) if !forced => match reassess(svc, now, &s, &user, ctx).await? {
-            Reassessed::Keep(claim) => {
-                s.risk = Some(claim);
-                Some((s, user))
+        Some((mut s, user)) if !forced => {
+            match reassess(svc, now, &s, &user, ctx, &row_client).await? {
+                Reassessed::Keep(claim) => {
+                    s.risk = Some(claim);
+                    Some((s, user))
+                }
+                Reassessed::StepUp(pending) => return Ok(Next::StepUp { pending }),
+                Reassessed::Block(message) => return Ok(Next::Blocked(message)),
             }
-            Reassessed::StepUp(pending) => return Ok(Next::StepUp { pending }),
-            Reassessed::Block(message) => return Ok(Next::Blocked(message)),
-        },
+        }
         other => other,
     };
     proceed(svc, now, tx, req.client, session).await

@@ -4,7 +4,6 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{random_token, FlowError, Services};
-use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::domain::{ClientId, RedirectUri};
 use crate::flow::accounts::Actor;
@@ -141,8 +140,9 @@ pub async fn register(
         backchannel_logout_uri,
         id_token_alg,
         min_acr: n.min_acr,
+        risk_thresholds: None,
     };
-    let (auditor, actor, c2) = (svc.auditor.clone(), actor.0.clone(), client.clone());
+    let (auditor, actor, c2) = (svc.auditor.clone(), actor.clone(), client.clone());
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
@@ -150,7 +150,7 @@ pub async fn register(
                 auditor.record(
                     c,
                     now,
-                    AuditEvent::new("client.created").actor(actor).target(c2.id.clone()).details(serde_json::json!({
+                    actor.event("client.created").target(c2.id.clone()).details(serde_json::json!({
                         "redirect_uris": c2.redirect_uris, "public": c2.public, "grants": c2.grant_types
                     })),
                 )
@@ -177,18 +177,12 @@ pub async fn remove(
     now: Timestamp,
     id: &str,
 ) -> Result<(), FlowError> {
-    let (auditor, actor, id2) = (svc.auditor.clone(), actor.0.clone(), id.to_owned());
+    let (auditor, actor, id2) = (svc.auditor.clone(), actor.clone(), id.to_owned());
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
                 clients::delete(c, &id2)?;
-                auditor.record(
-                    c,
-                    now,
-                    AuditEvent::new("client.removed")
-                        .actor(actor)
-                        .target(id2.clone()),
-                )
+                auditor.record(c, now, actor.event("client.removed").target(id2.clone()))
             })
         })
         .await

@@ -100,10 +100,11 @@ pub fn log_signin(
     verdict: Option<&Verdict>,
 ) -> StoreResult<()> {
     let json = |v: &dyn erased::Json| v.json();
+    let id = new_id();
     signins::insert(
         conn,
         &SigninRow {
-            id: new_id(),
+            id: id.clone(),
             at: now.micros(),
             user_id: user_id.map(str::to_owned),
             method: method.to_owned(),
@@ -128,7 +129,68 @@ pub fn log_signin(
             geoip_build: verdict.and_then(|v| v.geoip_build),
             candidate_decision: verdict.and_then(|v| v.candidate.map(|d| d.as_str().to_owned())),
         },
-    )
+    )?;
+    enqueue_for_review(conn, now, &id, user_id, outcome, verdict)
+}
+
+/// Put the sign-in in the admin review queue when a person should look at it: blocked, a
+/// failed step-up (reviewed on the sign-in that asked for it, which holds the features), or a
+/// high-risk sign-in that got in. Same transaction as the log row; no admin is waited for.
+fn enqueue_for_review(
+    conn: &mut DbConn,
+    now: Timestamp,
+    signin_id: &str,
+    user_id: Option<&str>,
+    outcome: &str,
+    verdict: Option<&Verdict>,
+) -> StoreResult<()> {
+    use store::reviews::{self, ATTACK, LEGITIMATE};
+    let hard_evidence =
+        verdict.is_some_and(|v| v.assessment.rule.is_some() || v.assessment.level == Level::High);
+    match (outcome, user_id) {
+        ("blocked", _) => {
+            let recommended = if hard_evidence { ATTACK } else { LEGITIMATE };
+            reviews::enqueue(
+                conn,
+                signin_id,
+                user_id,
+                reviews::KIND_BLOCKED,
+                recommended,
+                now.micros(),
+            )
+        }
+        ("step_up_failed", Some(uid)) => {
+            let target = signins::latest_step_up_required(conn, uid)?
+                .map(|r| r.id)
+                .unwrap_or_else(|| signin_id.to_owned());
+            reviews::enqueue(
+                conn,
+                &target,
+                Some(uid),
+                reviews::KIND_STEP_UP_FAILED,
+                ATTACK,
+                now.micros(),
+            )
+        }
+        ("success" | "step_up_passed", _)
+            if verdict.is_some_and(|v| v.assessment.level == Level::High) =>
+        {
+            let recommended = if outcome == "step_up_passed" {
+                LEGITIMATE
+            } else {
+                ATTACK
+            };
+            reviews::enqueue(
+                conn,
+                signin_id,
+                user_id,
+                reviews::KIND_HIGH_RISK,
+                recommended,
+                now.micros(),
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 mod erased {
@@ -330,8 +392,38 @@ pub async fn password(
     }
 
     // 4. Score the sign-in and let policy decide: frictionless, step-up, or block.
-    let verdict = evaluate(svc, now, &user.id, &attempt.ctx, &account, None).await?;
+    // The application this sign-in is for may have its own risk thresholds.
+    let client_id = match attempt.tx.clone() {
+        Some(tx) => svc
+            .db
+            .run(move |c| store::authz::find_request(c, &tx, now.micros()))
+            .await?
+            .map(|r| r.client_id),
+        None => None,
+    };
+    let mut verdict = evaluate(
+        svc,
+        now,
+        &user.id,
+        &attempt.ctx,
+        &account,
+        client_id.as_deref(),
+    )
+    .await?;
     let previous = attempt.previous_session.map(|t| token_digest(&t));
+    // An administrator who has a second factor always uses it: the admin console demands it.
+    if user.is_admin && verdict.decision == Decision::Allow {
+        let uid = user.id.clone();
+        let enrolled = svc
+            .db
+            .run(move |c| store::factors::enrolled(c, &uid))
+            .await?;
+        if enrolled.totp || (enrolled.webauthn && svc.passkeys.is_some()) {
+            verdict.decision = Decision::StepUp {
+                phishing_resistant: false,
+            };
+        }
+    }
     match verdict.decision {
         Decision::Allow => {}
         // A policy that steps up even low-risk sign-ins ("always MFA") cannot block an account

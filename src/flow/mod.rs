@@ -14,9 +14,12 @@ pub mod accounts;
 pub mod authorize;
 pub mod clients;
 pub mod factors;
+pub mod keys;
 pub mod login;
 pub mod mfa;
 pub mod passkeys;
+pub mod policy;
+pub mod reports;
 pub mod risk;
 pub mod session;
 

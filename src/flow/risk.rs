@@ -94,6 +94,12 @@ impl RiskEngine {
         Ok(n)
     }
 
+    /// The deny list's file (if configured) and how many ranges it holds now.
+    pub fn denylist_status(&self) -> (Option<PathBuf>, usize) {
+        let n = self.deny.read().map(|d| d.len()).unwrap_or(0);
+        (self.deny_path.clone(), n)
+    }
+
     fn deny_listed(&self, ip: IpAddr) -> bool {
         self.deny.read().map(|d| d.contains(ip)).unwrap_or(false)
     }
@@ -198,36 +204,56 @@ fn load_state(conn: &mut DbConn, user_id: &str) -> StoreResult<(UserProfile, Glo
     Ok((profile, global))
 }
 
-/// Score and decide a sign-in by `user_id`. `min_level` is a client's floor.
+/// Score and decide a sign-in by `user_id`, under the policy in force (the admins' saved
+/// policy, else the configured one) and, for a sign-in into `client_id`, that client's own
+/// thresholds if it has them.
 pub async fn evaluate(
     svc: &Services,
     now: Timestamp,
     user_id: &str,
     ctx: &RequestContext,
     account: &str,
-    min_level: Option<Level>,
+    client_id: Option<&str>,
 ) -> Result<Verdict, FlowError> {
     let features = observe(svc, now, ctx, account).await?;
-    let uid = user_id.to_owned();
-    let (profile, global, enrolled) = svc
+    let (uid, cid) = (user_id.to_owned(), client_id.map(str::to_owned));
+    let (profile, global, enrolled, saved, client_thresholds) = svc
         .db
         .run(move |c| {
             let (p, g) = load_state(c, &uid)?;
-            Ok((p, g, factors::enrolled(c, &uid)?))
+            let client = match cid {
+                Some(id) => store::clients::find(c, &id)?.and_then(|cl| cl.risk_thresholds),
+                None => None,
+            };
+            Ok((
+                p,
+                g,
+                factors::enrolled(c, &uid)?,
+                super::policy::stored(c)?,
+                client,
+            ))
         })
         .await?;
     let engine = &svc.risk;
-    let assessment = assess(&features, &profile, &global, &engine.cfg);
+    let policy = saved.unwrap_or_else(|| super::policy::configured(engine));
+    let cfg = policy.config(&engine.cfg, client_thresholds);
+    let assessment = assess(&features, &profile, &global, &cfg);
     let available = AvailableFactors {
         webauthn: enrolled.webauthn && svc.passkeys.is_some(),
         totp: enrolled.totp,
         recovery: enrolled.recovery,
     };
-    let decision = decide(&assessment, &engine.policy, available, min_level);
-    let candidate = engine
-        .candidate
-        .as_ref()
-        .map(|p| decide(&assessment, p, available, min_level));
+    let decision = decide(&assessment, &policy.actions, available, None);
+    let candidate = policy.candidate.map(|c| {
+        let level = super::policy::level_at(assessment.score, c.medium, c.high);
+        let mut a = assessment.clone();
+        a.level = if a.rule.is_some() {
+            a.level.max(level)
+        } else {
+            level
+        };
+        decide(&a, &c.actions, available, None)
+    });
     Ok(Verdict {
         features,
         assessment,
@@ -299,4 +325,29 @@ pub fn apply_verdict(
         store::sessions::revoke_all_for_user(conn, user_id, now.micros())?;
         Ok(())
     }
+}
+
+/// Re-read the deny list at an admin's request; audited with the new size.
+pub async fn reload_denylist_audited(
+    svc: &Services,
+    actor: &super::accounts::Actor,
+    now: Timestamp,
+) -> Result<usize, FlowError> {
+    let n = svc
+        .risk
+        .reload_denylist()
+        .map_err(|e| FlowError::Invalid(format!("The deny list could not be read: {e}")))?;
+    let (auditor, actor) = (svc.auditor.clone(), actor.clone());
+    svc.db
+        .run(move |c| {
+            auditor.record(
+                c,
+                now,
+                actor
+                    .event("denylist.reloaded")
+                    .details(serde_json::json!({ "entries": n })),
+            )
+        })
+        .await?;
+    Ok(n)
 }

@@ -22,6 +22,8 @@ pub struct ClientRow {
     pub backchannel_logout_uri: Option<String>,
     pub id_token_alg: String,
     pub min_acr: Option<String>,
+    pub risk_threshold_medium: Option<i64>,
+    pub risk_threshold_high: Option<i64>,
 }
 
 /// A client as the rest of vigil sees it: lists decoded, secret digest kept opaque.
@@ -42,6 +44,8 @@ pub struct Client {
     pub id_token_alg: String,
     /// The least assurance this client accepts, whatever the request or the risk score says.
     pub min_acr: Option<String>,
+    /// This client's own score thresholds for medium and high (None: the global ones).
+    pub risk_thresholds: Option<(i64, i64)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -71,6 +75,7 @@ impl TryFrom<ClientRow> for Client {
             backchannel_logout_uri: r.backchannel_logout_uri,
             id_token_alg: r.id_token_alg,
             min_acr: r.min_acr,
+            risk_thresholds: r.risk_threshold_medium.zip(r.risk_threshold_high),
         })
     }
 }
@@ -96,6 +101,8 @@ impl Client {
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             id_token_alg: self.id_token_alg.clone(),
             min_acr: self.min_acr.clone(),
+            risk_threshold_medium: self.risk_thresholds.map(|t| t.0),
+            risk_threshold_high: self.risk_thresholds.map(|t| t.1),
         }
     }
 }

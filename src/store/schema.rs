@@ -12,6 +12,7 @@ diesel::table! {
         disabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        must_change_password -> Bool,
     }
 }
 
@@ -51,6 +52,8 @@ diesel::table! {
         backchannel_logout_uri -> Nullable<Text>,
         id_token_alg -> Text,
         min_acr -> Nullable<Text>,
+        risk_threshold_medium -> Nullable<BigInt>,
+        risk_threshold_high -> Nullable<BigInt>,
     }
 }
 
@@ -275,6 +278,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reviews (id) {
+        id -> Text,
+        signin_id -> Text,
+        user_id -> Nullable<Text>,
+        kind -> Text,
+        recommended -> Text,
+        status -> Text,
+        created_at -> BigInt,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<BigInt>,
+        note -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -298,4 +316,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     signins,
     risk_profiles,
     risk_state,
+    reviews,
 );

@@ -103,3 +103,20 @@ pub fn set_risk(conn: &mut DbConn, id: &str, risk: &str) -> StoreResult<()> {
         .execute(conn)?;
     Ok(())
 }
+
+/// End every session of the user except `keep` (after changing one's own password).
+pub fn revoke_others_for_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    keep: &str,
+    now: i64,
+) -> StoreResult<usize> {
+    Ok(diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(keep))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?)
+}

@@ -55,3 +55,23 @@ pub fn recent_for_user(
         .select(SigninRow::as_select())
         .load(conn)?)
 }
+
+pub fn find(conn: &mut DbConn, id: &str) -> StoreResult<Option<SigninRow>> {
+    Ok(signins::table
+        .find(id)
+        .select(SigninRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The user's most recent sign-in that was sent to a second factor: a failed step-up is
+/// reviewed on that row, which holds the features and the assessment.
+pub fn latest_step_up_required(conn: &mut DbConn, user_id: &str) -> StoreResult<Option<SigninRow>> {
+    Ok(signins::table
+        .filter(signins::user_id.eq(user_id))
+        .filter(signins::outcome.eq("step_up_required"))
+        .order(signins::at.desc())
+        .select(SigninRow::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -17,6 +17,9 @@ pub struct User {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// An admin reset the password or the user reported a sign-in that was not theirs: the next
+    /// sign-in must choose a new password before anything else.
+    pub must_change_password: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -42,6 +45,7 @@ pub struct NewUser<'a> {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    pub must_change_password: bool,
 }
 
 /// Insert an account; a taken username is `Conflict`.
@@ -93,13 +97,65 @@ pub fn set_disabled(conn: &mut DbConn, id: &str, disabled: bool, now: i64) -> St
     }
 }
 
+/// Store a new password hash. `must_change` is true for a temporary password an admin set.
 pub fn set_password_hash(conn: &mut DbConn, id: &str, hash: &str, now: i64) -> StoreResult<()> {
+    set_password(conn, id, hash, false, now)
+}
+
+/// Store a new password hash and whether the user must replace it at the next sign-in.
+pub fn set_password(
+    conn: &mut DbConn,
+    id: &str,
+    hash: &str,
+    must_change: bool,
+    now: i64,
+) -> StoreResult<()> {
     let n = diesel::update(users::table.find(id))
-        .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+        .set((
+            users::password_hash.eq(hash),
+            users::must_change_password.eq(must_change),
+            users::updated_at.eq(now),
+        ))
         .execute(conn)?;
     if n == 1 {
         Ok(())
     } else {
         Err(StoreError::NotFound)
     }
+}
+
+/// Ask the user to choose a new password at their next sign-in.
+pub fn require_password_change(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<()> {
+    let n = diesel::update(users::table.find(id))
+        .set((
+            users::must_change_password.eq(true),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Grant or withdraw the admin role.
+pub fn set_admin(conn: &mut DbConn, id: &str, admin: bool, now: i64) -> StoreResult<()> {
+    let n = diesel::update(users::table.find(id))
+        .set((users::is_admin.eq(admin), users::updated_at.eq(now)))
+        .execute(conn)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// How many active admins there are (the last one cannot be demoted or disabled).
+pub fn count_active_admins(conn: &mut DbConn) -> StoreResult<i64> {
+    Ok(users::table
+        .filter(users::is_admin.eq(true))
+        .filter(users::disabled.eq(false))
+        .count()
+        .get_result(conn)?)
 }

@@ -66,6 +66,9 @@ pub async fn show(
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
+    if user.must_change_password {
+        return Ok(see_other("/account/password"));
+    }
     let now = state.now();
     let (uid, current_id, risk) = (user.id.clone(), s.id.clone(), state.svc.risk.clone());
     let place = move |ip: &Option<String>| {
@@ -134,6 +137,7 @@ pub async fn show(
         Some("recovery") => Some("You signed in with a recovery code. Enrol a new second factor now, and generate new recovery codes if few are left."),
         Some("totp") => Some("Your authenticator app is set up."),
         Some("passkey") => Some("Your passkey is registered."),
+        Some("password") => Some("Your password is changed. Your other sessions have ended."),
         _ => None,
     };
     if let Some(n) = notice {
@@ -386,4 +390,78 @@ pub async fn recovery_regenerate(
     };
     let codes = factors::regenerate_recovery(&state.svc, state.now(), &user).await?;
     recovery_page(&state, &req, &user, &codes, false)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    pub current_password: secrecy::SecretString,
+    pub new_password: secrecy::SecretString,
+}
+
+fn password_page(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<HttpResponse, WebError> {
+    let (token, cookie) = state.csrf.issue(req)?;
+    let mut ctx = Context::new();
+    ctx.insert("csrf_token", &token);
+    ctx.insert("signed_in_as", &user.username);
+    ctx.insert("required", &user.must_change_password);
+    if let Some(e) = error {
+        ctx.insert("error", e);
+    }
+    let mut resp = page(status, "password.html", &ctx);
+    resp.add_cookie(&cookie)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+/// `GET /account/password`: choose a new password (required after an admin reset or a
+/// "this wasn't me" report).
+pub async fn password_show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    password_page(&state, &req, &user, StatusCode::OK, None)
+}
+
+pub async fn password_change(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, WebError> {
+    let form = form.into_inner();
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (s, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let ip = state.context(&req).ip;
+    match crate::flow::accounts::change_own_password(
+        &state.svc,
+        state.now(),
+        &user,
+        &s.id,
+        form.current_password,
+        form.new_password,
+        ip,
+    )
+    .await
+    {
+        Ok(()) => Ok(see_other("/account?notice=password")),
+        Err(crate::flow::FlowError::Invalid(m))
+        | Err(crate::flow::FlowError::Auth(crate::auth::AuthError::WeakPassword(m))) => {
+            password_page(&state, &req, &user, StatusCode::BAD_REQUEST, Some(&m))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -16,6 +16,10 @@ use crate::flow::{authorize, login, session};
 pub struct LoginQuery {
     pub tx: Option<String>,
     pub login_hint: Option<String>,
+    /// A local page to return to (admin and account pages only).
+    pub next: Option<String>,
+    /// `1`: the signed-in user must prove it is them again (an admin's sensitive action).
+    pub reauth: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,24 +71,35 @@ pub async fn show(
     req: HttpRequest,
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
+    let next = q.next.as_deref().and_then(super::safe_next);
+    let reauth = q.reauth.as_deref() == Some("1");
+    let mut hint: String = q.login_hint.clone().unwrap_or_default();
     if q.tx.is_none() {
         if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-            if session::resolve(&state.svc, cookie.value(), state.now())
-                .await?
-                .is_some()
+            if let Some((_, user)) =
+                session::resolve(&state.svc, cookie.value(), state.now()).await?
             {
-                return Ok(see_other("/account"));
+                if !reauth {
+                    return Ok(see_other(next.unwrap_or("/account")));
+                }
+                hint = user.username;
             }
         }
     }
-    let hint: String = q
-        .login_hint
-        .clone()
-        .unwrap_or_default()
-        .chars()
-        .take(128)
-        .collect();
-    login_page(&state, &req, StatusCode::OK, &hint, None, q.tx.as_deref())
+    let hint: String = hint.chars().take(128).collect();
+    let mut resp = login_page(
+        &state,
+        &req,
+        StatusCode::OK,
+        &hint,
+        reauth.then_some("To continue, confirm it's you: sign in again."),
+        q.tx.as_deref(),
+    )?;
+    if let Some(n) = next.filter(|_| q.tx.is_none()) {
+        resp.add_cookie(&state.next_cookie(n.to_owned()))
+            .map_err(|e| WebError::Internal(e.to_string()))?;
+    }
+    Ok(resp)
 }
 
 pub async fn submit(
@@ -117,9 +132,11 @@ pub async fn submit(
                         .map_err(|e| WebError::Internal(e.to_string()))?;
                     render_next(&state, &req, next)?
                 }
-                None => see_other("/account"),
+                None => see_other(&super::landing(&req, &user)),
             };
             resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            resp.add_removal_cookie(&state.clear_next_cookie())
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)
         }

@@ -119,9 +119,13 @@ pub async fn after_step(
                         .map_err(|e| WebError::Internal(e.to_string()))?;
                     render_next(state, req, next)?
                 }
-                None if used_recovery_code => see_other("/account?notice=recovery"),
-                None => see_other("/account"),
+                None if used_recovery_code && !user.must_change_password => {
+                    see_other("/account?notice=recovery")
+                }
+                None => see_other(&super::landing(req, &user)),
             };
+            resp.add_removal_cookie(&state.clear_next_cookie())
+                .map_err(|e| WebError::Internal(e.to_string()))?;
             resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             resp.add_removal_cookie(&state.clear_mfa_cookie())

@@ -1,6 +1,7 @@
 //! HTTP only: extract, call a flow, render a template or JSON. No SQL, no policy.
 
 pub mod account;
+pub mod admin;
 pub mod csrf;
 pub mod errors;
 pub mod health;
@@ -24,6 +25,35 @@ use crate::flow::{RequestContext, Services};
 pub const SESSION_COOKIE: &str = "vigil_session";
 pub const DEVICE_COOKIE: &str = "vigil_device";
 pub const MFA_COOKIE: &str = "vigil_mfa";
+/// Where to go after signing in when no application asked (e.g. back to an admin page).
+pub const NEXT_COOKIE: &str = "vigil_next";
+
+/// A local page to return to after signing in: only our own account and admin pages, so the
+/// login page cannot be turned into an open redirect.
+pub fn safe_next(s: &str) -> Option<&str> {
+    let ok = s.len() <= 512
+        && (s == "/account"
+            || s.starts_with("/account/")
+            || s.starts_with("/account?")
+            || s == "/admin"
+            || s.starts_with("/admin/")
+            || s.starts_with("/admin?"))
+        && !s.contains("//")
+        && !s.contains('\\')
+        && s.chars().all(|c| !c.is_control());
+    ok.then_some(s)
+}
+
+/// Where a browser lands after signing in without an application: the password page when the
+/// account must choose a new password, else the page it came from, else the account page.
+pub fn landing(req: &HttpRequest, user: &crate::store::users::User) -> String {
+    if user.must_change_password {
+        return "/account/password".into();
+    }
+    req.cookie(NEXT_COOKIE)
+        .and_then(|c| safe_next(c.value()).map(str::to_owned))
+        .unwrap_or_else(|| "/account".into())
+}
 
 /// Shared state of the web layer.
 pub struct AppState {
@@ -89,6 +119,21 @@ impl AppState {
             ))
             .finish()
     }
+    /// The page to return to after signing in (ten minutes, login paths only).
+    pub fn next_cookie(&self, value: String) -> Cookie<'static> {
+        Cookie::build(NEXT_COOKIE, value)
+            .path("/login")
+            .http_only(true)
+            .secure(self.secure_cookies())
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(600))
+            .finish()
+    }
+    pub fn clear_next_cookie(&self) -> Cookie<'static> {
+        let mut c = self.next_cookie(String::new());
+        c.make_removal();
+        c
+    }
     pub fn clear_mfa_cookie(&self) -> Cookie<'static> {
         let mut c = self.mfa_cookie(String::new());
         c.make_removal();
@@ -148,6 +193,7 @@ pub fn see_other(location: &str) -> HttpResponse {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    admin::routes(cfg);
     cfg.route("/", web::get().to(|| async { see_other("/account") }))
         .route("/login", web::get().to(login::show))
         .route("/login", web::post().to(login::submit))
@@ -195,6 +241,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/authorize/resume", web::get().to(oidc::authorize_resume))
         .route("/static/webauthn.js", web::get().to(static_webauthn_js))
         .route("/account", web::get().to(account::show))
+        .route("/account/password", web::get().to(account::password_show))
+        .route(
+            "/account/password",
+            web::post().to(account::password_change),
+        )
         .route(
             "/account/consents/revoke",
             web::post().to(account::revoke_consent),

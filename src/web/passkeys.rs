@@ -173,10 +173,16 @@ pub async fn step_up_finish(
     .await;
     match result {
         Ok(Ok(StepResult::Done {
-            established, tx, ..
+            established,
+            tx,
+            user,
+            ..
         })) => {
+            let landing = super::landing(&req, &user);
             let mut resp = HttpResponse::Ok()
-                .json(json!({ "redirect": continue_to(tx.as_deref(), "/account") }));
+                .json(json!({ "redirect": continue_to(tx.as_deref(), &landing) }));
+            resp.add_removal_cookie(&state.clear_next_cookie())
+                .map_err(|e| WebError::Internal(e.to_string()))?;
             resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             resp.add_removal_cookie(&state.clear_mfa_cookie())
@@ -222,9 +228,14 @@ pub async fn passwordless_finish(
     )
     .await;
     match result {
-        Ok(Passwordless::Done { established, .. }) => {
+        Ok(Passwordless::Done {
+            established, user, ..
+        }) => {
+            let landing = super::landing(&req, &user);
             let mut resp = HttpResponse::Ok()
-                .json(json!({ "redirect": continue_to(q.tx.as_deref(), "/account") }));
+                .json(json!({ "redirect": continue_to(q.tx.as_deref(), &landing) }));
+            resp.add_removal_cookie(&state.clear_next_cookie())
+                .map_err(|e| WebError::Internal(e.to_string()))?;
             resp.add_cookie(&state.session_cookie(established.token.expose_secret().to_owned()))
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)

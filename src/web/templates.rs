@@ -24,14 +24,49 @@ const SOURCES: &[(&str, &str)] = templates![
     "mfa.html",
     "totp_enrol.html",
     "recovery_codes.html",
+    "password.html",
+    "admin/base.html",
+    "admin/dashboard.html",
+    "admin/policy.html",
+    "admin/fairness.html",
+    "admin/keys.html",
+    "admin/users.html",
+    "admin/user.html",
+    "admin/clients.html",
+    "admin/client.html",
+    "admin/signins.html",
+    "admin/signin.html",
+    "admin/review.html",
 ];
 
 static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {
     let mut t = Tera::default();
     t.add_raw_templates(SOURCES.iter().copied())
         .map_err(|e| format!("{e:?}"))?;
+    t.register_filter("pct", pct);
+    t.register_filter("ratio", ratio);
     Ok(t)
 });
+
+/// `0.1234 | pct` → `12.3 %`.
+fn pct(
+    v: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let x = v.as_f64().unwrap_or(0.0);
+    Ok(tera::Value::String(format!("{:.1} %", x * 100.0)))
+}
+
+/// `1.567 | ratio` → `1.57×`; infinite or missing → `—`.
+fn ratio(
+    v: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    Ok(tera::Value::String(match v.as_f64() {
+        Some(x) if x.is_finite() => format!("{x:.2}×"),
+        _ => "—".into(),
+    }))
+}
 
 /// Render `name`; a template error is logged and becomes a minimal page, never a panic.
 pub fn render(name: &str, ctx: &Context) -> Result<String, String> {

@@ -153,7 +153,7 @@ impl TestApp {
     pub async fn add_user(&self, username: &str, admin: bool) {
         accounts::create(
             &self.svc,
-            &Actor("test".into()),
+            &Actor::new("test"),
             self.svc.clock.now(),
             NewAccount {
                 username: username.into(),

@@ -320,7 +320,7 @@ async fn disabled_accounts_cannot_sign_in() {
     app.add_user("hank", false).await;
     vigil::flow::accounts::set_disabled(
         &app.svc,
-        &vigil::flow::accounts::Actor("t".into()),
+        &vigil::flow::accounts::Actor::new("t"),
         app.svc.clock.now(),
         "hank",
         true,

@@ -10,7 +10,7 @@ use crate::helpers::{csrf_in, spawn_app_with, Backend, TestApp, ALWAYS_STEP_UP, 
 use crate::oidc::{add_client, location, password_at_login, payload, query, rp, ClientSpec};
 use crate::on_both_backends;
 
-fn select(html: &str, css: &str) -> Option<String> {
+pub fn select(html: &str, css: &str) -> Option<String> {
     let doc = scraper::Html::parse_document(html);
     let sel = scraper::Selector::parse(css).unwrap();
     doc.select(&sel).next().map(|e| {
@@ -22,7 +22,7 @@ fn select(html: &str, css: &str) -> Option<String> {
 }
 
 /// Enrol TOTP from /account for a signed-in browser; returns the secret and the recovery codes.
-async fn enrol_totp(app: &TestApp) -> (Vec<u8>, Vec<String>) {
+pub async fn enrol_totp(app: &TestApp) -> (Vec<u8>, Vec<String>) {
     let page = app.get("/account/totp").await.text().await.unwrap();
     let b32 = select(&page, "#totp-secret").expect("secret shown in #totp-secret");
     assert!(page.contains("<svg"), "QR code drawn server-side");
@@ -67,7 +67,7 @@ async fn enrol_totp(app: &TestApp) -> (Vec<u8>, Vec<String>) {
     (secret, codes)
 }
 
-async fn sign_out(app: &TestApp) {
+pub async fn sign_out(app: &TestApp) {
     let account = app.get("/account").await.text().await.unwrap();
     app.http
         .post(app.url("/logout/session"))
@@ -77,7 +77,7 @@ async fn sign_out(app: &TestApp) {
         .unwrap();
 }
 
-async fn submit_code(app: &TestApp, path: &str, code: &str) -> reqwest::Response {
+pub async fn submit_code(app: &TestApp, path: &str, code: &str) -> reqwest::Response {
     let page = app.get("/login/mfa").await.text().await.unwrap();
     app.http
         .post(app.url(path))
@@ -314,7 +314,7 @@ async fn a_client_minimum_acr_wins_over_a_low_score() {
     app.clock.advance_secs(30);
     vigil::flow::clients::register(
         &app.svc,
-        &vigil::flow::accounts::Actor("t".into()),
+        &vigil::flow::accounts::Actor::new("t"),
         app.svc.clock.now(),
         vigil::flow::clients::NewClient {
             id: "bank".into(),

@@ -59,7 +59,7 @@ impl Default for ClientSpec<'_> {
 pub async fn add_client(app: &TestApp, spec: ClientSpec<'_>) {
     register(
         &app.svc,
-        &Actor("test".into()),
+        &Actor::new("test"),
         app.svc.clock.now(),
         NewClient {
             id: spec.id.into(),

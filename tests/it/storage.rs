@@ -42,6 +42,7 @@ fn every_table_round_trips(b: Backend) {
             disabled: false,
             created_at: now,
             updated_at: now,
+            must_change_password: false,
         },
     )
     .unwrap();
@@ -64,7 +65,8 @@ fn every_table_round_trips(b: Backend) {
                 is_admin: false,
                 disabled: false,
                 created_at: now,
-                updated_at: now
+                updated_at: now,
+                must_change_password: false,
             }
         ),
         Err(store::StoreError::Conflict(_))
@@ -119,6 +121,7 @@ fn every_table_round_trips(b: Backend) {
         backchannel_logout_uri: Some("https://app.example.com/bc".into()),
         id_token_alg: "ES256".into(),
         min_acr: None,
+        risk_thresholds: Some((40, 75)),
     };
     store::clients::insert(&mut c, &client, now).unwrap();
     let back = store::clients::find(&mut c, "app").unwrap().unwrap();

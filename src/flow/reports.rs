@@ -1,0 +1,514 @@
+//! What the admin dashboard, the fairness report and the policy backtest compute from the
+//! sign-in log. Plain data out; the web layer draws it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::policy::{would_decide, RuntimePolicy};
+use super::{FlowError, Services};
+use crate::clock::Timestamp;
+use crate::risk::{Assessment, SignInFeatures};
+use crate::store::{self, stats};
+
+/// Rows a report reads at most (newest first); beyond it the report says it was truncated.
+pub const MAX_ROWS: i64 = 100_000;
+/// A group needs this many legitimate sign-ins before its rate is flagged.
+pub const MIN_GROUP: u64 = 20;
+/// A group is flagged when its rate exceeds the overall rate by this factor.
+pub const FLAG_RATIO: f64 = 1.5;
+
+const HOUR: i64 = 3_600_000_000;
+const DAY: i64 = 24 * HOUR;
+
+/// The four ways a sign-in ends, as the dashboard counts them.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Split {
+    pub allowed: u64,
+    pub stepped_up: u64,
+    pub blocked: u64,
+    pub failed: u64,
+}
+
+impl Split {
+    fn add(&mut self, outcome: &str) {
+        match outcome {
+            "success" => self.allowed += 1,
+            // A step-up counts once, when it was asked for (`step_up_passed` is its ending).
+            "step_up_required" => self.stepped_up += 1,
+            "blocked" => self.blocked += 1,
+            "failure" | "step_up_failed" => self.failed += 1,
+            _ => {}
+        }
+    }
+    pub fn total(&self) -> u64 {
+        self.allowed + self.stepped_up + self.blocked + self.failed
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    /// 24 hourly buckets, oldest first.
+    pub hours: Vec<Split>,
+    /// 7 daily buckets, oldest first.
+    pub days: Vec<Split>,
+    pub last_24h: Split,
+    pub last_7d: Split,
+    /// Scores of the last 7 days in ten buckets of ten (0–9, 10–19, … 90–100).
+    pub score_histogram: [u64; 10],
+    /// Reasons of the last 7 days, most frequent first.
+    pub top_reasons: Vec<(String, u64)>,
+    pub review_open: i64,
+    pub truncated: bool,
+}
+
+pub async fn dashboard(svc: &Services, now: Timestamp) -> Result<Dashboard, FlowError> {
+    let now_us = now.micros();
+    let since = now_us - 7 * DAY;
+    let (rows, review_open) = svc
+        .db
+        .run(move |c| {
+            Ok((
+                stats::facts_since(c, since, MAX_ROWS)?,
+                store::reviews::count_open(c)?,
+            ))
+        })
+        .await?;
+    let mut d = Dashboard {
+        hours: vec![Split::default(); 24],
+        days: vec![Split::default(); 7],
+        last_24h: Split::default(),
+        last_7d: Split::default(),
+        score_histogram: [0; 10],
+        top_reasons: Vec::new(),
+        review_open,
+        truncated: rows.len() as i64 >= MAX_ROWS,
+    };
+    let mut reasons: HashMap<String, u64> = HashMap::new();
+    for r in &rows {
+        let age = now_us - r.at;
+        if !(0..7 * DAY).contains(&age) {
+            continue;
+        }
+        d.last_7d.add(&r.outcome);
+        let day = usize::try_from(6 - age / DAY).unwrap_or(0).min(6);
+        d.days[day].add(&r.outcome);
+        if age < DAY {
+            d.last_24h.add(&r.outcome);
+            let hour = usize::try_from(23 - age / HOUR).unwrap_or(0).min(23);
+            d.hours[hour].add(&r.outcome);
+        }
+        // Score and reasons once per evaluated attempt (not again for its step-up ending).
+        if r.outcome != "step_up_passed" && r.outcome != "step_up_failed" {
+            if let Some(s) = r.score {
+                let b = usize::try_from(s / 10).unwrap_or(0).min(9);
+                d.score_histogram[b] += 1;
+            }
+            if let Some(list) = r
+                .reasons
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
+            {
+                for reason in list {
+                    *reasons.entry(reason).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut top: Vec<(String, u64)> = reasons.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(8);
+    d.top_reasons = top;
+    Ok(d)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fairness
+
+/// One group's friction for legitimate sign-ins.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupRate {
+    pub group: String,
+    pub legit: u64,
+    pub step_up_rate: f64,
+    pub block_rate: f64,
+    pub step_up_ratio: f64,
+    pub block_ratio: f64,
+    /// Above `FLAG_RATIO` × the overall rate with at least `MIN_GROUP` sign-ins.
+    pub flagged: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dimension {
+    pub name: &'static str,
+    pub groups: Vec<GroupRate>,
+}
+
+/// One week's overall rates and how many groups were flagged.
+#[derive(Debug, Clone, Serialize)]
+pub struct Period {
+    pub week_starting: i64,
+    pub legit: u64,
+    pub step_up_rate: f64,
+    pub block_rate: f64,
+    pub flagged_groups: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fairness {
+    pub days: i64,
+    pub legit: u64,
+    pub step_up_rate: f64,
+    pub block_rate: f64,
+    pub dimensions: Vec<Dimension>,
+    pub over_time: Vec<Period>,
+    pub truncated: bool,
+}
+
+/// A legitimate sign-in, reduced to the groups it belongs to and what happened to it.
+struct Legit {
+    at: i64,
+    groups: [String; 5],
+    stepped_up: bool,
+    blocked: bool,
+}
+
+const DIMENSIONS: [&str; 5] = [
+    "country",
+    "continent",
+    "device type",
+    "browser family",
+    "history length",
+];
+
+fn history_bucket(n: u64) -> &'static str {
+    match n {
+        0 => "0 (first sign-in)",
+        1..=4 => "1–4",
+        5..=19 => "5–19",
+        20..=49 => "20–49",
+        _ => "50+",
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    n: u64,
+    step_up: u64,
+    block: u64,
+}
+
+impl Tally {
+    fn add(&mut self, l: &Legit) {
+        self.n += 1;
+        self.step_up += u64::from(l.stepped_up);
+        self.block += u64::from(l.blocked);
+    }
+    fn rates(&self) -> (f64, f64) {
+        if self.n == 0 {
+            return (0.0, 0.0);
+        }
+        let n = self.n as f64;
+        (self.step_up as f64 / n, self.block as f64 / n)
+    }
+}
+
+fn ratio(rate: f64, overall: f64) -> f64 {
+    if overall > 0.0 {
+        rate / overall
+    } else if rate > 0.0 {
+        f64::INFINITY
+    } else {
+        1.0
+    }
+}
+
+fn dimensions(items: &[&Legit], overall: &Tally) -> Vec<Dimension> {
+    let (o_step, o_block) = overall.rates();
+    DIMENSIONS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut by: BTreeMap<&str, Tally> = BTreeMap::new();
+            for l in items {
+                by.entry(l.groups[i].as_str()).or_default().add(l);
+            }
+            let mut groups: Vec<GroupRate> = by
+                .into_iter()
+                .map(|(g, t)| {
+                    let (s, b) = t.rates();
+                    let (sr, br) = (ratio(s, o_step), ratio(b, o_block));
+                    GroupRate {
+                        group: g.to_owned(),
+                        legit: t.n,
+                        step_up_rate: s,
+                        block_rate: b,
+                        step_up_ratio: sr,
+                        block_ratio: br,
+                        flagged: t.n >= MIN_GROUP
+                            && ((s > 0.0 && sr > FLAG_RATIO) || (b > 0.0 && br > FLAG_RATIO)),
+                    }
+                })
+                .collect();
+            groups.sort_by(|a, b| b.legit.cmp(&a.legit).then(a.group.cmp(&b.group)));
+            Dimension { name, groups }
+        })
+        .collect()
+}
+
+/// Step-up and block rates of legitimate sign-ins over the last `days`: a sign-in is
+/// legitimate when it was verified (signed in, or passed its step-up) or when an admin judged
+/// a blocked one legitimate. Stepped up = it needed a second factor; blocked = it was refused.
+pub async fn fairness(svc: &Services, now: Timestamp, days: i64) -> Result<Fairness, FlowError> {
+    let since = now.micros() - days * DAY;
+    let (rows, judged, prior) = svc
+        .db
+        .run(move |c| {
+            Ok((
+                stats::scored_since(
+                    c,
+                    since,
+                    &["success", "step_up_passed", "blocked"],
+                    MAX_ROWS,
+                )?,
+                stats::judged_legitimate(c, since)?,
+                stats::verified_counts_before(c, since)?,
+            ))
+        })
+        .await?;
+    let truncated = rows.len() as i64 >= MAX_ROWS;
+    let judged: HashSet<String> = judged.into_iter().collect();
+    let mut history: HashMap<String, u64> = prior
+        .into_iter()
+        .map(|(u, n)| (u, u64::try_from(n).unwrap_or(0)))
+        .collect();
+    let mut legit = Vec::new();
+    // Oldest first, so each sign-in sees the history its user had at that moment.
+    for r in rows.iter().rev() {
+        let verified = r.outcome != "blocked";
+        if !verified && !judged.contains(&r.id) {
+            continue;
+        }
+        let Some(f) = r
+            .features
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<SignInFeatures>(j).ok())
+        else {
+            continue;
+        };
+        let seen = r
+            .user_id
+            .as_ref()
+            .map(|u| history.get(u).copied().unwrap_or(0))
+            .unwrap_or(0);
+        let country = f.geo.country.clone().unwrap_or_else(|| "unknown".into());
+        let continent = continent_of(&country).to_owned();
+        legit.push(Legit {
+            at: r.at,
+            groups: [
+                country,
+                continent,
+                f.ua.device_type.as_str().to_owned(),
+                f.ua.browser_family.clone(),
+                history_bucket(seen).to_owned(),
+            ],
+            stepped_up: r.outcome == "step_up_passed",
+            blocked: !verified,
+        });
+        if verified {
+            if let Some(u) = &r.user_id {
+                *history.entry(u.clone()).or_default() += 1;
+            }
+        }
+    }
+    let all: Vec<&Legit> = legit.iter().collect();
+    let mut overall = Tally::default();
+    for l in &all {
+        overall.add(l);
+    }
+    let (step_up_rate, block_rate) = overall.rates();
+    let week = 7 * DAY;
+    let mut over_time = Vec::new();
+    let mut start = since;
+    while start < now.micros() {
+        let items: Vec<&Legit> = legit
+            .iter()
+            .filter(|l| l.at >= start && l.at < start + week)
+            .collect();
+        let mut t = Tally::default();
+        for l in &items {
+            t.add(l);
+        }
+        let flagged = dimensions(&items, &t)
+            .iter()
+            .flat_map(|d| d.groups.iter())
+            .filter(|g| g.flagged)
+            .count() as u64;
+        let (s, b) = t.rates();
+        over_time.push(Period {
+            week_starting: start,
+            legit: t.n,
+            step_up_rate: s,
+            block_rate: b,
+            flagged_groups: flagged,
+        });
+        start += week;
+    }
+    Ok(Fairness {
+        days,
+        legit: overall.n,
+        step_up_rate,
+        block_rate,
+        dimensions: dimensions(&all, &overall),
+        over_time,
+        truncated,
+    })
+}
+
+/// The continent of an ISO 3166-1 country code (`unknown` when not known).
+pub fn continent_of(cc: &str) -> &'static str {
+    const TABLE: [(&str, &str); 7] = [
+        ("Africa", "DZ AO BJ BW BF BI CM CV CF TD KM CG CD CI DJ EG GQ ER SZ ET GA GM GH GN GW KE LS LR LY MG MW ML MR MU YT MA MZ NA NE NG RE RW SH ST SN SC SL SO ZA SS SD TZ TG TN UG EH ZM ZW"),
+        ("Asia", "AF AM AZ BH BD BT BN KH CN CY GE HK IN ID IR IQ IL JP JO KZ KW KG LA LB MO MY MV MN MM NP KP OM PK PS PH QA SA SG KR LK SY TW TJ TH TL TR TM AE UZ VN YE IO"),
+        ("Europe", "AL AD AT BY BE BA BG HR CZ DK EE FO FI FR DE GI GR GG HU IS IE IM IT JE XK LV LI LT LU MT MD MC ME NL MK NO PL PT RO RU SM RS SK SI ES SJ SE CH UA GB VA AX"),
+        ("North America", "AI AG AW BS BB BZ BM BQ VG CA KY CR CU CW DM DO SV GL GD GP GT HT HN JM MQ MX MS NI PA PR BL KN LC MF PM VC SX TT TC US VI UM"),
+        ("South America", "AR BO BR CL CO EC FK GF GY PY PE SR UY VE"),
+        ("Oceania", "AS AU CK FJ PF GU KI MH FM NR NC NZ NU NF MP PW PG PN WS SB TK TO TV VU WF"),
+        ("Antarctica", "AQ BV GS HM TF"),
+    ];
+    let cc = cc.to_ascii_uppercase();
+    TABLE
+        .iter()
+        .find(|(_, list)| cc.len() == 2 && list.split(' ').any(|c| c == cc))
+        .map(|(name, _)| *name)
+        .unwrap_or("unknown")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy backtest
+
+/// How many stored sign-ins each decision would have had.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Decisions {
+    pub allow: u64,
+    pub step_up: u64,
+    pub block: u64,
+}
+
+impl Decisions {
+    fn add(&mut self, d: &str) {
+        match d {
+            "allow" => self.allow += 1,
+            "step_up" => self.step_up += 1,
+            "block" => self.block += 1,
+            _ => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backtest {
+    pub days: i64,
+    pub evaluated: u64,
+    /// What was decided then.
+    pub actual: Decisions,
+    /// What the policy in force now would decide.
+    pub current: Decisions,
+    /// What the candidate would decide (absent without a candidate).
+    pub candidate: Option<Decisions>,
+    /// Sign-ins whose decision the candidate changes.
+    pub changed: u64,
+    pub truncated: bool,
+}
+
+/// Replay the stored assessments of the last `days` through the policy in force and the
+/// candidate: the scores are the ones recorded then, so this tests policy, not the model.
+pub async fn backtest(
+    svc: &Services,
+    now: Timestamp,
+    days: i64,
+    policy: &RuntimePolicy,
+) -> Result<Backtest, FlowError> {
+    let since = now.micros() - days * DAY;
+    let rows = svc
+        .db
+        .run(move |c| {
+            stats::scored_since(
+                c,
+                since,
+                &["success", "step_up_required", "blocked"],
+                MAX_ROWS,
+            )
+        })
+        .await?;
+    let mut b = Backtest {
+        days,
+        evaluated: 0,
+        actual: Decisions::default(),
+        current: Decisions::default(),
+        candidate: policy.candidate.map(|_| Decisions::default()),
+        changed: 0,
+        truncated: rows.len() as i64 >= MAX_ROWS,
+    };
+    for r in &rows {
+        let Some(a) = r
+            .assessment
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Assessment>(j).ok())
+        else {
+            continue;
+        };
+        b.evaluated += 1;
+        b.actual.add(r.decision.as_deref().unwrap_or(""));
+        let now_d = would_decide(&a, policy.medium, policy.high, &policy.actions);
+        b.current.add(now_d.as_str());
+        if let (Some(c), Some(counts)) = (&policy.candidate, b.candidate.as_mut()) {
+            let cand = would_decide(&a, c.medium, c.high, &c.actions);
+            counts.add(cand.as_str());
+            if cand.as_str() != now_d.as_str() {
+                b.changed += 1;
+            }
+        }
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continents() {
+        assert_eq!(continent_of("DE"), "Europe");
+        assert_eq!(continent_of("br"), "South America");
+        assert_eq!(continent_of("IN"), "Asia");
+        assert_eq!(continent_of("ZZ"), "unknown");
+        assert_eq!(continent_of(""), "unknown");
+    }
+
+    #[test]
+    fn ratios_flag_only_with_enough_samples() {
+        let mk = |g: &str, stepped_up: bool| Legit {
+            at: 0,
+            groups: [g.into(), g.into(), g.into(), g.into(), g.into()],
+            stepped_up,
+            blocked: false,
+        };
+        // 100 in "a" with 5 % step-up, 30 in "b" with 30 %, 5 in "c" all stepped up.
+        let mut v = Vec::new();
+        v.extend((0..100).map(|i| mk("a", i < 5)));
+        v.extend((0..30).map(|i| mk("b", i < 9)));
+        v.extend((0..5).map(|_| mk("c", true)));
+        let refs: Vec<&Legit> = v.iter().collect();
+        let mut overall = Tally::default();
+        for l in &refs {
+            overall.add(l);
+        }
+        let d = &dimensions(&refs, &overall)[0];
+        let get = |g: &str| d.groups.iter().find(|x| x.group == g).cloned();
+        let (a, b, c) = (get("a"), get("b"), get("c"));
+        assert!(!a.is_some_and(|g| g.flagged));
+        assert!(b.is_some_and(|g| g.flagged && (g.step_up_rate - 0.3).abs() < 1e-9));
+        assert!(!c.is_some_and(|g| g.flagged), "too few sign-ins to flag");
+    }
+}
