@@ -10,6 +10,7 @@ mod login;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod policy;
 mod replay;
 mod risk;
 mod storage;
