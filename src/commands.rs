@@ -187,7 +187,7 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
     }
     let issuer = svc.settings.issuer.as_str();
     println!(
-        "\nvigil demo — database {db}\n\n  sign in:    {issuer}/login\n  admin:      {a} / {ap}\n  user:       {u} / {up}\n  client:     {c} / secret {cs}\n              redirect URI {r}\n\n(Demo credentials are fixed and public: never use `vigil demo` for real accounts.)\n",
+        "\nvigil demo — database {db}\n\n  sign in:    {issuer}/login\n  console:    {issuer}/admin (as the admin)\n  admin:      {a} / {ap}\n  user:       {u} / {up}\n  client:     {c} / secret {cs}\n              redirect URI {r}\n\n(Demo credentials are fixed and public: never use `vigil demo` for real accounts.)\n",
         db = svc.settings.database_url.redacted(),
         a = DEMO_ADMIN.0,
         ap = DEMO_ADMIN.1,
