@@ -3,6 +3,7 @@
 //! a fresh PostgreSQL database when VIGIL_TEST_DATABASE_URL is set), a real HTTP client with a
 //! cookie jar. No mocks.
 
+mod audit;
 mod cli;
 mod helpers;
 mod login;
