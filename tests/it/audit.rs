@@ -603,3 +603,60 @@ async fn real_sign_ins_carry_their_risk(b: Backend) {
     assert_broken_at(db, seq, "a real decision rewritten");
 }
 on_both_backends!(real_sign_ins, super::real_sign_ins_carry_their_risk);
+
+/// The cost of `vigil audit verify` on a long chain (SQLite). Run on demand:
+/// `cargo test --test it audit::verify_timing -- --ignored --nocapture` (set
+/// `VIGIL_AUDIT_TIMING_ENTRIES` for another size; the database file stays in
+/// `VIGIL_AUDIT_TIMING_DB` if that is set, to time another build of the binary on it).
+#[test]
+#[ignore]
+fn verify_timing() {
+    let n: i64 = std::env::var("VIGIL_AUDIT_TIMING_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let chain = Chain::new(Backend::Sqlite).unwrap();
+    let started = std::time::Instant::now();
+    let base = Timestamp::from_secs(1_790_000_000);
+    let mut c = chain.conn();
+    store::transaction(&mut c, |c| {
+        for i in 0..n {
+            chain.auditor.record(
+                c,
+                base.plus_secs(i),
+                AuditEvent::new("login.succeeded")
+                    .actor("01a21571-b4bd-7182-8827-de6803998856")
+                    .target("01a21571-b590-7128-b210-1806e279508a")
+                    .ip(format!("198.51.100.{}", i % 250).parse().unwrap())
+                    .details(serde_json::json!({
+                        "method": "password", "acr": "urn:vigil:acr:pwd",
+                        "risk": { "score": 23, "level": "low", "decision": "allow", "reasons": [],
+                                  "model": "d9fcf45801cb", "geoip_build": null },
+                        "context": { "country": "DE", "asn": 3320, "browser_family": "Firefox",
+                                     "device_type": "desktop", "new_device": false },
+                    })),
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    drop(c);
+    eprintln!("recorded {n} entries in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    assert_ok(&chain.db, u64::try_from(n).unwrap());
+    eprintln!(
+        "vigil audit verify ({} build) over {n} entries: {:?}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        started.elapsed()
+    );
+    if let Ok(keep) = std::env::var("VIGIL_AUDIT_TIMING_DB") {
+        chain.sql("PRAGMA wal_checkpoint(TRUNCATE)");
+        if let vigil::config::DatabaseUrl::Sqlite(p) = &chain.db.url {
+            std::fs::copy(p, keep).unwrap();
+        }
+    }
+}
