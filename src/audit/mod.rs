@@ -2,9 +2,17 @@
 //! whose hash covers its content and the previous entry's hash (SHA-256 over a canonical JSON
 //! array). Changing, deleting or reordering any entry breaks the chain at that point.
 //!
+//! ```text
+//!  entry n: [seq, at, actor, action, target, ip_digest, details, prev_hash = hash(n-1)] ─SHA-256─► hash(n)
+//!  audit_head: (seq, hash) of the last entry  ─► catches a cut tail
+//!  anchor SEQ:HASH kept outside the database  ─► catches a rewrite that recomputed the hashes
+//! ```
+//!
 //! Raw client IPs may be dropped after a retention period, so the hash covers a keyed digest of
 //! the IP (HMAC-SHA-256 with a server secret), never the IP itself: the chain stays verifiable
-//! after the IP column is cleared, and the digest alone does not reveal the address.
+//! after the IP column is cleared, and the digest alone does not reveal the address. For the
+//! same reason the sealed details of a risk decision never carry the address (see
+//! [`risk_details`]).
 
 use std::net::IpAddr;
 
@@ -467,5 +475,79 @@ impl From<AuditRow> for ExportLine {
             prev_hash: r.prev_hash,
             hash: r.hash,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_parse_seq_colon_hash_only() {
+        let h = "AB".repeat(32);
+        let a: Anchor = format!("12:{h}").parse().unwrap();
+        assert_eq!((a.seq, a.hash), (12, "ab".repeat(32)));
+        for bad in [
+            "",
+            "12",
+            "x:ab",
+            "-1:00",
+            &format!("1:{}", "g".repeat(64)),
+            "1:abcd",
+        ] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn export_line_has_rfc3339_time_and_object_details() {
+        let row = AuditRow {
+            seq: 1,
+            at: 1_790_000_003_000_001,
+            actor: Some("cli".into()),
+            action: "keys.rotated".into(),
+            target: None,
+            ip: None,
+            ip_digest: None,
+            details: "{\"new\":[\"k1\"]}".into(),
+            prev_hash: GENESIS.into(),
+            hash: "h".into(),
+        };
+        let line = serde_json::to_value(ExportLine::from(row.clone())).unwrap();
+        assert_eq!(line["at"], "2026-09-21T14:13:23.000001Z");
+        assert_eq!(line["details"]["new"][0], "k1");
+        let tampered = AuditRow {
+            details: "not json".into(),
+            ..row
+        };
+        let line = serde_json::to_value(ExportLine::from(tampered)).unwrap();
+        assert_eq!(line["details"], "not json");
+    }
+
+    #[test]
+    fn the_hash_covers_the_digest_not_the_raw_ip() {
+        let a = Auditor::new(b"k".to_vec());
+        let mut row = AuditRow {
+            seq: 1,
+            at: 0,
+            actor: None,
+            action: "x".into(),
+            target: None,
+            ip: Some("192.0.2.1".into()),
+            ip_digest: Some(a.ip_digest("192.0.2.1")),
+            details: "{}".into(),
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+        };
+        row.hash = entry_hash(&row);
+        assert_eq!(a.check(&row, 1, GENESIS), None);
+        row.ip = None;
+        assert_eq!(
+            a.check(&row, 1, GENESIS),
+            None,
+            "a purged IP still verifies"
+        );
+        row.ip = Some("192.0.2.2".into());
+        assert!(a.check(&row, 1, GENESIS).is_some(), "a changed IP does not");
     }
 }
