@@ -160,14 +160,15 @@ pub enum ClientCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Walk the hash chain: "ok N entries, head HASH" (exit 0) or the first broken link (exit 1).
+    /// Walk the hash chain: "ok N entries, head N:HASH" (exit 0) or the first broken link (exit 1).
     Verify {
         /// A `SEQ:HASH` recorded earlier by `vigil audit head`; that entry must still have that
         /// hash (catches a rewritten or cut chain). Repeatable.
         #[arg(long = "anchor")]
         anchors: Vec<String>,
     },
-    /// Print the chain's head as `SEQ:HASH`, to record outside the database (an anchor).
+    /// Print the stored head as `SEQ:HASH`, to record outside the database as an anchor
+    /// (unverified and instant; `verify` prints the same value after checking the chain).
     Head,
     /// Write entries as JSON lines (for a SIEM).
     Export {
