@@ -148,7 +148,9 @@ impl Auditor {
             prev_hash: String::new(),
             hash: String::new(),
         };
-        rows::append(conn, row, |r| r.hash = entry_hash(r))?;
+        // Atomic on its own too (a savepoint inside the caller's transaction): the head and the
+        // entry must never be seen apart, or a reader would take the gap for a cut tail.
+        crate::store::transaction(conn, |c| rows::append(c, row, |r| r.hash = entry_hash(r)))?;
         Ok(())
     }
 
@@ -164,53 +166,66 @@ impl Auditor {
         let mut expected_prev = GENESIS.to_owned();
         let mut expected_seq = 1i64;
         let mut count = 0u64;
-        loop {
-            let page = rows::page(conn, expected_seq - 1, 1000)?;
-            if page.is_empty() {
-                break;
-            }
-            for row in page {
-                if let Some(broken) = self.check(&row, expected_seq, &expected_prev) {
-                    return Ok(broken);
+        // The server may append while we walk (each statement sees the latest commit), so a
+        // head ahead of the walk is only tampering if no further entries exist; re-walk then.
+        let mut rewalks = 0;
+        let last = loop {
+            loop {
+                let page = rows::page(conn, expected_seq - 1, 1000)?;
+                if page.is_empty() {
+                    break;
                 }
-                expected_prev = row.hash;
-                expected_seq += 1;
-                count += 1;
+                for row in page {
+                    if let Some(broken) = self.check(&row, expected_seq, &expected_prev) {
+                        return Ok(broken);
+                    }
+                    expected_prev = row.hash;
+                    expected_seq += 1;
+                    count += 1;
+                }
             }
-        }
-        let last = expected_seq - 1;
-        let Some((head_seq, head_hash)) = rows::head(conn)? else {
-            return Ok(Verdict::Broken {
-                seq: expected_seq,
-                reason: "the head row (audit_head) is missing".into(),
-            });
+            let last = expected_seq - 1;
+            let Some((head_seq, head_hash)) = rows::head(conn)? else {
+                return Ok(Verdict::Broken {
+                    seq: expected_seq,
+                    reason: "the head row (audit_head) is missing".into(),
+                });
+            };
+            if head_seq > last {
+                rewalks += 1;
+                if rewalks < 100 && !rows::page(conn, last, 1)?.is_empty() {
+                    continue;
+                }
+                return Ok(Verdict::Broken {
+                    seq: expected_seq,
+                    reason: format!(
+                        "the chain ends at entry {last} but the head says {head_seq} \
+                         (entries were removed from the end)"
+                    ),
+                });
+            }
+            // The head only moves forward and moves with each append, so behind or different
+            // from an entry the walk has seen means it was edited (or the tail was re-forged).
+            if head_seq != last || head_hash != expected_prev {
+                return Ok(Verdict::Broken {
+                    seq: head_seq.clamp(1, last.max(1)),
+                    reason: format!(
+                        "the head (entry {head_seq}) does not match the last entry {last} \
+                         (the head row or the end of the chain was changed)"
+                    ),
+                });
+            }
+            break last;
         };
-        if head_seq > last {
-            return Ok(Verdict::Broken {
-                seq: expected_seq,
-                reason: format!(
-                    "the chain ends at entry {last} but the head says {head_seq} \
-                     (entries were removed from the end)"
-                ),
-            });
-        }
-        if head_seq != last || head_hash != expected_prev {
-            return Ok(Verdict::Broken {
-                seq: head_seq.clamp(1, last.max(1)),
-                reason: format!(
-                    "the head (entry {head_seq}) does not match the last entry {last} \
-                     (the head row or the end of the chain was changed)"
-                ),
-            });
-        }
-        // Rows the walk cannot reach (a seq of 0 or below, or past a gap) were planted.
-        let stored = rows::count(conn)?;
+        // Rows the walk cannot reach (a seq of 0 or below) were planted; rows after `last`
+        // may be appends that landed since, and are left to the next verification.
+        let stored = rows::count_upto(conn, last)?;
         if u64::try_from(stored).unwrap_or(u64::MAX) != count {
             return Ok(Verdict::Broken {
                 seq: expected_seq,
                 reason: format!(
-                    "the table holds {stored} rows but the chain links {count} \
-                     (rows were added outside the chain)"
+                    "the table holds {stored} rows up to entry {last} but the chain links \
+                     {count} (rows were added outside the chain)"
                 ),
             });
         }

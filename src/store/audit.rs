@@ -68,9 +68,13 @@ pub fn head(conn: &mut DbConn) -> StoreResult<Option<(i64, String)>> {
         .optional()?)
 }
 
-/// How many rows the table holds, chained or not: a row outside `1..=head` was planted.
-pub fn count(conn: &mut DbConn) -> StoreResult<i64> {
-    Ok(audit_log::table.count().get_result(conn)?)
+/// How many rows have `seq <= upto`, chained or not: more than the walk linked means rows were
+/// planted outside the chain (a seq of 0 or below).
+pub fn count_upto(conn: &mut DbConn, upto: i64) -> StoreResult<i64> {
+    Ok(audit_log::table
+        .filter(audit_log::seq.le(upto))
+        .count()
+        .get_result(conn)?)
 }
 
 /// The entry at `seq`, if any (anchors are checked against it).

@@ -660,3 +660,33 @@ fn verify_timing() {
         }
     }
 }
+
+/// Verification while the server appends never reports a false break (the head may run ahead
+/// of the walk; the verifier walks on instead of crying truncation).
+fn verify_while_appending(b: Backend) {
+    let Some(chain) = Chain::new(b) else { return };
+    chain.seed();
+    let (pool, auditor) = (chain.pool.clone(), chain.auditor.clone());
+    let writer = std::thread::spawn(move || {
+        for i in 0..300 {
+            let mut c = pool.get().unwrap();
+            auditor
+                .record(
+                    &mut c,
+                    Timestamp::from_secs(1_790_001_000 + i),
+                    AuditEvent::new("test.concurrent").ip("192.0.2.9".parse().unwrap()),
+                )
+                .unwrap();
+        }
+    });
+    let mut runs = 0;
+    while !writer.is_finished() {
+        let v = chain.auditor.verify(&mut chain.conn()).unwrap();
+        assert!(matches!(v, vigil::audit::Verdict::Ok { .. }), "{v:?}");
+        runs += 1;
+    }
+    writer.join().unwrap();
+    assert_ok(&chain.db, 306);
+    eprintln!("{runs} verifications raced the writer");
+}
+crate::sync_on_both_backends!(concurrent, verify_while_appending);
