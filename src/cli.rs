@@ -31,7 +31,7 @@ pub enum Command {
     /// Manage token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Verify or export the tamper-evident audit log.
+    /// Verify, anchor or export the tamper-evident audit log; purge old raw IPs.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Measure the risk model on labelled sign-in logs (no database needed).
@@ -160,12 +160,27 @@ pub enum ClientCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Walk the hash chain: "ok N entries" (exit 0) or the first broken link (exit 1).
-    Verify,
+    /// Walk the hash chain: "ok N entries, head N:HASH" (exit 0) or the first broken link (exit 1).
+    Verify {
+        /// A `SEQ:HASH` recorded earlier by `vigil audit head`; that entry must still have that
+        /// hash (catches a rewritten or cut chain). Repeatable.
+        #[arg(long = "anchor")]
+        anchors: Vec<String>,
+    },
+    /// Print the stored head as `SEQ:HASH`, to record outside the database as an anchor
+    /// (unverified and instant; `verify` prints the same value after checking the chain).
+    Head,
     /// Write entries as JSON lines (for a SIEM).
     Export {
         /// Only entries at or after this date (YYYY-MM-DD or RFC 3339).
         #[arg(long)]
         since: Option<String>,
+    },
+    /// Clear raw client IPs older than the retention period (VIGIL_IP_RETENTION_DAYS) from the
+    /// audit log, the sign-in log, failure counters and ended sessions. `serve` does it hourly.
+    PurgeIps {
+        /// Use this many days instead of the configured period (0 clears every raw IP).
+        #[arg(long)]
+        days: Option<u32>,
     },
 }

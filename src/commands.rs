@@ -6,7 +6,7 @@ use std::net::TcpListener;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::audit::Verdict;
+use crate::audit::{Anchor, ExportLine, Verdict};
 use crate::cli::{
     AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, RiskCommand, UserCommand,
 };
@@ -119,6 +119,7 @@ async fn serve(svc: Services) -> Result<(), Failure> {
             }
         });
     }
+    spawn_ip_retention(&svc);
     let state = crate::app::build_state(svc).map_err(|e| Failure::op(e.to_string()))?;
     let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
     tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");
@@ -397,22 +398,40 @@ async fn keys(svc: Services, c: KeysCommand) -> Result<(), Failure> {
 
 async fn audit(svc: Services, c: AuditCommand) -> Result<(), Failure> {
     match c {
-        AuditCommand::Verify => {
+        AuditCommand::Verify { anchors } => {
+            let anchors = anchors
+                .iter()
+                .map(|a| {
+                    a.parse::<Anchor>()
+                        .map_err(|e| Failure::usage(format!("--anchor {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let auditor = svc.auditor.clone();
             let verdict = svc
                 .db
-                .run(move |conn| auditor.verify(conn))
+                .run(move |conn| auditor.verify_anchored(conn, &anchors))
                 .await
                 .map_err(|e| Failure::op(e.to_string()))?;
             match verdict {
-                Verdict::Ok { entries } => {
-                    println!("ok {entries} entries");
+                Verdict::Ok { entries, head } => {
+                    // "ok N entries" first (the contract); the head after it, to anchor.
+                    println!("ok {entries} entries, head {entries}:{head}");
                     Ok(())
                 }
                 Verdict::Broken { seq, reason } => {
                     Err(Failure::op(format!("broken at entry {seq}: {reason}")))
                 }
             }
+        }
+        AuditCommand::Head => {
+            let head = svc
+                .db
+                .run(crate::store::audit::head)
+                .await
+                .map_err(|e| Failure::op(e.to_string()))?
+                .ok_or_else(|| Failure::op("the audit head row is missing"))?;
+            println!("{}:{}", head.0, head.1);
+            Ok(())
         }
         AuditCommand::Export { since } => {
             let since = match since {
@@ -434,15 +453,87 @@ async fn audit(svc: Services, c: AuditCommand) -> Result<(), Failure> {
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 let mut out = stdout.lock();
-                for row in &page {
-                    let line =
-                        serde_json::to_string(row).map_err(|e| Failure::op(e.to_string()))?;
+                for row in page {
+                    let line = serde_json::to_string(&ExportLine::from(row))
+                        .map_err(|e| Failure::op(e.to_string()))?;
                     writeln!(out, "{line}").map_err(|e| Failure::op(e.to_string()))?;
                 }
             }
             Ok(())
         }
+        AuditCommand::PurgeIps { days } => {
+            let days = match days {
+                Some(d) => d,
+                None if svc.settings.ip_retention_days == 0 => {
+                    println!(
+                        "raw IPs are kept forever (VIGIL_IP_RETENTION_DAYS=0); nothing purged"
+                    );
+                    return Ok(());
+                }
+                None => svc.settings.ip_retention_days,
+            };
+            let p = purge_ips(&svc, days, "cli")
+                .await
+                .map_err(|e| Failure::op(e.to_string()))?;
+            println!(
+                "cleared raw IPs older than {days} days: {} audit entries, {} sign-ins \
+                 ({} risk feature records), {} failure counters deleted, {} ended sessions, \
+                 {} expired step-ups deleted",
+                p.audit_log,
+                p.signins,
+                p.signin_features,
+                p.login_failures,
+                p.sessions,
+                p.mfa_flows
+            );
+            Ok(())
+        }
     }
+}
+
+/// One purge of raw IPs older than `days` (see `Auditor::purge_ips`).
+async fn purge_ips(
+    svc: &Services,
+    days: u32,
+    actor: &'static str,
+) -> Result<crate::store::retention::Purged, crate::store::StoreError> {
+    let (auditor, now) = (svc.auditor.clone(), svc.clock.now());
+    svc.db
+        .run(move |conn| auditor.purge_ips(conn, now, days, actor))
+        .await
+}
+
+/// `serve` and `demo` purge raw IPs every hour (first a minute after start), when retention is
+/// on. A failure is logged and retried at the next tick; it never stops the server.
+fn spawn_ip_retention(svc: &Services) {
+    let days = svc.settings.ip_retention_days;
+    if days == 0 {
+        tracing::info!("IP retention off: raw IPs are kept forever");
+        return;
+    }
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(start, std::time::Duration::from_secs(3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match purge_ips(&svc, days, "system").await {
+                Ok(p) if p.total() > 0 => tracing::info!(
+                    retention_days = days,
+                    audit_log = p.audit_log,
+                    signins = p.signins,
+                    signin_features = p.signin_features,
+                    login_failures = p.login_failures,
+                    sessions = p.sessions,
+                    mfa_flows = p.mfa_flows,
+                    "old raw IPs purged"
+                ),
+                Ok(_) => tracing::debug!(retention_days = days, "no raw IPs old enough to purge"),
+                Err(e) => tracing::warn!(error = %e, "IP purge failed; retrying in an hour"),
+            }
+        }
+    });
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as unix microseconds.

@@ -12,6 +12,7 @@ pub mod consents;
 pub mod factors;
 pub mod flows;
 pub mod keys;
+pub mod retention;
 pub mod reviews;
 pub mod risk;
 pub mod schema;

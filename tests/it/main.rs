@@ -4,6 +4,7 @@
 //! cookie jar. No mocks.
 
 mod admin;
+mod audit;
 mod cli;
 mod helpers;
 mod login;
