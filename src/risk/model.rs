@@ -135,11 +135,13 @@ pub fn assess(
         .is_some_and(|c| profile.knows_cookie(c));
 
     let w = &cfg.weights;
-    chain(
+    let start = out.len();
+    let top = chain(
         &k, NETWORK, profile, global, cfg, w.network, false, &mut out,
     );
-    floor(&mut out, "network", cfg.floors.network, NETWORK.len());
-    chain(
+    bound(&mut out, start, "network", cfg.floors.network, top);
+    let start = out.len();
+    let top = chain(
         &k,
         DEVICE,
         profile,
@@ -149,9 +151,10 @@ pub fn assess(
         known_cookie,
         &mut out,
     );
-    floor(&mut out, "device", cfg.floors.device, DEVICE.len());
+    bound(&mut out, start, "device", cfg.floors.device, top);
+    let start = out.len();
     out.push(hour_term(f.at, profile, cfg));
-    floor(&mut out, "hour", cfg.floors.hour, 1);
+    bound(&mut out, start, "hour", cfg.floors.hour, f64::INFINITY);
 
     // Admin-marked attack values make the attacker likelier: w · ln(1 + marks).
     let rep = &global.reputation;
@@ -278,6 +281,9 @@ pub fn assess(
 }
 
 /// The terms of one chain. `known_cookie` replaces the fingerprint level by the cookie.
+/// Each level's log ratio is capped below at `floors.levels` (familiarity credit) and weighted
+/// by `weight · weights.levels`. Returns what a never-seen top value would add — the most the
+/// chain may add, since nothing is stranger than a never-seen country or device type.
 #[allow(clippy::too_many_arguments)]
 fn chain(
     k: &Keys,
@@ -288,13 +294,19 @@ fn chain(
     weight: f64,
     known_cookie: bool,
     out: &mut Vec<Contribution>,
-) {
+) -> f64 {
     let s = &cfg.smoothing;
+    let (wl, cap) = (&cfg.weights.levels, &cfg.floors.levels);
+    let top = {
+        let a = s.alpha.get(levels.start).max(1e-3);
+        let n = f64::from(profile.n);
+        weight * wl.get(levels.start) * ((n + a) / a).ln()
+    };
     let (mut user_parent, mut global_parent) = (f64::from(profile.n), f64::from(global.n));
     let mut alpha = 1e-3_f64;
     for i in levels {
         if i == FINGERPRINT && known_cookie {
-            let llr = weight * s.known_cookie_llr;
+            let llr = weight * wl.get(i) * s.known_cookie_llr.max(cap.get(i));
             out.push(term(
                 "device_cookie",
                 "known".to_owned(),
@@ -317,20 +329,31 @@ fn chain(
             value: k.leaf[i].clone(),
             seen_for_user: u,
             seen_globally: u64::from(g),
-            llr: weight * (p_g.ln() - p_u.ln()),
+            llr: weight * wl.get(i) * (p_g.ln() - p_u.ln()).max(cap.get(i)),
             signal: SIGNALS[i],
         });
         user_parent = uf;
         global_parent = f64::from(g);
     }
+    top
 }
 
-/// If the last `len` terms add up to less than `min`, add the difference as its own term.
-fn floor(out: &mut Vec<Contribution>, group: &str, min: f64, len: usize) {
-    let sum: f64 = out.iter().rev().take(len).map(|c| c.llr).sum();
+/// Keep the terms from `start` on between `min` (familiarity floor) and `max` (what a
+/// never-seen top value adds), adding the difference as its own term: capped familiarity and
+/// per-level weights must not let partial novelty outscore total novelty.
+fn bound(out: &mut Vec<Contribution>, start: usize, group: &str, min: f64, max: f64) {
+    let sum: f64 = out.iter().skip(start).map(|c| c.llr).sum();
     if sum < min {
         let value = format!("familiarity capped at {min}");
         out.push(term(&format!("{group}_floor"), value, min - sum, None));
+    } else if sum > max {
+        let value = format!("novelty capped at {max:.3}");
+        out.push(term(
+            &format!("{group}_novelty_cap"),
+            value,
+            max - sum,
+            None,
+        ));
     }
 }
 
@@ -371,6 +394,13 @@ fn travel(
         (lat, lon, radius(f.geo.accuracy_radius_km), f.at),
         &cfg.rules.travel,
     )
+}
+
+/// The score and level of a raw value, before any rule's minimum level (for a comparison
+/// model scored through the same map and thresholds).
+pub(crate) fn score_level(raw: f64, cfg: &RiskConfig) -> (u8, Level) {
+    let score = to_score(raw, cfg);
+    (score, level_of(score, &cfg.thresholds))
 }
 
 fn to_score(raw: f64, cfg: &RiskConfig) -> u8 {
