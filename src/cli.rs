@@ -91,6 +91,10 @@ pub enum RiskCommand {
         /// The version (or JSON config file) whose caps and smoothing to fit weights for.
         #[arg(long)]
         from: Option<String>,
+        /// Set the score map so the result steps up as many legitimate sign-ins on the log
+        /// as this version (name or JSON file) does; default: `--from`.
+        #[arg(long)]
+        calibrate_to: Option<String>,
         /// L2 penalty on the weights.
         #[arg(long, default_value_t = 0.01)]
         l2: f64,

@@ -614,28 +614,30 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
         RiskCommand::Fit {
             input,
             from,
+            calibrate_to,
             l2,
             skip_malformed,
             seed,
         } => {
             let name = from.unwrap_or_else(|| crate::risk::MODEL_CODE_VERSION.to_owned());
             let cfg = risk_config(named_config(&name)?, settings);
-            let file = std::fs::File::open(&input)
-                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            let open = || {
+                std::fs::File::open(&input)
+                    .map(std::io::BufReader::new)
+                    .map_err(|e| crate::risk::replay::ReplayError::Io(e.to_string()))
+            };
             let opts = ReplayOptions {
                 inject: true,
                 skip_malformed,
                 seed,
                 failure_window_secs: settings.throttle.window_secs,
             };
-            let r = crate::risk::fit::fit(
-                std::io::BufReader::new(file),
-                &opts,
-                &cfg,
-                &settings.risk_policy,
-                l2,
-            )
-            .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            let friction = match &calibrate_to {
+                Some(n) => risk_config(named_config(n)?, settings),
+                None => cfg,
+            };
+            let r = crate::risk::fit::fit(open, &opts, &cfg, &friction, &settings.risk_policy, l2)
+                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
             eprintln!(
                 "fitted on {} events ({} attacks), l2 {l2}: log loss {:.4}, weights {:?}, intercept {:.3}",
                 r.samples, r.attacks, r.fit.loss, r.fit.weights, r.fit.intercept

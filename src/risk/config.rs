@@ -174,7 +174,7 @@ impl Default for RiskConfig {
     }
 }
 
-/// Familiarity cap of freeman-hier-1: none (only the chain floors).
+/// "No cap": a familiarity floor that never binds (finite, so the config stays JSON).
 const NO_CAP: f64 = -1e6;
 
 impl RiskConfig {
@@ -243,10 +243,16 @@ impl RiskConfig {
         }
     }
 
-    /// freeman-hier-2: see the README's "model versions".
+    /// freeman-hier-2: each level's familiarity is capped at 1 nat instead of each chain's
+    /// sum, so a copied User-Agent, ISP and city can no longer cancel the novelty of a new
+    /// IP network (README, "model versions"; the cap was chosen on the seed-2 training log,
+    /// among 0.5, 1, 1.5, 2, 3 nats, as the only one passing the gate there).
     pub fn v2() -> Self {
-        let v1 = RiskConfig::v1();
-        RiskConfig { ..v1 }
+        let mut c = RiskConfig::v1();
+        c.floors.levels = PerLevel::all(-1.0);
+        c.floors.network = NO_CAP;
+        c.floors.device = NO_CAP;
+        c
     }
 }
 

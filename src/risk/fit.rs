@@ -32,6 +32,11 @@ pub const FEATURES: [&str; 9] = [
     "hour",
 ];
 const N: usize = FEATURES.len();
+/// Features kept at the candidate's weight, not fitted. The country: the simulated attackers
+/// but the naive one sit in the victim's country, so the data would teach that a new country
+/// hardly matters — against a deliberate rule (a new country steps up) that the synthetic
+/// attack mix cannot judge.
+pub const PINNED: [&str; 1] = ["country"];
 /// Events kept for the fit (a uniform reservoir sample beyond this), so memory stays bounded.
 pub const MAX_SAMPLES: usize = 400_000;
 
@@ -205,6 +210,18 @@ pub fn unit_config(cfg: &RiskConfig) -> RiskConfig {
     u
 }
 
+/// The weight of each feature in `cfg` (chain weight × level weight; the hour's).
+fn current_weights(cfg: &RiskConfig) -> [f64; N] {
+    let w = &cfg.weights;
+    let mut out = [0.0; N];
+    for (j, o) in out.iter_mut().enumerate().take(8) {
+        let chain = if j < 4 { w.network } else { w.device };
+        *o = chain * w.levels.get(j);
+    }
+    out[8] = w.hour;
+    out
+}
+
 /// The feature vector of an assessment under `unit_config`, and the rest of `raw` (failures,
 /// rules, reputation) weighted as in `cfg`.
 pub fn features(a: &Assessment, cfg: &RiskConfig) -> ([f64; N], f64) {
@@ -244,10 +261,15 @@ pub struct FitReport {
 
 /// Replay `input` with `cfg`'s caps and smoothing and fit the per-level weights. Legitimate
 /// sign-ins and attacks weigh the same in total, and each attacker model a quarter of that.
+///
+/// The score map's `center` is then set so that, on this same log, the fitted model steps up
+/// as many legitimate sign-ins as `friction_of` (the version it would replace) does: a version is compared at equal friction, and
+/// its gain shows as attacks stopped. `open` opens the log (it is read three times).
 pub fn fit<R: BufRead>(
-    input: R,
+    open: impl Fn() -> Result<R, ReplayError>,
     opts: &ReplayOptions,
     cfg: &RiskConfig,
+    friction_of: &RiskConfig,
     policy: &Policy,
     l2: f64,
 ) -> Result<FitReport, ReplayError> {
@@ -255,8 +277,14 @@ pub fn fit<R: BufRead>(
     let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5eed_f17);
     let mut rows: Vec<([f64; N], f64, Option<&'static str>)> = Vec::new();
     let mut seen = 0usize;
+    let pinned: Vec<usize> = (0..N).filter(|j| PINNED.contains(&FEATURES[*j])).collect();
+    let w0 = current_weights(cfg);
     let mut observe = |a: &Assessment, model: Option<&'static str>| {
-        let (x, off) = features(a, cfg);
+        let (mut x, mut off) = features(a, cfg);
+        for &j in &pinned {
+            off += w0[j] * x[j];
+            x[j] = 0.0;
+        }
         seen += 1;
         if rows.len() < MAX_SAMPLES {
             rows.push((x, off, model));
@@ -267,7 +295,7 @@ pub fn fit<R: BufRead>(
             }
         }
     };
-    replay_observed(input, opts, &unit, policy, None, Some(&mut observe))?;
+    replay_observed(open()?, opts, &unit, policy, None, Some(&mut observe))?;
     let mut per: std::collections::BTreeMap<Option<&str>, f64> = Default::default();
     for r in &rows {
         *per.entry(r.2).or_default() += 1.0;
@@ -287,7 +315,13 @@ pub fn fit<R: BufRead>(
     let s: Vec<f64> = rows.iter().map(|r| weight(r.2)).collect();
     let f = logistic(&x, &y, &off, &s, l2, true);
     let mut out = *cfg;
-    let wv = |j: usize| f.weights.get(j).copied().unwrap_or(0.0);
+    let wv = |j: usize| {
+        if pinned.contains(&j) {
+            w0[j]
+        } else {
+            f.weights.get(j).copied().unwrap_or(0.0)
+        }
+    };
     out.weights.network = 1.0;
     out.weights.device = 1.0;
     out.weights.levels = PerLevel {
@@ -301,12 +335,63 @@ pub fn fit<R: BufRead>(
         fingerprint: wv(7),
     };
     out.weights.hour = wv(8);
+    out.floors = unit.floors;
+    out.score.center = calibrate(&open, opts, friction_of, &out, policy)?;
     Ok(FitReport {
         config: out,
         attacks: y.iter().filter(|v| **v).count(),
         samples: rows.len(),
         fit: f,
     })
+}
+
+/// The `center` at which `new` flags (medium or above) the same share of legitimate sign-ins
+/// as `old` on the log.
+fn calibrate<R: BufRead>(
+    open: &impl Fn() -> Result<R, ReplayError>,
+    opts: &ReplayOptions,
+    old: &RiskConfig,
+    new: &RiskConfig,
+    policy: &Policy,
+) -> Result<f64, ReplayError> {
+    let flagged = |a: &Assessment| a.level >= super::Level::Medium;
+    let (mut n, mut hit) = (0u64, 0u64);
+    let mut count = |a: &Assessment, m: Option<&'static str>| {
+        if m.is_none() {
+            n += 1;
+            hit += u64::from(flagged(a));
+        }
+    };
+    replay_observed(open()?, opts, old, policy, None, Some(&mut count))?;
+    let target = if n > 0 { hit as f64 / n as f64 } else { 0.0 };
+    // Legitimate raws under the new weights; a rule's minimum level flags whatever the raw.
+    let mut raws: Vec<f64> = Vec::new();
+    let mut by_rule = 0usize;
+    let mut collect = |a: &Assessment, m: Option<&'static str>| {
+        if m.is_none() {
+            if a.rule.is_some() {
+                by_rule += 1;
+            } else {
+                raws.push(a.raw);
+            }
+        }
+    };
+    replay_observed(open()?, opts, new, policy, None, Some(&mut collect))?;
+    raws.sort_by(|a, b| b.total_cmp(a));
+    let total = (raws.len() + by_rule) as f64;
+    let want = ((target * total).round() as usize).saturating_sub(by_rule);
+    // The medium boundary sits halfway between the `want`-th highest raw and the next.
+    let t = match (
+        want.checked_sub(1).and_then(|i| raws.get(i)),
+        raws.get(want),
+    ) {
+        (Some(a), Some(b)) => (a + b) / 2.0,
+        (None, Some(b)) => b + 1e-3,
+        (Some(a), None) => a - 1e-3,
+        (None, None) => return Ok(new.score.center),
+    };
+    let p = (f64::from(new.thresholds.medium) - 0.5) / 100.0;
+    Ok(t - new.score.scale * (p / (1.0 - p)).ln())
 }
 
 #[cfg(test)]

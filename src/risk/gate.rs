@@ -51,6 +51,15 @@ pub fn gate(previous: &Value, candidate: &Value) -> Vec<Check> {
             pass,
         });
     }
+    // Not in the rule, but a version must not buy its fairness by stopping fewer
+    // attacks at the configured policy.
+    let stop = |r: &Value| r["policy"]["attack_stop_rate"].as_f64();
+    out.push(Check {
+        what: "attack stop rate at the policy (candidate ≥ previous)".into(),
+        previous: stop(previous),
+        candidate: stop(candidate),
+        pass: matches!((stop(previous), stop(candidate)), (Some(p), Some(c)) if c >= p),
+    });
     let step = |r: &Value| r["policy"]["legit_step_up_rate"].as_f64();
     out.push(step_check(
         "legit step-up rate, overall".into(),
@@ -137,7 +146,7 @@ mod tests {
         }
         json!({
             "by_attacker": by,
-            "policy": { "legit_step_up_rate": step },
+            "policy": { "legit_step_up_rate": step, "attack_stop_rate": 0.3 },
             "fairness": { "groups": { "country": {
                 "NO": { "n": 100, "step_up_rate": group_step },
                 "tiny": { "n": 3, "step_up_rate": 1.0 },

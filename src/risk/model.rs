@@ -346,7 +346,9 @@ fn bound(out: &mut Vec<Contribution>, start: usize, group: &str, min: f64, max: 
     if sum < min {
         let value = format!("familiarity capped at {min}");
         out.push(term(&format!("{group}_floor"), value, min - sum, None));
-    } else if sum > max {
+        return;
+    }
+    if sum > max {
         let value = format!("novelty capped at {max:.3}");
         out.push(term(
             &format!("{group}_novelty_cap"),
@@ -599,10 +601,16 @@ mod tests {
             assert!(a.reasons.contains(&Signal::NewCountry), "{a:#?}");
             assert!(a.reasons.contains(&Signal::NewDevice), "{a:#?}");
         }
-        // A new country alone (the known device travelling) still steps up…
+        // A new country alone (the known device, cookie and all, travelling) is reported but
+        // no longer steps up by itself since freeman-hier-2: the device's familiarity counts
+        // per level (capped), not as one capped chain. With freeman-hier-1 it stepped up.
         let a = score(&feat(4, 0, three_days), &p, &g);
-        assert_eq!(a.level, Level::Medium, "{a:#?}");
+        assert_eq!(a.level, Level::Low, "{a:#?}");
         assert_eq!(a.reasons, vec![Signal::NewCountry]);
+        let v1 = assess(&feat(4, 0, three_days), &p, &g, &RiskConfig::v1());
+        assert_eq!(v1.level, Level::Medium, "{v1:#?}");
+        let home = score(&feat(0, 0, three_days), &p, &g);
+        assert!(a.raw > home.raw + 3.0, "{a:#?}");
         // …and a new network in the home country is milder than a new country.
         let munich = score(&feat(1, 0, three_days), &p, &g);
         assert!(munich.raw < a.raw, "{munich:#?}");
