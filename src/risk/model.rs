@@ -617,6 +617,30 @@ mod tests {
     }
 
     #[test]
+    fn familiarity_is_capped_per_level_so_a_new_network_shows_through() {
+        let (p, g) = (trained(), population());
+        let later = last(&p).plus_secs(86_400);
+        let home = feat(0, 0, later);
+        // Same country, ASN and city, another /24: what a very targeted attacker looks like.
+        let mut new_net = feat(0, 0, later);
+        new_net.ip = Some(IpAddr::from([192, 0, 9, 10]));
+        let cfg = RiskConfig::default();
+        let (a, h) = (assess(&new_net, &p, &g, &cfg), assess(&home, &p, &g, &cfg));
+        let levels = a
+            .contributions
+            .iter()
+            .filter(|c| FEATURES.contains(&c.feature.as_str()) || c.feature == "device_cookie");
+        for c in levels {
+            assert!(c.llr >= -1.0 - 1e-9, "{c:#?}");
+        }
+        assert!(a.raw > h.raw + 0.5, "{a:#?}");
+        // freeman-hier-1: the network chain's floor absorbed the new /24 entirely.
+        let v1 = RiskConfig::v1();
+        let (a1, h1) = (assess(&new_net, &p, &g, &v1), assess(&home, &p, &g, &v1));
+        assert!((a1.raw - h1.raw).abs() < 1e-9, "{a1:#?}");
+    }
+
+    #[test]
     fn impossible_travel_is_at_least_medium() {
         let (p, g) = (trained(), population());
         // Sydney on the known device 30 minutes after the last Berlin sign-in.

@@ -1104,6 +1104,13 @@ pub fn table(report: &Value) -> String {
         pct(&p["attack_block_rate"]),
         pct(&p["attack_stop_rate"])
     ));
+    let b = &report["baseline"]["policy"];
+    s.push_str(&format!(
+        "baseline at the same score map and policy: legit step-up {}  legit block {}  attack stopped {}\n",
+        pct(&b["legit_step_up_rate"]),
+        pct(&b["legit_block_rate"]),
+        pct(&b["attack_stop_rate"])
+    ));
     s.push_str(&format!(
         "latency µs: vigil p50 {} p99 {}; baseline p50 {} p99 {}\n",
         report["latency_us"]["p50"],
