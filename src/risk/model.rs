@@ -1,4 +1,5 @@
-//! The scoring model ("freeman-hier-1"): `assess` and the `Assessment` it returns. The state it
+//! The scoring model ("freeman-hier-2"; the versions are in `config::VERSIONS`): `assess` and
+//! the `Assessment` it returns. The state it
 //! reads is in `state.rs`, its numbers in `config.rs`. Pure: no I/O, no clock, and `assess`
 //! takes everything by `&` — only `learn` and `mark_attack` (in `state.rs`) change state.
 //!
@@ -19,7 +20,11 @@
 //! term is exactly 0 — a new user is not an attacker for being new. The sum over a chain is the
 //! Freeman LLR of the finest value; with α non-decreasing down the chain (enforced) it is
 //! largest for a never-seen top value, so switching to a never-seen country never lowers the
-//! score. Familiarity (negative terms) is floored per chain so that it cannot hide novelty.
+//! score. Familiarity is capped (`floors.levels`, −1 nat per level since freeman-hier-2;
+//! freeman-hier-1 floored each chain's sum instead, which let a familiar country, ISP and
+//! city swallow a new network), each level has a weight (`weights.levels`, what `vigil risk
+//! fit` fits), and a chain is bounded by what a never-seen top value would add, so caps and
+//! weights cannot make partial novelty outscore total novelty.
 //!
 //! Rules add hard evidence: deny list (+6, at least high), impossible travel (+3, at least
 //! medium), failure bursts (+1.5, at least medium); failures and admin-marked attack values add
