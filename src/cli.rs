@@ -98,6 +98,9 @@ pub enum RiskCommand {
         /// L2 penalty on the weights.
         #[arg(long, default_value_t = 0.01)]
         l2: f64,
+        /// Fit one weight per chain (network, device) and the hour instead of one per level.
+        #[arg(long)]
+        chains: bool,
         #[arg(long)]
         skip_malformed: bool,
         #[arg(long, default_value_t = 1)]

@@ -616,6 +616,7 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
             from,
             calibrate_to,
             l2,
+            chains,
             skip_malformed,
             seed,
         } => {
@@ -636,8 +637,20 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
                 Some(n) => risk_config(named_config(n)?, settings),
                 None => cfg,
             };
-            let r = crate::risk::fit::fit(open, &opts, &cfg, &friction, &settings.risk_policy, l2)
-                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            let r = crate::risk::fit::fit(
+                open,
+                &opts,
+                &cfg,
+                &friction,
+                &settings.risk_policy,
+                l2,
+                if chains {
+                    crate::risk::fit::Shape::Chains
+                } else {
+                    crate::risk::fit::Shape::Levels
+                },
+            )
+            .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
             eprintln!(
                 "fitted on {} events ({} attacks), l2 {l2}: log loss {:.4}, weights {:?}, intercept {:.3}",
                 r.samples, r.attacks, r.fit.loss, r.fit.weights, r.fit.intercept

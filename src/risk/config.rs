@@ -10,11 +10,14 @@ use super::travel::TravelConfig;
 /// The code's model version; part of `model_version`. Always the last entry of `VERSIONS`.
 pub const MODEL_CODE_VERSION: &str = "freeman-hier-2";
 
+/// A version's configuration.
+pub type Preset = fn() -> RiskConfig;
+
 /// Every model version the code can still run, oldest first, with its configuration, so
 /// `vigil risk compare` can measure a candidate against the version it would replace. A new
 /// version is appended here and ships only if `vigil risk compare` passes (README, "model
 /// versions").
-pub const VERSIONS: [(&str, fn() -> RiskConfig); 2] = [
+pub const VERSIONS: [(&str, Preset); 2] = [
     ("freeman-hier-1", RiskConfig::v1),
     ("freeman-hier-2", RiskConfig::v2),
 ];

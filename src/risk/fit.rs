@@ -69,12 +69,14 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         a.swap(c, p);
         b.swap(c, p);
-        for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
-            for k in c..n {
-                a[r][k] -= f * a[c][k];
+        let (top, rest) = a.split_at_mut(c + 1);
+        let pivot = &top[c];
+        for (r, row) in rest.iter_mut().enumerate() {
+            let f = row[c] / pivot[c];
+            for (x, p) in row.iter_mut().zip(pivot).skip(c) {
+                *x -= f * p;
             }
-            b[r] -= f * b[c];
+            b[c + 1 + r] -= f * b[c];
         }
     }
     let mut x = vec![0.0; n];
@@ -164,16 +166,11 @@ fn newton(
             let r = s[i] * (p - f64::from(u8::from(y[i]))) / total;
             let v = s[i] * p * (1.0 - p) / total;
             let xi: Vec<f64> = idx.iter().map(|&j| x[i][j]).chain([1.0]).collect();
-            for a in 0..k {
-                g[a] += r * xi[a];
-                for c in 0..=a {
-                    h[a][c] += v * xi[a] * xi[c];
+            for (a, (ga, ha)) in g.iter_mut().zip(h.iter_mut()).enumerate() {
+                *ga += r * xi[a];
+                for (hac, xc) in ha.iter_mut().zip(&xi) {
+                    *hac += v * xi[a] * xc;
                 }
-            }
-        }
-        for a in 0..k {
-            for c in 0..a {
-                h[c][a] = h[a][c];
             }
         }
         for (a, &j) in idx.iter().enumerate() {
@@ -250,6 +247,16 @@ pub fn features(a: &Assessment, cfg: &RiskConfig) -> ([f64; N], f64) {
     (x, offset)
 }
 
+/// Which weights to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One weight per hierarchy level and the hour; the country kept (`PINNED`).
+    Levels,
+    /// One weight per chain (network, device) and the hour: three numbers, so less room to
+    /// learn the simulated attackers' quirks; the country moves with its chain.
+    Chains,
+}
+
 /// What `fit` found, and the configuration with the fitted weights.
 #[derive(Debug, Clone)]
 pub struct FitReport {
@@ -272,12 +279,16 @@ pub fn fit<R: BufRead>(
     friction_of: &RiskConfig,
     policy: &Policy,
     l2: f64,
+    shape: Shape,
 ) -> Result<FitReport, ReplayError> {
     let unit = unit_config(cfg);
-    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x5eed_f17);
+    let mut rng = StdRng::seed_from_u64(opts.seed ^ 0x05ee_df17);
     let mut rows: Vec<([f64; N], f64, Option<&'static str>)> = Vec::new();
     let mut seen = 0usize;
-    let pinned: Vec<usize> = (0..N).filter(|j| PINNED.contains(&FEATURES[*j])).collect();
+    let pinned: Vec<usize> = match shape {
+        Shape::Levels => (0..N).filter(|j| PINNED.contains(&FEATURES[*j])).collect(),
+        Shape::Chains => Vec::new(),
+    };
     let w0 = current_weights(cfg);
     let mut observe = |a: &Assessment, model: Option<&'static str>| {
         let (mut x, mut off) = features(a, cfg);
@@ -309,21 +320,30 @@ pub fn fit<R: BufRead>(
             0.5 / n
         }
     };
-    let x: Vec<Vec<f64>> = rows.iter().map(|r| r.0.to_vec()).collect();
+    let x: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| match shape {
+            Shape::Levels => r.0.to_vec(),
+            Shape::Chains => vec![r.0[..4].iter().sum(), r.0[4..8].iter().sum(), r.0[8]],
+        })
+        .collect();
     let y: Vec<bool> = rows.iter().map(|r| r.2.is_some()).collect();
     let off: Vec<f64> = rows.iter().map(|r| r.1).collect();
     let s: Vec<f64> = rows.iter().map(|r| weight(r.2)).collect();
     let f = logistic(&x, &y, &off, &s, l2, true);
     let mut out = *cfg;
-    let wv = |j: usize| {
-        if pinned.contains(&j) {
-            w0[j]
-        } else {
-            f.weights.get(j).copied().unwrap_or(0.0)
-        }
+    let fitted = |j: usize| f.weights.get(j).copied().unwrap_or(0.0);
+    let wv = |j: usize| match shape {
+        Shape::Levels if pinned.contains(&j) => w0[j],
+        Shape::Levels => fitted(j),
+        Shape::Chains => 1.0,
     };
-    out.weights.network = 1.0;
-    out.weights.device = 1.0;
+    let (network, device) = match shape {
+        Shape::Levels => (1.0, 1.0),
+        Shape::Chains => (fitted(0), fitted(1)),
+    };
+    out.weights.network = network;
+    out.weights.device = device;
     out.weights.levels = PerLevel {
         country: wv(0),
         asn: wv(1),
@@ -334,7 +354,10 @@ pub fn fit<R: BufRead>(
         browser: wv(6),
         fingerprint: wv(7),
     };
-    out.weights.hour = wv(8);
+    out.weights.hour = match shape {
+        Shape::Levels => fitted(8),
+        Shape::Chains => fitted(2),
+    };
     out.floors = unit.floors;
     out.score.center = calibrate(&open, opts, friction_of, &out, policy)?;
     Ok(FitReport {

@@ -24,7 +24,7 @@
 //! - Scores for the ROC are vigil's `raw` (nats), quantised to 0.01 in a histogram, so memory
 //!   stays bounded by users and distinct values, not rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -663,19 +663,16 @@ pub struct ReplayOptions {
 /// for a legitimate sign-in of a user with history). `vigil risk fit` learns from these.
 pub type Observer<'a> = &'a mut dyn FnMut(&Assessment, Option<&'static str>);
 
+/// One IP's failures in the window: (time, account) in order, and the count per account.
+type IpFailures = (VecDeque<(i64, String)>, HashMap<String, u32>);
+
 /// Failed attempts in the throttle window, per account and per IP, as the server counts them.
 #[derive(Default)]
 struct Failures {
     window_us: i64,
-    account: HashMap<String, std::collections::VecDeque<i64>>,
+    account: HashMap<String, VecDeque<i64>>,
     /// Per IP: failure times with the account, and failures per account in the window.
-    ip: HashMap<
-        IpAddr,
-        (
-            std::collections::VecDeque<(i64, String)>,
-            HashMap<String, u32>,
-        ),
-    >,
+    ip: HashMap<IpAddr, IpFailures>,
 }
 
 impl Failures {
@@ -693,11 +690,7 @@ impl Failures {
         self.ip.retain(|_, (q, _)| !q.is_empty());
     }
 
-    fn prune_ip(
-        q: &mut std::collections::VecDeque<(i64, String)>,
-        per: &mut HashMap<String, u32>,
-        since: i64,
-    ) {
+    fn prune_ip(q: &mut VecDeque<(i64, String)>, per: &mut HashMap<String, u32>, since: i64) {
         while let Some((t, a)) = q.front() {
             if *t > since {
                 break;
