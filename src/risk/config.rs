@@ -95,7 +95,8 @@ pub struct Weights {
     pub levels: PerLevel,
 }
 
-/// The most a chain's familiarity may lower `raw` (negative numbers).
+/// The most familiarity may lower `raw` (negative numbers): per chain (freeman-hier-1; the
+/// sum of its terms) and per level (`levels`, since freeman-hier-2).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Floors {

@@ -809,6 +809,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_default_is_the_last_version() {
+        use crate::risk::config::{preset, previous_version, VERSIONS};
+        let last = VERSIONS.last().map(|v| v.0);
+        assert_eq!(last, Some(crate::risk::MODEL_CODE_VERSION));
+        assert_eq!(
+            preset(crate::risk::MODEL_CODE_VERSION),
+            Some(RiskConfig::default())
+        );
+        assert_eq!(previous_version("freeman-hier-2"), Some("freeman-hier-1"));
+        assert_eq!(previous_version("freeman-hier-1"), None);
+        assert_eq!(preset("no-such-version"), None);
+    }
+
     /// Raw value of the scenarios that set the defaults (run with --nocapture to see).
     #[test]
     fn scenario_table() {
