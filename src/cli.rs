@@ -62,6 +62,50 @@ pub enum RiskCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The shipping gate: replay a log with two model versions (same simulated attacks) and
+    /// pass only if the candidate's AUC is not lower for any attacker, higher for targeted and
+    /// very targeted, and no fairness group's step-up rate rises by more than 10 %.
+    /// Exit code 1 if the candidate must not ship.
+    Compare {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// A model version name (see the README's model versions) or a JSON config file;
+        /// default: the shipped version.
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Same; default: the version before the candidate.
+        #[arg(long)]
+        previous: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        skip_malformed: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Fit the model's per-level weights by L2-regularised logistic regression on a labelled
+    /// log (train on one synthetic seed, compare on another); prints the config as JSON.
+    Fit {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// The version (or JSON config file) whose caps and smoothing to fit weights for.
+        #[arg(long)]
+        from: Option<String>,
+        /// Set the score map so the result steps up as many legitimate sign-ins on the log
+        /// as this version (name or JSON file) does; default: `--from`.
+        #[arg(long)]
+        calibrate_to: Option<String>,
+        /// L2 penalty on the weights.
+        #[arg(long, default_value_t = 0.01)]
+        l2: f64,
+        /// Fit one weight per chain (network, device) and the hour instead of one per level.
+        #[arg(long)]
+        chains: bool,
+        #[arg(long)]
+        skip_malformed: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Write a synthetic log in the same format, deterministic for a seed.
     Synth {
         #[arg(long)]

@@ -547,6 +547,29 @@ fn parse_date(s: &str) -> Option<i64> {
         .map(|dt| dt.and_utc().timestamp_micros())
 }
 
+/// The model as the server configures it (flow::risk::RiskEngine): `base` with the
+/// configured thresholds and travel speed.
+fn risk_config(base: crate::risk::RiskConfig, settings: &Settings) -> crate::risk::RiskConfig {
+    let mut cfg = base;
+    cfg.thresholds.medium = settings.risk_threshold_medium;
+    cfg.thresholds.high = settings.risk_threshold_high;
+    cfg.rules.travel.max_speed_kmh = f64::from(settings.risk_travel_speed_kmh);
+    cfg
+}
+
+/// A model version by name (`risk::config::VERSIONS`) or a JSON config file.
+fn named_config(name: &str) -> Result<crate::risk::RiskConfig, Failure> {
+    if let Some(cfg) = crate::risk::config::preset(name) {
+        return Ok(cfg);
+    }
+    let text = std::fs::read_to_string(name).map_err(|e| {
+        Failure::usage(format!(
+            "{name}: neither a model version nor a readable config file ({e})"
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{name}: {e}")))
+}
+
 /// `vigil risk …`: pure computations on files, no database and no server state.
 fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
     use crate::risk::replay::{replay, table, ReplayOptions};
@@ -559,11 +582,7 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
             scores_out,
             seed,
         } => {
-            // The model and policy as the server configures them (flow::risk::RiskEngine).
-            let mut cfg = crate::risk::RiskConfig::default();
-            cfg.thresholds.medium = settings.risk_threshold_medium;
-            cfg.thresholds.high = settings.risk_threshold_high;
-            cfg.rules.travel.max_speed_kmh = f64::from(settings.risk_travel_speed_kmh);
+            let cfg = risk_config(crate::risk::RiskConfig::default(), settings);
             let file = std::fs::File::open(&input)
                 .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
             let mut out = match &scores_out {
@@ -577,6 +596,7 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
                 inject: !no_inject,
                 skip_malformed,
                 seed,
+                failure_window_secs: settings.throttle.window_secs,
             };
             let report = replay(
                 std::io::BufReader::new(file),
@@ -595,6 +615,118 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
             } else {
                 print!("{}", table(&report));
             }
+            Ok(())
+        }
+        RiskCommand::Compare {
+            input,
+            candidate,
+            previous,
+            json,
+            skip_malformed,
+            seed,
+        } => {
+            use crate::risk::config::{previous_version, MODEL_CODE_VERSION};
+            let cand_name = candidate.unwrap_or_else(|| MODEL_CODE_VERSION.to_owned());
+            let prev_name = match previous {
+                Some(p) => p,
+                None => previous_version(&cand_name)
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        Failure::usage(format!("{cand_name}: no previous version; give --previous"))
+                    })?,
+            };
+            let opts = ReplayOptions {
+                inject: true,
+                skip_malformed,
+                seed,
+                failure_window_secs: settings.throttle.window_secs,
+            };
+            let mut reports = Vec::new();
+            for name in [&prev_name, &cand_name] {
+                let cfg = risk_config(named_config(name)?, settings);
+                let file = std::fs::File::open(&input)
+                    .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+                let mut r = replay(
+                    std::io::BufReader::new(file),
+                    &opts,
+                    &cfg,
+                    &settings.risk_policy,
+                    None,
+                )
+                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+                r["model_name"] = serde_json::json!(name);
+                reports.push(r);
+            }
+            let checks = crate::risk::gate::gate(&reports[0], &reports[1]);
+            let ship = checks.iter().all(|c| c.pass);
+            if json {
+                let mut v = crate::risk::gate::verdict_json(&checks);
+                v["previous"] = reports[0].clone();
+                v["candidate"] = reports[1].clone();
+                println!("{v}");
+            } else {
+                for (label, r) in [("previous", &reports[0]), ("candidate", &reports[1])] {
+                    println!("== {label}: {}", r["model_name"].as_str().unwrap_or(""));
+                    print!("{}", table(r));
+                }
+                print!("{}", crate::risk::gate::verdict_table(&checks));
+            }
+            if ship {
+                Ok(())
+            } else {
+                Err(Failure::op(format!(
+                    "{cand_name} does not beat {prev_name} on {}: do not ship it",
+                    input.display()
+                )))
+            }
+        }
+        RiskCommand::Fit {
+            input,
+            from,
+            calibrate_to,
+            l2,
+            chains,
+            skip_malformed,
+            seed,
+        } => {
+            let name = from.unwrap_or_else(|| crate::risk::MODEL_CODE_VERSION.to_owned());
+            let cfg = risk_config(named_config(&name)?, settings);
+            let open = || {
+                std::fs::File::open(&input)
+                    .map(std::io::BufReader::new)
+                    .map_err(|e| crate::risk::replay::ReplayError::Io(e.to_string()))
+            };
+            let opts = ReplayOptions {
+                inject: true,
+                skip_malformed,
+                seed,
+                failure_window_secs: settings.throttle.window_secs,
+            };
+            let friction = match &calibrate_to {
+                Some(n) => risk_config(named_config(n)?, settings),
+                None => cfg,
+            };
+            let r = crate::risk::fit::fit(
+                open,
+                &opts,
+                &cfg,
+                &friction,
+                &settings.risk_policy,
+                l2,
+                if chains {
+                    crate::risk::fit::Shape::Chains
+                } else {
+                    crate::risk::fit::Shape::Levels
+                },
+            )
+            .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            eprintln!(
+                "fitted on {} events ({} attacks), l2 {l2}: log loss {:.4}, weights {:?}, intercept {:.3}",
+                r.samples, r.attacks, r.fit.loss, r.fit.weights, r.fit.intercept
+            );
+            let text =
+                serde_json::to_string_pretty(&r.config).map_err(|e| Failure::op(e.to_string()))?;
+            println!("{text}");
             Ok(())
         }
         RiskCommand::Synth { users, seed, out } => {
