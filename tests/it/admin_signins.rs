@@ -164,6 +164,20 @@ async fn log_filters_detail_and_export(b: Backend) {
         assert!(html.contains("alert-error"), "{bad}");
     }
 
+    // Whatever the extractor makes of a mangled query, the answer is an HTML page, not a 500.
+    for odd in ["decision=allow&decision=block", "user=%FF%FE", "from[]=1"] {
+        let r = app.get(&format!("/admin/signins?{odd}")).await;
+        assert!(
+            r.status() == StatusCode::OK || r.status() == StatusCode::BAD_REQUEST,
+            "{odd}: {}",
+            r.status()
+        );
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+
     // The detail view explains one scored sign-in.
     let first = &ann.iter().find(|r| r.outcome == "success").unwrap().id;
     let (status, html) = page(&app, &format!("/admin/signins/{first}")).await;

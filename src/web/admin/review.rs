@@ -143,6 +143,17 @@ pub async fn decide(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(HERE, web::get().to(show))
-        .route(HERE, web::post().to(decide));
+    // A form the extractor cannot read is a readable 400 page, not its plain-text answer.
+    let form = web::FormConfig::default().error_handler(|e, _| {
+        WebError::BadRequest(format!(
+            "This form cannot be read ({e}). Go back, reload the page and try again."
+        ))
+        .into()
+    });
+    cfg.service(
+        web::resource(HERE)
+            .app_data(form)
+            .route(web::get().to(show))
+            .route(web::post().to(decide)),
+    );
 }

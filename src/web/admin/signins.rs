@@ -274,9 +274,24 @@ pub async fn export_jsonl(
     export(state, req, q, Format::JsonLines).await
 }
 
+/// A query the extractor cannot read (a repeated field, say) is the same readable 400 page as
+/// any other bad filter, not the extractor's plain-text answer.
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e, _| {
+        WebError::BadRequest(format!(
+            "These filters cannot be read ({e}). Clear them and try again."
+        ))
+        .into()
+    })
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(HERE, web::get().to(list))
-        .route("/admin/signins/export.csv", web::get().to(export_csv))
-        .route("/admin/signins/export.jsonl", web::get().to(export_jsonl))
-        .route("/admin/signins/{id}", web::get().to(show));
+    for (path, handler) in [
+        (HERE, web::get().to(list)),
+        ("/admin/signins/export.csv", web::get().to(export_csv)),
+        ("/admin/signins/export.jsonl", web::get().to(export_jsonl)),
+    ] {
+        cfg.service(web::resource(path).app_data(query_config()).route(handler));
+    }
+    cfg.route("/admin/signins/{id}", web::get().to(show));
 }
