@@ -475,6 +475,8 @@ pub struct ContributionRow {
     pub seen_for_user: u32,
     pub seen_globally: u64,
     pub llr: f64,
+    /// `llr` signed, two decimals, as the table shows it.
+    pub contribution: String,
     pub signal: Option<String>,
 }
 
@@ -518,7 +520,8 @@ pub async fn detail(svc: &Services, id: &str) -> Result<Detail, FlowError> {
                     value: c.value.clone(),
                     seen_for_user: c.seen_for_user,
                     seen_globally: c.seen_globally,
-                    llr: (c.llr * 100.0).round() / 100.0,
+                    llr: c.llr,
+                    contribution: format!("{:+.2}", c.llr),
                     signal: c.signal.filter(|_| c.llr > 0.0).map(|s| s.to_string()),
                 })
                 .collect()
