@@ -255,6 +255,23 @@ pub async fn report(
     signin_id: &str,
     ip: std::net::IpAddr,
 ) -> Result<Reported, FlowError> {
+    // Two clicks at once race on the unique (sign-in, kind) index; the loser's second try
+    // sees the first report and only ends sessions again.
+    match report_once(svc, now, user_id, signin_id, ip).await {
+        Err(FlowError::Store(StoreError::Conflict(_))) => {
+            report_once(svc, now, user_id, signin_id, ip).await
+        }
+        other => other,
+    }
+}
+
+async fn report_once(
+    svc: &Services,
+    now: Timestamp,
+    user_id: &str,
+    signin_id: &str,
+    ip: std::net::IpAddr,
+) -> Result<Reported, FlowError> {
     let (auditor, uid, sid) = (
         svc.auditor.clone(),
         user_id.to_owned(),
