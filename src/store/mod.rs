@@ -18,6 +18,7 @@ pub mod risk;
 pub mod schema;
 pub mod secrets;
 pub mod sessions;
+pub mod signin_log;
 pub mod signins;
 pub mod stats;
 pub mod throttle;

@@ -4,6 +4,8 @@
 //! cookie jar. No mocks.
 
 mod admin;
+mod admin_review;
+mod admin_signins;
 mod audit;
 mod cli;
 mod helpers;
