@@ -32,6 +32,16 @@ async fn signed_in(
     })
 }
 
+/// The coarse place recorded with a sign-in ("City, CC"), which outlives the raw IP's retention.
+fn recorded_place(features: Option<&str>) -> Option<String> {
+    let f: crate::risk::SignInFeatures = serde_json::from_str(features?).ok()?;
+    match (f.geo.city, f.geo.country) {
+        (Some(city), Some(cc)) => Some(format!("{city}, {cc}")),
+        (None, Some(cc)) => Some(cc),
+        _ => None,
+    }
+}
+
 /// A short, human description of a user agent for lists.
 fn device_label(ua: Option<&str>) -> String {
     let ua = ua.unwrap_or("");
@@ -99,7 +109,7 @@ pub async fn show(
                 .map(|r| {
                     json!({
                         "id": r.id, "at": Timestamp(r.at).display(), "method": r.method, "outcome": r.outcome,
-                        "place": place(&r.ip), "ip": r.ip.unwrap_or_default(), "device": device_label(r.user_agent.as_deref()),
+                        "place": recorded_place(r.features.as_deref()).unwrap_or_else(|| place(&r.ip)), "ip": r.ip.unwrap_or_default(), "device": device_label(r.user_agent.as_deref()),
                     })
                 })
                 .collect();
