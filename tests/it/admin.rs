@@ -77,10 +77,19 @@ pub async fn submit(
 }
 
 /// Every admin page: anonymous visitors are sent to sign in and come back; non-admins get 403.
-pub const PAGES: &[&str] = &["/admin", "/admin/policy", "/admin/fairness", "/admin/keys"];
+pub const PAGES: &[&str] = &[
+    "/admin",
+    "/admin/users",
+    "/admin/clients",
+    "/admin/policy",
+    "/admin/fairness",
+    "/admin/keys",
+];
 
 /// Every admin form action (a POST).
 pub const ACTIONS: &[&str] = &[
+    "/admin/users",
+    "/admin/clients",
     "/admin/policy",
     "/admin/policy/denylist/reload",
     "/admin/keys/rotate",

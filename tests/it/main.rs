@@ -4,6 +4,8 @@
 //! cookie jar. No mocks.
 
 mod admin;
+mod admin_clients;
+mod admin_users;
 mod cli;
 mod helpers;
 mod login;
