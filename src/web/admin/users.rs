@@ -101,6 +101,7 @@ fn readable(e: FlowError) -> Result<String, WebError> {
 
 // --- the list ---------------------------------------------------------------------------------
 
+#[allow(clippy::too_many_arguments)] // the page, its status, the search, the form and two messages
 async fn list_page(
     state: &AppState,
     req: &HttpRequest,
@@ -353,7 +354,7 @@ fn user_data(
         }
     }
     let mut devices: Vec<_> = devices.into_values().collect();
-    devices.sort_by(|a, b| b.2.cmp(&a.2));
+    devices.sort_by_key(|d| std::cmp::Reverse(d.2));
     let devices: Vec<Value> = devices
         .into_iter()
         .map(|(label, first, last, n, cookie)| {
@@ -365,7 +366,7 @@ fn user_data(
         })
         .collect();
     let mut places: Vec<_> = places.into_iter().collect();
-    places.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    places.sort_by_key(|p| std::cmp::Reverse(p.1 .0));
     let places: Vec<Value> = places
         .into_iter()
         .map(|(name, (last, n, networks))| json!({ "place": name, "last": when(last), "count": n, "networks": networks }))
