@@ -324,9 +324,11 @@ pub async fn admin_create(
     Ok((user, generated))
 }
 
-/// Would this change leave no active admin? `target` loses the role or becomes inactive.
-fn last_admin_guard(c: &mut store::DbConn, target: &User) -> Result<(), StoreError> {
-    if target.is_admin && !target.disabled && users::count_active_admins(c)? <= 1 {
+/// After a change that may take the role or access away from an admin: refuse (and so roll
+/// back) if no active admin is left. Checked after the write, in the same transaction, so two
+/// admins demoting each other at once cannot both see "there is another one".
+fn an_admin_remains(c: &mut store::DbConn) -> Result<(), StoreError> {
+    if users::count_active_admins(c)? < 1 {
         return Err(StoreError::Conflict(
             "This is the last active administrator; promote someone else first.".into(),
         ));
@@ -400,12 +402,14 @@ pub async fn admin_set_disabled(
     };
     audited(svc, actor, now, user_id, action, move |c, u| {
         let mut ended = 0;
+        users::set_disabled(c, &u.id, disabled, now.micros())?;
         if disabled {
-            last_admin_guard(c, u)?;
+            if u.is_admin {
+                an_admin_remains(c)?;
+            }
             ended = store::sessions::revoke_all_for_user(c, &u.id, now.micros())?;
             users::revoke_tokens(c, &u.id, now.micros())?;
         }
-        users::set_disabled(c, &u.id, disabled, now.micros())?;
         Ok(((), serde_json::json!({ "sessions_ended": ended })))
     })
     .await
@@ -588,10 +592,10 @@ pub async fn set_role(
         "user.demoted"
     };
     audited(svc, actor, now, user_id, action, move |c, u| {
-        if !admin {
-            last_admin_guard(c, u)?;
-        }
         users::set_admin(c, &u.id, admin, now.micros())?;
+        if !admin && u.is_admin && !u.disabled {
+            an_admin_remains(c)?;
+        }
         Ok(((), serde_json::json!({})))
     })
     .await
@@ -611,8 +615,10 @@ pub async fn delete(
         ));
     }
     audited(svc, actor, now, user_id, "user.deleted", move |c, u| {
-        last_admin_guard(c, u)?;
         users::delete(c, &u.id)?;
+        if u.is_admin && !u.disabled {
+            an_admin_remains(c)?;
+        }
         Ok(((), serde_json::json!({ "email": u.email })))
     })
     .await
