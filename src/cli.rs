@@ -31,7 +31,7 @@ pub enum Command {
     /// Manage token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Verify or export the tamper-evident audit log.
+    /// Verify, anchor or export the tamper-evident audit log; purge old raw IPs.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Measure the risk model on labelled sign-in logs (no database needed).
@@ -59,6 +59,50 @@ pub enum RiskCommand {
         #[arg(long)]
         scores_out: Option<std::path::PathBuf>,
         /// Seed of the attack simulation.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// The shipping gate: replay a log with two model versions (same simulated attacks) and
+    /// pass only if the candidate's AUC is not lower for any attacker, higher for targeted and
+    /// very targeted, and no fairness group's step-up rate rises by more than 10 %.
+    /// Exit code 1 if the candidate must not ship.
+    Compare {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// A model version name (see the README's model versions) or a JSON config file;
+        /// default: the shipped version.
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Same; default: the version before the candidate.
+        #[arg(long)]
+        previous: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        skip_malformed: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Fit the model's per-level weights by L2-regularised logistic regression on a labelled
+    /// log (train on one synthetic seed, compare on another); prints the config as JSON.
+    Fit {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// The version (or JSON config file) whose caps and smoothing to fit weights for.
+        #[arg(long)]
+        from: Option<String>,
+        /// Set the score map so the result steps up as many legitimate sign-ins on the log
+        /// as this version (name or JSON file) does; default: `--from`.
+        #[arg(long)]
+        calibrate_to: Option<String>,
+        /// L2 penalty on the weights.
+        #[arg(long, default_value_t = 0.01)]
+        l2: f64,
+        /// Fit one weight per chain (network, device) and the hour instead of one per level.
+        #[arg(long)]
+        chains: bool,
+        #[arg(long)]
+        skip_malformed: bool,
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -160,12 +204,27 @@ pub enum ClientCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Walk the hash chain: "ok N entries" (exit 0) or the first broken link (exit 1).
-    Verify,
+    /// Walk the hash chain: "ok N entries, head N:HASH" (exit 0) or the first broken link (exit 1).
+    Verify {
+        /// A `SEQ:HASH` recorded earlier by `vigil audit head`; that entry must still have that
+        /// hash (catches a rewritten or cut chain). Repeatable.
+        #[arg(long = "anchor")]
+        anchors: Vec<String>,
+    },
+    /// Print the stored head as `SEQ:HASH`, to record outside the database as an anchor
+    /// (unverified and instant; `verify` prints the same value after checking the chain).
+    Head,
     /// Write entries as JSON lines (for a SIEM).
     Export {
         /// Only entries at or after this date (YYYY-MM-DD or RFC 3339).
         #[arg(long)]
         since: Option<String>,
+    },
+    /// Clear raw client IPs older than the retention period (VIGIL_IP_RETENTION_DAYS) from the
+    /// audit log, the sign-in log, failure counters and ended sessions. `serve` does it hourly.
+    PurgeIps {
+        /// Use this many days instead of the configured period (0 clears every raw IP).
+        #[arg(long)]
+        days: Option<u32>,
     },
 }

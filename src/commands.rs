@@ -6,7 +6,7 @@ use std::net::TcpListener;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::audit::Verdict;
+use crate::audit::{Anchor, ExportLine, Verdict};
 use crate::cli::{
     AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, RiskCommand, UserCommand,
 };
@@ -119,6 +119,7 @@ async fn serve(svc: Services) -> Result<(), Failure> {
             }
         });
     }
+    spawn_ip_retention(&svc);
     let state = crate::app::build_state(svc).map_err(|e| Failure::op(e.to_string()))?;
     let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
     tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");
@@ -187,7 +188,7 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
     }
     let issuer = svc.settings.issuer.as_str();
     println!(
-        "\nvigil demo — database {db}\n\n  sign in:    {issuer}/login\n  admin:      {a} / {ap}\n  user:       {u} / {up}\n  client:     {c} / secret {cs}\n              redirect URI {r}\n\n(Demo credentials are fixed and public: never use `vigil demo` for real accounts.)\n",
+        "\nvigil demo — database {db}\n\n  sign in:    {issuer}/login\n  console:    {issuer}/admin (as the admin)\n  admin:      {a} / {ap}\n  user:       {u} / {up}\n  client:     {c} / secret {cs}\n              redirect URI {r}\n\n(Demo credentials are fixed and public: never use `vigil demo` for real accounts.)\n",
         db = svc.settings.database_url.redacted(),
         a = DEMO_ADMIN.0,
         ap = DEMO_ADMIN.1,
@@ -397,22 +398,40 @@ async fn keys(svc: Services, c: KeysCommand) -> Result<(), Failure> {
 
 async fn audit(svc: Services, c: AuditCommand) -> Result<(), Failure> {
     match c {
-        AuditCommand::Verify => {
+        AuditCommand::Verify { anchors } => {
+            let anchors = anchors
+                .iter()
+                .map(|a| {
+                    a.parse::<Anchor>()
+                        .map_err(|e| Failure::usage(format!("--anchor {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let auditor = svc.auditor.clone();
             let verdict = svc
                 .db
-                .run(move |conn| auditor.verify(conn))
+                .run(move |conn| auditor.verify_anchored(conn, &anchors))
                 .await
                 .map_err(|e| Failure::op(e.to_string()))?;
             match verdict {
-                Verdict::Ok { entries } => {
-                    println!("ok {entries} entries");
+                Verdict::Ok { entries, head } => {
+                    // "ok N entries" first (the contract); the head after it, to anchor.
+                    println!("ok {entries} entries, head {entries}:{head}");
                     Ok(())
                 }
                 Verdict::Broken { seq, reason } => {
                     Err(Failure::op(format!("broken at entry {seq}: {reason}")))
                 }
             }
+        }
+        AuditCommand::Head => {
+            let head = svc
+                .db
+                .run(crate::store::audit::head)
+                .await
+                .map_err(|e| Failure::op(e.to_string()))?
+                .ok_or_else(|| Failure::op("the audit head row is missing"))?;
+            println!("{}:{}", head.0, head.1);
+            Ok(())
         }
         AuditCommand::Export { since } => {
             let since = match since {
@@ -434,15 +453,87 @@ async fn audit(svc: Services, c: AuditCommand) -> Result<(), Failure> {
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 let mut out = stdout.lock();
-                for row in &page {
-                    let line =
-                        serde_json::to_string(row).map_err(|e| Failure::op(e.to_string()))?;
+                for row in page {
+                    let line = serde_json::to_string(&ExportLine::from(row))
+                        .map_err(|e| Failure::op(e.to_string()))?;
                     writeln!(out, "{line}").map_err(|e| Failure::op(e.to_string()))?;
                 }
             }
             Ok(())
         }
+        AuditCommand::PurgeIps { days } => {
+            let days = match days {
+                Some(d) => d,
+                None if svc.settings.ip_retention_days == 0 => {
+                    println!(
+                        "raw IPs are kept forever (VIGIL_IP_RETENTION_DAYS=0); nothing purged"
+                    );
+                    return Ok(());
+                }
+                None => svc.settings.ip_retention_days,
+            };
+            let p = purge_ips(&svc, days, "cli")
+                .await
+                .map_err(|e| Failure::op(e.to_string()))?;
+            println!(
+                "cleared raw IPs older than {days} days: {} audit entries, {} sign-ins \
+                 ({} risk feature records), {} failure counters deleted, {} ended sessions, \
+                 {} expired step-ups deleted",
+                p.audit_log,
+                p.signins,
+                p.signin_features,
+                p.login_failures,
+                p.sessions,
+                p.mfa_flows
+            );
+            Ok(())
+        }
     }
+}
+
+/// One purge of raw IPs older than `days` (see `Auditor::purge_ips`).
+async fn purge_ips(
+    svc: &Services,
+    days: u32,
+    actor: &'static str,
+) -> Result<crate::store::retention::Purged, crate::store::StoreError> {
+    let (auditor, now) = (svc.auditor.clone(), svc.clock.now());
+    svc.db
+        .run(move |conn| auditor.purge_ips(conn, now, days, actor))
+        .await
+}
+
+/// `serve` and `demo` purge raw IPs every hour (first a minute after start), when retention is
+/// on. A failure is logged and retried at the next tick; it never stops the server.
+fn spawn_ip_retention(svc: &Services) {
+    let days = svc.settings.ip_retention_days;
+    if days == 0 {
+        tracing::info!("IP retention off: raw IPs are kept forever");
+        return;
+    }
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(start, std::time::Duration::from_secs(3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match purge_ips(&svc, days, "system").await {
+                Ok(p) if p.total() > 0 => tracing::info!(
+                    retention_days = days,
+                    audit_log = p.audit_log,
+                    signins = p.signins,
+                    signin_features = p.signin_features,
+                    login_failures = p.login_failures,
+                    sessions = p.sessions,
+                    mfa_flows = p.mfa_flows,
+                    "old raw IPs purged"
+                ),
+                Ok(_) => tracing::debug!(retention_days = days, "no raw IPs old enough to purge"),
+                Err(e) => tracing::warn!(error = %e, "IP purge failed; retrying in an hour"),
+            }
+        }
+    });
 }
 
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as unix microseconds.
@@ -454,6 +545,29 @@ fn parse_date(s: &str) -> Option<i64> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|dt| dt.and_utc().timestamp_micros())
+}
+
+/// The model as the server configures it (flow::risk::RiskEngine): `base` with the
+/// configured thresholds and travel speed.
+fn risk_config(base: crate::risk::RiskConfig, settings: &Settings) -> crate::risk::RiskConfig {
+    let mut cfg = base;
+    cfg.thresholds.medium = settings.risk_threshold_medium;
+    cfg.thresholds.high = settings.risk_threshold_high;
+    cfg.rules.travel.max_speed_kmh = f64::from(settings.risk_travel_speed_kmh);
+    cfg
+}
+
+/// A model version by name (`risk::config::VERSIONS`) or a JSON config file.
+fn named_config(name: &str) -> Result<crate::risk::RiskConfig, Failure> {
+    if let Some(cfg) = crate::risk::config::preset(name) {
+        return Ok(cfg);
+    }
+    let text = std::fs::read_to_string(name).map_err(|e| {
+        Failure::usage(format!(
+            "{name}: neither a model version nor a readable config file ({e})"
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{name}: {e}")))
 }
 
 /// `vigil risk …`: pure computations on files, no database and no server state.
@@ -468,11 +582,7 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
             scores_out,
             seed,
         } => {
-            // The model and policy as the server configures them (flow::risk::RiskEngine).
-            let mut cfg = crate::risk::RiskConfig::default();
-            cfg.thresholds.medium = settings.risk_threshold_medium;
-            cfg.thresholds.high = settings.risk_threshold_high;
-            cfg.rules.travel.max_speed_kmh = f64::from(settings.risk_travel_speed_kmh);
+            let cfg = risk_config(crate::risk::RiskConfig::default(), settings);
             let file = std::fs::File::open(&input)
                 .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
             let mut out = match &scores_out {
@@ -486,6 +596,7 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
                 inject: !no_inject,
                 skip_malformed,
                 seed,
+                failure_window_secs: settings.throttle.window_secs,
             };
             let report = replay(
                 std::io::BufReader::new(file),
@@ -504,6 +615,118 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
             } else {
                 print!("{}", table(&report));
             }
+            Ok(())
+        }
+        RiskCommand::Compare {
+            input,
+            candidate,
+            previous,
+            json,
+            skip_malformed,
+            seed,
+        } => {
+            use crate::risk::config::{previous_version, MODEL_CODE_VERSION};
+            let cand_name = candidate.unwrap_or_else(|| MODEL_CODE_VERSION.to_owned());
+            let prev_name = match previous {
+                Some(p) => p,
+                None => previous_version(&cand_name)
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        Failure::usage(format!("{cand_name}: no previous version; give --previous"))
+                    })?,
+            };
+            let opts = ReplayOptions {
+                inject: true,
+                skip_malformed,
+                seed,
+                failure_window_secs: settings.throttle.window_secs,
+            };
+            let mut reports = Vec::new();
+            for name in [&prev_name, &cand_name] {
+                let cfg = risk_config(named_config(name)?, settings);
+                let file = std::fs::File::open(&input)
+                    .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+                let mut r = replay(
+                    std::io::BufReader::new(file),
+                    &opts,
+                    &cfg,
+                    &settings.risk_policy,
+                    None,
+                )
+                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+                r["model_name"] = serde_json::json!(name);
+                reports.push(r);
+            }
+            let checks = crate::risk::gate::gate(&reports[0], &reports[1]);
+            let ship = checks.iter().all(|c| c.pass);
+            if json {
+                let mut v = crate::risk::gate::verdict_json(&checks);
+                v["previous"] = reports[0].clone();
+                v["candidate"] = reports[1].clone();
+                println!("{v}");
+            } else {
+                for (label, r) in [("previous", &reports[0]), ("candidate", &reports[1])] {
+                    println!("== {label}: {}", r["model_name"].as_str().unwrap_or(""));
+                    print!("{}", table(r));
+                }
+                print!("{}", crate::risk::gate::verdict_table(&checks));
+            }
+            if ship {
+                Ok(())
+            } else {
+                Err(Failure::op(format!(
+                    "{cand_name} does not beat {prev_name} on {}: do not ship it",
+                    input.display()
+                )))
+            }
+        }
+        RiskCommand::Fit {
+            input,
+            from,
+            calibrate_to,
+            l2,
+            chains,
+            skip_malformed,
+            seed,
+        } => {
+            let name = from.unwrap_or_else(|| crate::risk::MODEL_CODE_VERSION.to_owned());
+            let cfg = risk_config(named_config(&name)?, settings);
+            let open = || {
+                std::fs::File::open(&input)
+                    .map(std::io::BufReader::new)
+                    .map_err(|e| crate::risk::replay::ReplayError::Io(e.to_string()))
+            };
+            let opts = ReplayOptions {
+                inject: true,
+                skip_malformed,
+                seed,
+                failure_window_secs: settings.throttle.window_secs,
+            };
+            let friction = match &calibrate_to {
+                Some(n) => risk_config(named_config(n)?, settings),
+                None => cfg,
+            };
+            let r = crate::risk::fit::fit(
+                open,
+                &opts,
+                &cfg,
+                &friction,
+                &settings.risk_policy,
+                l2,
+                if chains {
+                    crate::risk::fit::Shape::Chains
+                } else {
+                    crate::risk::fit::Shape::Levels
+                },
+            )
+            .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            eprintln!(
+                "fitted on {} events ({} attacks), l2 {l2}: log loss {:.4}, weights {:?}, intercept {:.3}",
+                r.samples, r.attacks, r.fit.loss, r.fit.weights, r.fit.intercept
+            );
+            let text =
+                serde_json::to_string_pretty(&r.config).map_err(|e| Failure::op(e.to_string()))?;
+            println!("{text}");
             Ok(())
         }
         RiskCommand::Synth { users, seed, out } => {

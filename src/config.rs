@@ -155,6 +155,8 @@ pub struct Settings {
     pub risk_threshold_medium: u8,
     pub risk_threshold_high: u8,
     pub risk_travel_speed_kmh: u32,
+    /// Raw client IPs are cleared after this many days (0 keeps them); see README "Audit log".
+    pub ip_retention_days: u32,
 }
 
 /// The keys vigil understands, in the order the README's table lists them.
@@ -182,6 +184,7 @@ pub const KEYS: &[&str] = &[
     "risk_threshold_medium",
     "risk_threshold_high",
     "risk_travel_speed_kmh",
+    "ip_retention_days",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -319,12 +322,15 @@ impl Settings {
             ));
         }
         let risk_travel_speed_kmh = number(take("risk_travel_speed_kmh"), 900, 100, 5000)?;
+        // Up to ten years; 0 means keep raw IPs forever (no purge runs).
+        let ip_retention_days = number(take("ip_retention_days"), 30u32, 0, 3650)?;
         Ok(Settings {
             risk_policy,
             risk_candidate_policy,
             risk_threshold_medium,
             risk_threshold_high,
             risk_travel_speed_kmh,
+            ip_retention_days,
             bind,
             issuer,
             database_url,
@@ -507,6 +513,19 @@ mod tests {
         assert_eq!(s.issuer.as_str(), "http://localhost:8080");
         assert_eq!(s.database_url, DatabaseUrl::Sqlite("vigil.db".into()));
         assert!(s.trusted_proxies.is_empty());
+        assert_eq!(s.ip_retention_days, 30);
+    }
+
+    #[test]
+    fn ip_retention_days_is_bounded_and_zero_keeps_forever() {
+        let s = Settings::from_env_map(&env(&[("VIGIL_IP_RETENTION_DAYS", "0")])).unwrap();
+        assert_eq!(s.ip_retention_days, 0);
+        let s = Settings::from_env_map(&env(&[("VIGIL_IP_RETENTION_DAYS", "7")])).unwrap();
+        assert_eq!(s.ip_retention_days, 7);
+        for bad in ["-1", "3651", "a week"] {
+            let e = Settings::from_env_map(&env(&[("VIGIL_IP_RETENTION_DAYS", bad)])).unwrap_err();
+            assert!(e.to_string().contains("VIGIL_IP_RETENTION_DAYS"), "{e}");
+        }
     }
 
     #[test]

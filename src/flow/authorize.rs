@@ -105,13 +105,34 @@ async fn reassess(
         v.clone(),
     );
     let label = outcome.as_ref().map(|o| o.0).unwrap_or("success");
+    let auditor = svc.auditor.clone();
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
                 let session =
                     (label == "success").then_some((sid.as_str(), acr.as_str(), amr.as_str()));
                 log_signin(c, now, Some(&uid), "sso", label, &ctx2, session, Some(&v2))?;
-                super::risk::learn(c, Some(&uid), &v2, false, now)
+                super::risk::learn(c, Some(&uid), &v2, false, now)?;
+                // Every re-assessment is a risk decision: audited with its context like a sign-in.
+                let details = crate::audit::with(
+                    serde_json::json!({ "method": "sso", "outcome": label }),
+                    crate::audit::risk_details(
+                        &v2.features,
+                        &v2.assessment,
+                        &v2.decision,
+                        v2.candidate.as_ref(),
+                        v2.geoip_build,
+                    ),
+                );
+                let ev = crate::audit::AuditEvent::new("login.sso_assessed");
+                auditor.record(
+                    c,
+                    now,
+                    ev.actor(uid.clone())
+                        .target(sid.clone())
+                        .ip(ctx2.ip)
+                        .details(details),
+                )
             })
         })
         .await?;

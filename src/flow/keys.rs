@@ -47,6 +47,6 @@ pub fn state(k: &KeyRow, now: Timestamp) -> &'static str {
 /// Every key, newest first.
 pub async fn list(svc: &Services) -> Result<Vec<KeyRow>, FlowError> {
     let mut rows = svc.db.run(store::keys::all).await?;
-    rows.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    rows.sort_by_key(|k| std::cmp::Reverse(k.created_at));
     Ok(rows)
 }

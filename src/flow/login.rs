@@ -327,6 +327,19 @@ pub async fn establish(
                     Some((&est.session.id, &acr, &est.session.amr)),
                     verdict.as_ref(),
                 )?;
+                let mut details = serde_json::json!({ "method": method, "acr": acr, "amr": amr });
+                if let Some(v) = &verdict {
+                    details = crate::audit::with(
+                        details,
+                        crate::audit::risk_details(
+                            &v.features,
+                            &v.assessment,
+                            &v.decision,
+                            v.candidate.as_ref(),
+                            v.geoip_build,
+                        ),
+                    );
+                }
                 auditor.record(
                     c,
                     now,
@@ -334,7 +347,7 @@ pub async fn establish(
                         .actor(uid.clone())
                         .target(est.session.id.clone())
                         .ip(ctx.ip)
-                        .details(serde_json::json!({ "method": method, "acr": acr, "amr": amr })),
+                        .details(details),
                 )?;
                 Ok(est)
             })
@@ -430,21 +443,45 @@ pub async fn password(
         // that has no factor yet: it could never enrol one. Only risky sign-ins are blocked.
         Decision::Block {
             reason: BlockReason::NoSecondFactor,
-        } if verdict.assessment.level == Level::Low => {}
+        } if verdict.assessment.level == Level::Low => {
+            // What happened is an allow: the log, the session and the tokens must say so.
+            verdict.decision = Decision::Allow;
+        }
         Decision::StepUp { phishing_resistant } => {
             let (ctx, uid, v) = (attempt.ctx.clone(), user.id.clone(), verdict.clone());
+            let auditor = svc.auditor.clone();
             svc.db
                 .run(move |c| {
-                    log_signin(
-                        c,
-                        now,
-                        Some(&uid),
-                        "password",
-                        "step_up_required",
-                        &ctx,
-                        None,
-                        Some(&v),
-                    )
+                    store::transaction(c, |c| {
+                        log_signin(
+                            c,
+                            now,
+                            Some(&uid),
+                            "password",
+                            "step_up_required",
+                            &ctx,
+                            None,
+                            Some(&v),
+                        )?;
+                        let details = crate::audit::with(
+                            serde_json::json!({ "method": "password" }),
+                            crate::audit::risk_details(
+                                &v.features,
+                                &v.assessment,
+                                &v.decision,
+                                v.candidate.as_ref(),
+                                v.geoip_build,
+                            ),
+                        );
+                        auditor.record(
+                            c,
+                            now,
+                            AuditEvent::new("login.step_up_required")
+                                .target(uid.clone())
+                                .ip(ctx.ip)
+                                .details(details),
+                        )
+                    })
                 })
                 .await?;
             let pending = mfa::begin_step_up(
@@ -470,14 +507,33 @@ pub async fn password(
             svc.db
                 .run(move |c| {
                     store::transaction(c, |c| {
-                        log_signin(c, now, Some(&uid), "password", "blocked", &ctx, None, Some(&v))?;
+                        log_signin(
+                            c,
+                            now,
+                            Some(&uid),
+                            "password",
+                            "blocked",
+                            &ctx,
+                            None,
+                            Some(&v),
+                        )?;
                         super::risk::learn(c, Some(&uid), &v, false, now)?;
                         auditor.record(
                             c,
                             now,
-                            AuditEvent::new("login.blocked").target(uid.clone()).ip(ctx.ip).details(serde_json::json!({
-                                "score": v.assessment.score, "reasons": v.assessment.reasons, "model": v.assessment.model,
-                            })),
+                            AuditEvent::new("login.blocked")
+                                .target(uid.clone())
+                                .ip(ctx.ip)
+                                .details(crate::audit::with(
+                                    serde_json::json!({ "method": "password" }),
+                                    crate::audit::risk_details(
+                                        &v.features,
+                                        &v.assessment,
+                                        &v.decision,
+                                        v.candidate.as_ref(),
+                                        v.geoip_build,
+                                    ),
+                                )),
                         )
                     })
                 })

@@ -20,8 +20,10 @@ pub mod mfa;
 pub mod passkeys;
 pub mod policy;
 pub mod reports;
+pub mod review;
 pub mod risk;
 pub mod session;
+pub mod signin_log;
 
 use std::net::IpAddr;
 use std::sync::Arc;

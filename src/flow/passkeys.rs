@@ -393,6 +393,22 @@ pub async fn passwordless_finish(
         crate::risk::Decision::Block {
             reason: crate::risk::BlockReason::DenyListed,
         } => {
+            let (auditor, uid, ip, v) = (svc.auditor.clone(), user.id.clone(), ctx.ip, &verdict);
+            let details = crate::audit::with(
+                serde_json::json!({ "method": "passkey" }),
+                crate::audit::risk_details(
+                    &v.features,
+                    &v.assessment,
+                    &v.decision,
+                    v.candidate.as_ref(),
+                    v.geoip_build,
+                ),
+            );
+            let ev = AuditEvent::new("login.blocked")
+                .target(uid)
+                .ip(ip)
+                .details(details);
+            svc.db.run(move |c| auditor.record(c, now, ev)).await?;
             return Ok(Passwordless::Failed(
                 crate::risk::BlockReason::DenyListed.message().to_owned(),
             ));

@@ -7,8 +7,31 @@ use sha2::{Digest, Sha256};
 
 use super::travel::TravelConfig;
 
-/// The code's model version; part of `model_version`.
-pub const MODEL_CODE_VERSION: &str = "freeman-hier-1";
+/// The code's model version; part of `model_version`. Always the last entry of `VERSIONS`.
+pub const MODEL_CODE_VERSION: &str = "freeman-hier-2";
+
+/// A version's configuration.
+pub type Preset = fn() -> RiskConfig;
+
+/// Every model version the code can still run, oldest first, with its configuration, so
+/// `vigil risk compare` can measure a candidate against the version it would replace. A new
+/// version is appended here and ships only if `vigil risk compare` passes (README, "model
+/// versions").
+pub const VERSIONS: [(&str, Preset); 2] = [
+    ("freeman-hier-1", RiskConfig::v1),
+    ("freeman-hier-2", RiskConfig::v2),
+];
+
+/// The configuration of a named version (`VERSIONS`).
+pub fn preset(name: &str) -> Option<RiskConfig> {
+    VERSIONS.iter().find(|(n, _)| *n == name).map(|(_, f)| f())
+}
+
+/// The version before `name` in `VERSIONS`, if any.
+pub fn previous_version(name: &str) -> Option<&'static str> {
+    let i = VERSIONS.iter().position(|(n, _)| *n == name)?;
+    i.checked_sub(1).map(|j| VERSIONS[j].0)
+}
 
 /// One number per hierarchy level.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -24,6 +47,20 @@ pub struct PerLevel {
 }
 
 impl PerLevel {
+    /// The same number at every level.
+    pub const fn all(x: f64) -> Self {
+        PerLevel {
+            country: x,
+            asn: x,
+            city: x,
+            ip_prefix: x,
+            device_type: x,
+            os: x,
+            browser: x,
+            fingerprint: x,
+        }
+    }
+
     pub(crate) fn get(&self, i: usize) -> f64 {
         [
             self.country,
@@ -53,15 +90,23 @@ pub struct Weights {
     pub failed_ip: f64,
     /// `w · ln(1 + distinct accounts failing from the IP)`.
     pub spraying: f64,
+    /// Per hierarchy level, a factor on that level's term (on top of `network`/`device`):
+    /// the weights fitted by `vigil risk fit` (L2-regularised logistic regression).
+    pub levels: PerLevel,
 }
 
-/// The most a chain's familiarity may lower `raw` (negative numbers).
+/// The most familiarity may lower `raw` (negative numbers): per chain (freeman-hier-1; the
+/// sum of its terms) and per level (`levels`, since freeman-hier-2).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Floors {
     pub network: f64,
     pub device: f64,
     pub hour: f64,
+    /// The most one level's familiarity may lower `raw` before weighting (negative): a value
+    /// seen a hundred times earns no more trust than one seen a few times, so an attacker who
+    /// copies the victim's habits cannot bank their credit against the novelty elsewhere.
+    pub levels: PerLevel,
 }
 
 /// Smoothing of the user and global distributions.
@@ -127,7 +172,18 @@ pub struct RiskConfig {
 }
 
 impl Default for RiskConfig {
+    /// The shipped version (`MODEL_CODE_VERSION`).
     fn default() -> Self {
+        RiskConfig::v2()
+    }
+}
+
+/// "No cap": a familiarity floor that never binds (finite, so the config stays JSON).
+const NO_CAP: f64 = -1e6;
+
+impl RiskConfig {
+    /// freeman-hier-1: hand-set weights, chain floors only.
+    pub fn v1() -> Self {
         RiskConfig {
             weights: Weights {
                 network: 1.0,
@@ -137,11 +193,13 @@ impl Default for RiskConfig {
                 failed_account: 0.6,
                 failed_ip: 0.2,
                 spraying: 0.5,
+                levels: PerLevel::all(1.0),
             },
             floors: Floors {
                 network: -1.0,
                 device: -1.0,
                 hour: -0.5,
+                levels: PerLevel::all(NO_CAP),
             },
             smoothing: Smoothing {
                 alpha: PerLevel {
@@ -187,6 +245,18 @@ impl Default for RiskConfig {
             },
             reason_min_llr: 0.3,
         }
+    }
+
+    /// freeman-hier-2: each level's familiarity is capped at 1 nat instead of each chain's
+    /// sum, so a copied User-Agent, ISP and city can no longer cancel the novelty of a new
+    /// IP network (README, "model versions"; the cap was chosen on the seed-2 training log,
+    /// among 0.5, 1, 1.5, 2, 3 nats, as the only one passing the gate there).
+    pub fn v2() -> Self {
+        let mut c = RiskConfig::v1();
+        c.floors.levels = PerLevel::all(-1.0);
+        c.floors.network = NO_CAP;
+        c.floors.device = NO_CAP;
+        c
     }
 }
 

@@ -22,6 +22,8 @@ pub mod config;
 pub mod denylist;
 pub mod device;
 pub mod explain;
+pub mod fit;
+pub mod gate;
 pub mod geo;
 pub mod model;
 pub mod policy;

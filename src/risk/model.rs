@@ -1,4 +1,5 @@
-//! The scoring model ("freeman-hier-1"): `assess` and the `Assessment` it returns. The state it
+//! The scoring model ("freeman-hier-2"; the versions are in `config::VERSIONS`): `assess` and
+//! the `Assessment` it returns. The state it
 //! reads is in `state.rs`, its numbers in `config.rs`. Pure: no I/O, no clock, and `assess`
 //! takes everything by `&` — only `learn` and `mark_attack` (in `state.rs`) change state.
 //!
@@ -19,7 +20,11 @@
 //! term is exactly 0 — a new user is not an attacker for being new. The sum over a chain is the
 //! Freeman LLR of the finest value; with α non-decreasing down the chain (enforced) it is
 //! largest for a never-seen top value, so switching to a never-seen country never lowers the
-//! score. Familiarity (negative terms) is floored per chain so that it cannot hide novelty.
+//! score. Familiarity is capped (`floors.levels`, −1 nat per level since freeman-hier-2;
+//! freeman-hier-1 floored each chain's sum instead, which let a familiar country, ISP and
+//! city swallow a new network), each level has a weight (`weights.levels`, what `vigil risk
+//! fit` fits), and a chain is bounded by what a never-seen top value would add, so caps and
+//! weights cannot make partial novelty outscore total novelty.
 //!
 //! Rules add hard evidence: deny list (+6, at least high), impossible travel (+3, at least
 //! medium), failure bursts (+1.5, at least medium); failures and admin-marked attack values add
@@ -135,11 +140,13 @@ pub fn assess(
         .is_some_and(|c| profile.knows_cookie(c));
 
     let w = &cfg.weights;
-    chain(
+    let start = out.len();
+    let top = chain(
         &k, NETWORK, profile, global, cfg, w.network, false, &mut out,
     );
-    floor(&mut out, "network", cfg.floors.network, NETWORK.len());
-    chain(
+    bound(&mut out, start, "network", cfg.floors.network, top);
+    let start = out.len();
+    let top = chain(
         &k,
         DEVICE,
         profile,
@@ -149,9 +156,10 @@ pub fn assess(
         known_cookie,
         &mut out,
     );
-    floor(&mut out, "device", cfg.floors.device, DEVICE.len());
+    bound(&mut out, start, "device", cfg.floors.device, top);
+    let start = out.len();
     out.push(hour_term(f.at, profile, cfg));
-    floor(&mut out, "hour", cfg.floors.hour, 1);
+    bound(&mut out, start, "hour", cfg.floors.hour, f64::INFINITY);
 
     // Admin-marked attack values make the attacker likelier: w · ln(1 + marks).
     let rep = &global.reputation;
@@ -278,6 +286,9 @@ pub fn assess(
 }
 
 /// The terms of one chain. `known_cookie` replaces the fingerprint level by the cookie.
+/// Each level's log ratio is capped below at `floors.levels` (familiarity credit) and weighted
+/// by `weight · weights.levels`. Returns what a never-seen top value would add — the most the
+/// chain may add, since nothing is stranger than a never-seen country or device type.
 #[allow(clippy::too_many_arguments)]
 fn chain(
     k: &Keys,
@@ -288,13 +299,19 @@ fn chain(
     weight: f64,
     known_cookie: bool,
     out: &mut Vec<Contribution>,
-) {
+) -> f64 {
     let s = &cfg.smoothing;
+    let (wl, cap) = (&cfg.weights.levels, &cfg.floors.levels);
+    let top = {
+        let a = s.alpha.get(levels.start).max(1e-3);
+        let n = f64::from(profile.n);
+        weight * wl.get(levels.start) * ((n + a) / a).ln()
+    };
     let (mut user_parent, mut global_parent) = (f64::from(profile.n), f64::from(global.n));
     let mut alpha = 1e-3_f64;
     for i in levels {
         if i == FINGERPRINT && known_cookie {
-            let llr = weight * s.known_cookie_llr;
+            let llr = weight * wl.get(i) * s.known_cookie_llr.max(cap.get(i));
             out.push(term(
                 "device_cookie",
                 "known".to_owned(),
@@ -317,20 +334,33 @@ fn chain(
             value: k.leaf[i].clone(),
             seen_for_user: u,
             seen_globally: u64::from(g),
-            llr: weight * (p_g.ln() - p_u.ln()),
+            llr: weight * wl.get(i) * (p_g.ln() - p_u.ln()).max(cap.get(i)),
             signal: SIGNALS[i],
         });
         user_parent = uf;
         global_parent = f64::from(g);
     }
+    top
 }
 
-/// If the last `len` terms add up to less than `min`, add the difference as its own term.
-fn floor(out: &mut Vec<Contribution>, group: &str, min: f64, len: usize) {
-    let sum: f64 = out.iter().rev().take(len).map(|c| c.llr).sum();
+/// Keep the terms from `start` on between `min` (familiarity floor) and `max` (what a
+/// never-seen top value adds), adding the difference as its own term: capped familiarity and
+/// per-level weights must not let partial novelty outscore total novelty.
+fn bound(out: &mut Vec<Contribution>, start: usize, group: &str, min: f64, max: f64) {
+    let sum: f64 = out.iter().skip(start).map(|c| c.llr).sum();
     if sum < min {
         let value = format!("familiarity capped at {min}");
         out.push(term(&format!("{group}_floor"), value, min - sum, None));
+        return;
+    }
+    if sum > max {
+        let value = format!("novelty capped at {max:.3}");
+        out.push(term(
+            &format!("{group}_novelty_cap"),
+            value,
+            max - sum,
+            None,
+        ));
     }
 }
 
@@ -371,6 +401,13 @@ fn travel(
         (lat, lon, radius(f.geo.accuracy_radius_km), f.at),
         &cfg.rules.travel,
     )
+}
+
+/// The score and level of a raw value, before any rule's minimum level (for a comparison
+/// model scored through the same map and thresholds).
+pub(crate) fn score_level(raw: f64, cfg: &RiskConfig) -> (u8, Level) {
+    let score = to_score(raw, cfg);
+    (score, level_of(score, &cfg.thresholds))
 }
 
 fn to_score(raw: f64, cfg: &RiskConfig) -> u8 {
@@ -569,13 +606,43 @@ mod tests {
             assert!(a.reasons.contains(&Signal::NewCountry), "{a:#?}");
             assert!(a.reasons.contains(&Signal::NewDevice), "{a:#?}");
         }
-        // A new country alone (the known device travelling) still steps up…
+        // A new country alone (the known device, cookie and all, travelling) is reported but
+        // no longer steps up by itself since freeman-hier-2: the device's familiarity counts
+        // per level (capped), not as one capped chain. With freeman-hier-1 it stepped up.
         let a = score(&feat(4, 0, three_days), &p, &g);
-        assert_eq!(a.level, Level::Medium, "{a:#?}");
+        assert_eq!(a.level, Level::Low, "{a:#?}");
         assert_eq!(a.reasons, vec![Signal::NewCountry]);
+        let v1 = assess(&feat(4, 0, three_days), &p, &g, &RiskConfig::v1());
+        assert_eq!(v1.level, Level::Medium, "{v1:#?}");
+        let home = score(&feat(0, 0, three_days), &p, &g);
+        assert!(a.raw > home.raw + 3.0, "{a:#?}");
         // …and a new network in the home country is milder than a new country.
         let munich = score(&feat(1, 0, three_days), &p, &g);
         assert!(munich.raw < a.raw, "{munich:#?}");
+    }
+
+    #[test]
+    fn familiarity_is_capped_per_level_so_a_new_network_shows_through() {
+        let (p, g) = (trained(), population());
+        let later = last(&p).plus_secs(86_400);
+        let home = feat(0, 0, later);
+        // Same country, ASN and city, another /24: what a very targeted attacker looks like.
+        let mut new_net = feat(0, 0, later);
+        new_net.ip = Some(IpAddr::from([192, 0, 9, 10]));
+        let cfg = RiskConfig::default();
+        let (a, h) = (assess(&new_net, &p, &g, &cfg), assess(&home, &p, &g, &cfg));
+        let levels = a
+            .contributions
+            .iter()
+            .filter(|c| FEATURES.contains(&c.feature.as_str()) || c.feature == "device_cookie");
+        for c in levels {
+            assert!(c.llr >= -1.0 - 1e-9, "{c:#?}");
+        }
+        assert!(a.raw > h.raw + 0.5, "{a:#?}");
+        // freeman-hier-1: the network chain's floor absorbed the new /24 entirely.
+        let v1 = RiskConfig::v1();
+        let (a1, h1) = (assess(&new_net, &p, &g, &v1), assess(&home, &p, &g, &v1));
+        assert!((a1.raw - h1.raw).abs() < 1e-9, "{a1:#?}");
     }
 
     #[test]
@@ -740,6 +807,20 @@ mod tests {
             (partial.thresholds.medium, partial.thresholds.high),
             (35, 80)
         );
+    }
+
+    #[test]
+    fn the_default_is_the_last_version() {
+        use crate::risk::config::{preset, previous_version, VERSIONS};
+        let last = VERSIONS.last().map(|v| v.0);
+        assert_eq!(last, Some(crate::risk::MODEL_CODE_VERSION));
+        assert_eq!(
+            preset(crate::risk::MODEL_CODE_VERSION),
+            Some(RiskConfig::default())
+        );
+        assert_eq!(previous_version("freeman-hier-2"), Some("freeman-hier-1"));
+        assert_eq!(previous_version("freeman-hier-1"), None);
+        assert_eq!(preset("no-such-version"), None);
     }
 
     /// Raw value of the scenarios that set the defaults (run with --nocapture to see).

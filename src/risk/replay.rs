@@ -10,7 +10,10 @@
 //! - Features: country, ASN from their columns; the city key is `Region/City` (`-` → absent);
 //!   no GeoIP, so no latitude/longitude and no impossible travel; the device comes from the
 //!   User-Agent string through `device::observe` (the server's parser and fingerprint, no
-//!   hints, no language, no device cookie); failure counts are not reconstructed (0).
+//!   hints, no language, no device cookie). Failure counts are rebuilt from the failed rows
+//!   (`Login Successful` false) as the server counts them: failures for the account and from
+//!   the IP, and distinct accounts failing from the IP, in the throttle window before the
+//!   event (`failure_window_secs`, the server's default 15 minutes).
 //! - Scored: legitimate successful sign-ins (`Login Successful` and not `Is Account Takeover`)
 //!   and real account takeovers. Failed sign-ins only feed `GlobalStats`, which learns from
 //!   every row; a profile learns only from legitimate successful sign-ins. Each event is
@@ -21,7 +24,7 @@
 //! - Scores for the ROC are vigil's `raw` (nats), quantised to 0.01 in a histogram, so memory
 //!   stays bounded by users and distinct values, not rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -32,8 +35,8 @@ use serde_json::{json, Value};
 
 use super::baseline::Baseline;
 use super::{
-    assess, decide, device, model_version, AvailableFactors, Decision, Geo, GlobalStats, Policy,
-    RiskConfig, SignInFeatures, UserProfile,
+    assess, decide, device, model_version, Assessment, AvailableFactors, Decision, FailureCounts,
+    Geo, GlobalStats, Policy, RiskConfig, SignInFeatures, UserProfile,
 };
 use crate::clock::Timestamp;
 
@@ -71,6 +74,10 @@ const POOL: usize = 1024;
 const TOP_VALUES: usize = 8;
 /// Parsed User-Agents cached (cleared when full).
 const UA_CACHE: usize = 50_000;
+/// The server's default throttle window (`throttle_window_minutes` = 15).
+pub const DEFAULT_FAILURE_WINDOW_SECS: i64 = 900;
+/// Rows between sweeps of stale failure windows (keeps memory bounded by the active set).
+const SWEEP_EVERY: u64 = 100_000;
 
 /// One row of the log.
 #[derive(Debug, Clone)]
@@ -467,7 +474,7 @@ impl Acc {
         *self.latency.entry(tenths).or_insert(0) += 1;
     }
 
-    fn report(&self, model: String, with_policy: bool) -> Value {
+    fn report(&self, model: String) -> Value {
         let mut by = serde_json::Map::new();
         for (name, att) in &self.attack {
             let mut steps = serde_json::Map::new();
@@ -501,9 +508,7 @@ impl Acc {
                 "tpr_at_fpr_0_1pct": tpr_at_fpr(&self.legit, att, 0.001),
                 "step_up_rate_at_tpr_99": steps,
             });
-            if let (true, Some(p), Some(obj)) =
-                (with_policy, self.attack_policy.get(name), m.as_object_mut())
-            {
+            if let (Some(p), Some(obj)) = (self.attack_policy.get(name), m.as_object_mut()) {
                 obj.insert("attack_block_rate".into(), json!(Rates::rate(p.block, p.n)));
                 obj.insert(
                     "attack_stop_rate".into(),
@@ -530,7 +535,7 @@ impl Acc {
                 .unwrap_or_default()
         };
         let lp = self.legit_policy;
-        let policy = with_policy.then(|| {
+        let policy = Some({
             json!({
                 "legit_step_up_rate": Rates::rate(lp.step_up, lp.n),
                 "legit_block_rate": Rates::rate(lp.block, lp.n),
@@ -538,7 +543,7 @@ impl Acc {
                 "attack_stop_rate": Rates::rate(injected.block + injected.step_up, injected.n),
             })
         });
-        let fairness = with_policy.then(|| self.fairness_report());
+        let fairness = self.fairness_report();
         json!({
             "model": model,
             "legit": self.legit.n(),
@@ -650,6 +655,92 @@ pub struct ReplayOptions {
     pub inject: bool,
     pub skip_malformed: bool,
     pub seed: u64,
+    /// The failure-count window in seconds; 0 = `DEFAULT_FAILURE_WINDOW_SECS`.
+    pub failure_window_secs: i64,
+}
+
+/// Sees every event that enters the metrics: its assessment and its attacker model (`None`
+/// for a legitimate sign-in of a user with history). `vigil risk fit` learns from these.
+pub type Observer<'a> = &'a mut dyn FnMut(&Assessment, Option<&'static str>);
+
+/// One IP's failures in the window: (time, account) in order, and the count per account.
+type IpFailures = (VecDeque<(i64, String)>, HashMap<String, u32>);
+
+/// Failed attempts in the throttle window, per account and per IP, as the server counts them.
+#[derive(Default)]
+struct Failures {
+    window_us: i64,
+    account: HashMap<String, VecDeque<i64>>,
+    /// Per IP: failure times with the account, and failures per account in the window.
+    ip: HashMap<IpAddr, IpFailures>,
+}
+
+impl Failures {
+    fn prune(&mut self, now: i64) {
+        let since = now - self.window_us;
+        for q in self.account.values_mut() {
+            while q.front().is_some_and(|t| *t <= since) {
+                q.pop_front();
+            }
+        }
+        for (q, per) in self.ip.values_mut() {
+            Self::prune_ip(q, per, since);
+        }
+        self.account.retain(|_, q| !q.is_empty());
+        self.ip.retain(|_, (q, _)| !q.is_empty());
+    }
+
+    fn prune_ip(q: &mut VecDeque<(i64, String)>, per: &mut HashMap<String, u32>, since: i64) {
+        while let Some((t, a)) = q.front() {
+            if *t > since {
+                break;
+            }
+            if let Some(n) = per.get_mut(a) {
+                *n -= 1;
+                if *n == 0 {
+                    per.remove(a);
+                }
+            }
+            q.pop_front();
+        }
+    }
+
+    /// The counts for an attempt on `account` from `ip` at `now` (failures strictly inside
+    /// the window, as the server's `at > now - window`).
+    fn counts(&mut self, account: &str, ip: Option<IpAddr>, now: i64) -> FailureCounts {
+        let since = now - self.window_us;
+        let account_recent = self.account.get_mut(account).map_or(0, |q| {
+            while q.front().is_some_and(|t| *t <= since) {
+                q.pop_front();
+            }
+            q.len()
+        });
+        let (ip_recent, distinct) = match ip.and_then(|ip| self.ip.get_mut(&ip)) {
+            Some((q, per)) => {
+                Self::prune_ip(q, per, since);
+                (q.len(), per.len())
+            }
+            None => (0, 0),
+        };
+        let c = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        FailureCounts {
+            account_recent: c(account_recent),
+            ip_recent: c(ip_recent),
+            ip_distinct_accounts: c(distinct),
+        }
+    }
+
+    fn record(&mut self, account: &str, ip: Option<IpAddr>, now: i64) {
+        self.account
+            .entry(account.to_owned())
+            .or_default()
+            .push_back(now);
+        if let Some(ip) = ip {
+            let (q, per) = self.ip.entry(ip).or_default();
+            q.push_back((now, account.to_owned()));
+            *per.entry(account.to_owned()).or_insert(0) += 1;
+        }
+    }
 }
 
 struct Engine<'a> {
@@ -662,6 +753,8 @@ struct Engine<'a> {
     vigil: Acc,
     baseline: Acc,
     scores_out: Option<&'a mut dyn Write>,
+    failures: Failures,
+    observer: Option<Observer<'a>>,
 }
 
 impl Engine<'_> {
@@ -692,6 +785,8 @@ impl Engine<'_> {
         };
         f.ua = ua;
         f.device = device;
+        // An attempt on `user` (the victim for injected attacks) from the row's IP.
+        f.failures = self.failures.counts(&r.user, r.ip, r.at.0);
         f
     }
 
@@ -711,16 +806,33 @@ impl Engine<'_> {
         let started = Instant::now();
         let b = self.base.score(&st.baseline, r);
         self.baseline.time(started);
-        let d = decide(
-            &a,
-            self.policy,
-            AvailableFactors {
-                totp: true,
-                ..AvailableFactors::default()
+        let totp = AvailableFactors {
+            totp: true,
+            ..AvailableFactors::default()
+        };
+        let d = decide(&a, self.policy, totp, None);
+        // The baseline's LLR through the same score map, thresholds and policy.
+        let (score, level) = super::model::score_level(b, self.cfg);
+        let bd = decide(
+            &Assessment {
+                score,
+                level,
+                reasons: Vec::new(),
+                contributions: Vec::new(),
+                rule: None,
+                raw: b,
+                model: String::new(),
             },
+            self.policy,
+            totp,
             None,
         );
         let prior = st.prior;
+        if let Some(obs) = self.observer.as_mut() {
+            if model.is_some() || prior > 0 {
+                obs(&a, model);
+            }
+        }
         match model {
             None => {
                 let country = r.country.clone().unwrap_or_else(|| "-".into());
@@ -732,12 +844,12 @@ impl Engine<'_> {
                 // The comparison population: users with history (attacks need history).
                 if prior > 0 {
                     self.vigil.legit(user, prior, a.raw, Some(d), groups);
-                    self.baseline.legit(user, prior, b, None, groups);
+                    self.baseline.legit(user, prior, b, Some(bd), groups);
                 }
             }
             Some(m) => {
                 self.vigil.attack(m, a.raw, Some(d));
-                self.baseline.attack(m, b, None);
+                self.baseline.attack(m, b, Some(bd));
             }
         }
         if let Some(w) = self.scores_out.as_mut() {
@@ -807,7 +919,29 @@ pub fn replay<'a, R: BufRead>(
     policy: &'a Policy,
     scores_out: Option<&'a mut dyn Write>,
 ) -> Result<Value, ReplayError> {
+    replay_observed(input, opts, cfg, policy, scores_out, None)
+}
+
+/// `replay`, with every scored event also shown to `observer`.
+pub fn replay_observed<'a, R: BufRead>(
+    input: R,
+    opts: &ReplayOptions,
+    cfg: &'a RiskConfig,
+    policy: &'a Policy,
+    scores_out: Option<&'a mut dyn Write>,
+    observer: Option<Observer<'a>>,
+) -> Result<Value, ReplayError> {
+    let window = if opts.failure_window_secs > 0 {
+        opts.failure_window_secs
+    } else {
+        DEFAULT_FAILURE_WINDOW_SECS
+    };
     let mut e = Engine {
+        failures: Failures {
+            window_us: window.saturating_mul(1_000_000),
+            ..Failures::default()
+        },
+        observer,
         cfg,
         policy,
         global: GlobalStats::default(),
@@ -839,6 +973,9 @@ pub fn replay<'a, R: BufRead>(
             }
         };
         rows += 1;
+        if rows % SWEEP_EVERY == 0 {
+            e.failures.prune(r.at.0);
+        }
         let legit = r.success && !r.takeover;
         if legit {
             legit_rows += 1;
@@ -864,6 +1001,9 @@ pub fn replay<'a, R: BufRead>(
         }
         // Learn only after scoring.
         let f = e.features(&r);
+        if !r.success {
+            e.failures.record(&r.user, r.ip, r.at.0);
+        }
         e.global.learn(&f);
         e.base.learn_global(&r);
         if legit {
@@ -892,8 +1032,8 @@ pub fn replay<'a, R: BufRead>(
             }
         }
     }
-    let mut report = e.vigil.report(model_version(cfg), true);
-    let baseline = e.baseline.report(super::baseline::MODEL.to_owned(), false);
+    let mut report = e.vigil.report(model_version(cfg));
+    let baseline = e.baseline.report(super::baseline::MODEL.to_owned());
     if let Some(obj) = report.as_object_mut() {
         obj.insert(
             "events".into(),
@@ -956,6 +1096,13 @@ pub fn table(report: &Value) -> String {
         pct(&p["legit_block_rate"]),
         pct(&p["attack_block_rate"]),
         pct(&p["attack_stop_rate"])
+    ));
+    let b = &report["baseline"]["policy"];
+    s.push_str(&format!(
+        "baseline at the same score map and policy: legit step-up {}  legit block {}  attack stopped {}\n",
+        pct(&b["legit_step_up_rate"]),
+        pct(&b["legit_block_rate"]),
+        pct(&b["attack_stop_rate"])
     ));
     s.push_str(&format!(
         "latency µs: vigil p50 {} p99 {}; baseline p50 {} p99 {}\n",

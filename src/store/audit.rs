@@ -59,11 +59,31 @@ pub fn page(conn: &mut DbConn, after_seq: i64, limit: i64) -> StoreResult<Vec<Au
 }
 
 /// The head as recorded (seq, hash): lets verification notice truncation of the tail.
-pub fn head(conn: &mut DbConn) -> StoreResult<(i64, String)> {
+/// `None` when the head row itself is gone (which verification reports as tampering).
+pub fn head(conn: &mut DbConn) -> StoreResult<Option<(i64, String)>> {
     Ok(audit_head::table
         .find(1)
         .select((audit_head::seq, audit_head::hash))
-        .first(conn)?)
+        .first(conn)
+        .optional()?)
+}
+
+/// How many rows have `seq <= upto`, chained or not: more than the walk linked means rows were
+/// planted outside the chain (a seq of 0 or below).
+pub fn count_upto(conn: &mut DbConn, upto: i64) -> StoreResult<i64> {
+    Ok(audit_log::table
+        .filter(audit_log::seq.le(upto))
+        .count()
+        .get_result(conn)?)
+}
+
+/// The entry at `seq`, if any (anchors are checked against it).
+pub fn at_seq(conn: &mut DbConn, seq: i64) -> StoreResult<Option<AuditRow>> {
+    Ok(audit_log::table
+        .find(seq)
+        .select(AuditRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Entries at or after `since`, for export.

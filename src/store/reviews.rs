@@ -132,3 +132,54 @@ pub fn decide(
         ))
     }
 }
+
+/// The reviews of one sign-in (a sign-in may be queued for more than one reason).
+pub fn for_signin(conn: &mut DbConn, signin_id: &str) -> StoreResult<Vec<ReviewRow>> {
+    Ok(reviews::table
+        .filter(reviews::signin_id.eq(signin_id))
+        .order(reviews::created_at.asc())
+        .select(ReviewRow::as_select())
+        .load(conn)?)
+}
+
+/// The user said "this wasn't me": record the sign-in as an attack decided by the user, and
+/// close any review of it still open with the same verdict (the person who knows best has
+/// spoken). Returns false when the user had already reported it.
+pub fn report(conn: &mut DbConn, signin_id: &str, user_id: &str, now: i64) -> StoreResult<bool> {
+    let exists: i64 = reviews::table
+        .filter(reviews::signin_id.eq(signin_id))
+        .filter(reviews::kind.eq(KIND_REPORTED))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Ok(false);
+    }
+    let note = "reported by the user (\"this wasn't me\")";
+    diesel::update(
+        reviews::table
+            .filter(reviews::signin_id.eq(signin_id))
+            .filter(reviews::status.eq(OPEN)),
+    )
+    .set((
+        reviews::status.eq(ATTACK),
+        reviews::decided_by.eq(user_id),
+        reviews::decided_at.eq(now),
+        reviews::note.eq(note),
+    ))
+    .execute(conn)?;
+    diesel::insert_into(reviews::table)
+        .values(ReviewRow {
+            id: new_id(),
+            signin_id: signin_id.to_owned(),
+            user_id: Some(user_id.to_owned()),
+            kind: KIND_REPORTED.to_owned(),
+            recommended: ATTACK.to_owned(),
+            status: ATTACK.to_owned(),
+            created_at: now,
+            decided_by: Some(user_id.to_owned()),
+            decided_at: Some(now),
+            note: Some(note.to_owned()),
+        })
+        .execute(conn)?;
+    Ok(true)
+}

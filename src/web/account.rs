@@ -98,7 +98,7 @@ pub async fn show(
                 .into_iter()
                 .map(|r| {
                     json!({
-                        "at": Timestamp(r.at).display(), "method": r.method, "outcome": r.outcome,
+                        "id": r.id, "at": Timestamp(r.at).display(), "method": r.method, "outcome": r.outcome,
                         "place": place(&r.ip), "ip": r.ip.unwrap_or_default(), "device": device_label(r.user_agent.as_deref()),
                     })
                 })
@@ -464,4 +464,39 @@ pub async fn password_change(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Deserialize)]
+pub struct ReportForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub signin_id: String,
+}
+
+/// "This wasn't me": every session of the account ends (this one too), the sign-in goes to the
+/// review queue as an attack, and the next sign-in must choose a new password. Only the user's
+/// own sign-ins can be reported; any other id is a 404.
+pub async fn report_signin(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ReportForm>,
+) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (_, user) = match signed_in(&state, &req).await? {
+        Ok(v) => v,
+        Err(r) => return Ok(r),
+    };
+    let id = form.signin_id.trim();
+    if id.is_empty() || id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let ip = state.context(&req).ip;
+    crate::flow::review::report(&state.svc, state.now(), &user.id, id, ip).await?;
+    let mut ctx = Context::new();
+    ctx.insert("reported", &true);
+    let mut resp = page(StatusCode::OK, "signed_out.html", &ctx);
+    resp.add_cookie(&state.clear_session_cookie())
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
 }

@@ -247,6 +247,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(account::password_change),
         )
         .route(
+            "/account/signins/report",
+            web::post().to(account::report_signin),
+        )
+        .route(
             "/account/consents/revoke",
             web::post().to(account::revoke_consent),
         )

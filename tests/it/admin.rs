@@ -81,6 +81,8 @@ pub const PAGES: &[&str] = &[
     "/admin",
     "/admin/users",
     "/admin/clients",
+    "/admin/signins",
+    "/admin/review",
     "/admin/policy",
     "/admin/fairness",
     "/admin/keys",
@@ -90,6 +92,7 @@ pub const PAGES: &[&str] = &[
 pub const ACTIONS: &[&str] = &[
     "/admin/users",
     "/admin/clients",
+    "/admin/review",
     "/admin/policy",
     "/admin/policy/denylist/reload",
     "/admin/keys/rotate",

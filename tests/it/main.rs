@@ -5,13 +5,17 @@
 
 mod admin;
 mod admin_clients;
+mod admin_review;
+mod admin_signins;
 mod admin_users;
+mod audit;
 mod cli;
 mod helpers;
 mod login;
 mod mfa;
 mod oidc;
 mod passkeys;
+mod policy;
 mod replay;
 mod risk;
 mod storage;

@@ -260,3 +260,86 @@ fn metrics_on_hand_made_scores() {
     assert_eq!(tpr_at_fpr(&same, &attack, 0.01), Some(0.5));
     assert_eq!(auc(&Hist::default(), &attack), None);
 }
+
+/// The shipping gate on a small synthetic log: the shipped version beats the one before it
+/// on every attacker model, and the gate's exit code follows its verdict. (With 300 users the
+/// fairness groups are small, so a single sign-in can move a group's rate by 10 %: the verdict
+/// itself is checked on the 2,000-user log in the README, not here.)
+#[test]
+fn the_shipped_version_beats_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = synth(dir.path(), "s.csv", 300, 3);
+    let out = vigil(&[
+        "risk",
+        "compare",
+        "--input",
+        log.to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let checks = v["checks"].as_array().unwrap();
+    for c in checks
+        .iter()
+        .filter(|c| c["what"].as_str().unwrap().starts_with("AUC"))
+    {
+        assert_eq!(c["pass"], true, "{c}");
+    }
+    assert_eq!(v["ship"].as_bool(), Some(out.status.success()), "{v}");
+    assert_eq!(
+        v["candidate"]["model_name"],
+        vigil::risk::MODEL_CODE_VERSION
+    );
+    assert_eq!(v["previous"]["model_name"], "freeman-hier-1");
+    // The baseline now has a policy and fairness of its own.
+    assert!(v["candidate"]["baseline"]["policy"]["legit_step_up_rate"].is_number());
+    assert!(v["candidate"]["baseline"]["fairness"]["groups"].is_object());
+
+    // The other way round the gate refuses, with exit code 1.
+    let out = vigil(&[
+        "risk",
+        "compare",
+        "--input",
+        log.to_str().unwrap(),
+        "--candidate",
+        "freeman-hier-1",
+        "--previous",
+        vigil::risk::MODEL_CODE_VERSION,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REJECT"));
+}
+
+/// `risk fit` prints a configuration the gate accepts as a candidate: non-negative fitted
+/// weights, the pinned country weight unchanged.
+#[test]
+fn fit_prints_a_candidate_the_gate_can_judge() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = synth(dir.path(), "train.csv", 300, 11);
+    let eval = synth(dir.path(), "eval.csv", 300, 12);
+    let out = vigil(&["risk", "fit", "--input", train.to_str().unwrap()]);
+    let cfg = ok_json(&out);
+    let levels = cfg["weights"]["levels"].as_object().unwrap();
+    assert_eq!(levels.len(), 8);
+    assert!(levels.values().all(|w| w.as_f64().unwrap() >= 0.0), "{cfg}");
+    assert_eq!(levels["country"], 1.0, "pinned");
+    assert!(cfg["weights"]["hour"].as_f64().unwrap() >= 0.0);
+    let file = dir.path().join("candidate.json");
+    std::fs::write(&file, cfg.to_string()).unwrap();
+    let out = vigil(&[
+        "risk",
+        "compare",
+        "--input",
+        eval.to_str().unwrap(),
+        "--candidate",
+        file.to_str().unwrap(),
+        "--previous",
+        vigil::risk::MODEL_CODE_VERSION,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert!(
+        v["candidate"]["by_attacker"]["naive"]["auc"].is_number(),
+        "{v}"
+    );
+    assert_eq!(v["ship"].as_bool(), Some(out.status.success()));
+}

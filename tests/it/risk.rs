@@ -15,13 +15,13 @@ use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use crate::helpers::{csrf_in, spawn_app_with, Backend, TestApp, PASSWORD};
 use crate::oidc::{add_client, location, payload, query, rp, ClientSpec};
 
-const BERLIN: &str = "192.0.2.10";
-const SYDNEY: &str = "198.51.100.7";
+pub const BERLIN: &str = "192.0.2.10";
+pub const SYDNEY: &str = "198.51.100.7";
 const DENIED: &str = "203.0.113.5";
-const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+pub const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
 /// A browser at a given address (as the trusted proxy reports it), sharing one cookie jar.
-fn browser(app: &TestApp, jar: &Arc<reqwest::cookie::Jar>, ip: &str) -> reqwest::Client {
+pub fn browser(app: &TestApp, jar: &Arc<reqwest::cookie::Jar>, ip: &str) -> reqwest::Client {
     let mut h = reqwest::header::HeaderMap::new();
     h.insert("x-forwarded-for", ip.parse().unwrap());
     h.insert("user-agent", UA.parse().unwrap());
@@ -56,7 +56,7 @@ async fn risky_app() -> (TestApp, tempfile::TempDir) {
     (app, dir)
 }
 
-async fn login(
+pub async fn login(
     app: &TestApp,
     b: &reqwest::Client,
     user: &str,
@@ -89,7 +89,7 @@ async fn login(
     b.post(app.url("/login")).form(&form).send().await.unwrap()
 }
 
-async fn sign_out(app: &TestApp, b: &reqwest::Client) {
+pub async fn sign_out(app: &TestApp, b: &reqwest::Client) {
     let account = b
         .get(app.url("/account"))
         .send()
@@ -106,7 +106,7 @@ async fn sign_out(app: &TestApp, b: &reqwest::Client) {
 }
 
 /// Familiar sign-ins from Berlin, an hour apart.
-async fn baseline(app: &TestApp, b: &reqwest::Client, user: &str, n: usize) {
+pub async fn baseline(app: &TestApp, b: &reqwest::Client, user: &str, n: usize) {
     for _ in 0..n {
         let r = login(app, b, user, None).await;
         assert_eq!(

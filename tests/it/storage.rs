@@ -305,7 +305,10 @@ fn every_table_round_trips(b: Backend) {
             )
             .unwrap();
     }
-    assert_eq!(auditor.verify(&mut c).unwrap(), Verdict::Ok { entries: 3 });
+    assert!(matches!(
+        auditor.verify(&mut c).unwrap(),
+        Verdict::Ok { entries: 3, .. }
+    ));
 }
 
 crate::sync_on_both_backends!(migrations, migrations_go_up_down_up);

@@ -86,7 +86,8 @@ pub async fn gate(
             .run(move |c| crate::store::factors::enrolled(c, &uid))
             .await
             .map_err(crate::flow::FlowError::from)?;
-        if enrolled.webauthn || enrolled.totp {
+        // The same test as the login's: a factor this server can actually ask for.
+        if enrolled.totp || (enrolled.webauthn && state.passkeys_available()) {
             return Ok(Err(login_redirect(here, true)));
         }
     }

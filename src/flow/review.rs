@@ -1,0 +1,322 @@
+//! The review queue: sign-ins a person should look at (blocked, failed step-ups, high risk,
+//! reported by their user) and the verdicts given on them. A verdict is one transaction: the
+//! review closes (once: a second verdict is refused), the risk engine learns from it through
+//! `risk::apply_verdict`, the account is locked if asked, and the audit log records it.
+//!
+//! Enqueueing happens in the sign-in's own transaction (`login::log_signin`, one insert); no
+//! sign-in ever waits for an admin.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::accounts::Actor;
+use super::signin_log::{when, Entry};
+use super::{FlowError, Services};
+use crate::audit::AuditEvent;
+use crate::clock::Timestamp;
+use crate::risk::{Assessment, SignInFeatures};
+use crate::store::reviews::{self, ReviewRow, ATTACK, LEGITIMATE, OPEN};
+use crate::store::{self, signin_log, signins, users, StoreError};
+
+/// Open items shown at most (newest first), and decided items below them.
+pub const OPEN_SHOWN: i64 = 200;
+pub const DECIDED_SHOWN: i64 = 50;
+/// Contributions shown per item: the strongest reasons are what an admin needs first.
+const TOP_CONTRIBUTIONS: usize = 3;
+
+/// One review with the sign-in it is about, made readable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub id: String,
+    pub kind: String,
+    pub recommended: String,
+    pub status: String,
+    pub created: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub note: Option<String>,
+    /// None when the sign-in row is gone (its user was deleted).
+    pub signin: Option<Entry>,
+    /// The strongest contributions, as `explain` words them.
+    pub explanation: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Queue {
+    pub open: Vec<Item>,
+    pub decided: Vec<Item>,
+    pub open_total: i64,
+}
+
+fn explanation(row: &signins::SigninRow) -> Vec<String> {
+    let Some(a) = row
+        .assessment
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<Assessment>(j).ok())
+    else {
+        return Vec::new();
+    };
+    // `explain` sorts by contribution, strongest first, and signs each line.
+    crate::risk::explain(&a)
+        .into_iter()
+        .filter(|line| line.starts_with('+') && !line.starts_with("+0.00"))
+        .take(TOP_CONTRIBUTIONS)
+        .collect()
+}
+
+pub async fn queue(svc: &Services) -> Result<Queue, FlowError> {
+    let (open, decided, open_total, rows, names) = svc
+        .db
+        .run(|c| {
+            let open = reviews::list(c, OPEN, OPEN_SHOWN)?;
+            let decided = reviews::decided(c, DECIDED_SHOWN)?;
+            let open_total = reviews::count_open(c)?;
+            let mut rows = HashMap::new();
+            let mut ids = Vec::new();
+            for r in open.iter().chain(decided.iter()) {
+                if !rows.contains_key(&r.signin_id) {
+                    if let Some(s) = signins::find(c, &r.signin_id)? {
+                        rows.insert(r.signin_id.clone(), s);
+                    }
+                }
+                ids.extend(r.user_id.clone());
+                ids.extend(r.decided_by.clone());
+            }
+            let names = signin_log::usernames(c, &ids)?;
+            Ok((open, decided, open_total, rows, names))
+        })
+        .await?;
+    let item = |r: &ReviewRow| {
+        let row = rows.get(&r.signin_id);
+        Item {
+            id: r.id.clone(),
+            kind: r.kind.clone(),
+            recommended: r.recommended.clone(),
+            status: r.status.clone(),
+            created: when(r.created_at),
+            decided_by: r
+                .decided_by
+                .as_ref()
+                .map(|u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
+            decided_at: r.decided_at.map(when),
+            note: r.note.clone(),
+            signin: row.map(|s| Entry::from_row(s, &names)),
+            explanation: row.map(explanation).unwrap_or_default(),
+        }
+    };
+    Ok(Queue {
+        open: open.iter().map(item).collect(),
+        decided: decided.iter().map(item).collect(),
+        open_total,
+    })
+}
+
+/// What the admin decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Legitimate,
+    /// `lock`: also disable the account.
+    Attack {
+        lock: bool,
+    },
+}
+
+impl Verdict {
+    fn name(self) -> &'static str {
+        match self {
+            Verdict::Legitimate => LEGITIMATE,
+            Verdict::Attack { .. } => ATTACK,
+        }
+    }
+}
+
+/// Give a verdict on an open review. `Conflict` (with a message for people) if it was decided
+/// already, by this admin or another.
+pub async fn decide(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    review_id: &str,
+    verdict: Verdict,
+    note: Option<String>,
+) -> Result<(), FlowError> {
+    let (auditor, actor, id) = (svc.auditor.clone(), actor.clone(), review_id.to_owned());
+    let note = note
+        .map(|n| n.trim().chars().take(500).collect::<String>())
+        .filter(|n| !n.is_empty());
+    let result = svc
+        .db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                let Some(review) = reviews::find(c, &id)? else {
+                    return Ok(Err(FlowError::NotFound("review".into())));
+                };
+                if review.status != OPEN {
+                    return Ok(Err(already_decided(c, &review)?));
+                }
+                let lock = matches!(verdict, Verdict::Attack { lock: true });
+                if lock {
+                    if let Some(uid) = &review.user_id {
+                        if let Some(u) = users::find(c, uid)? {
+                            if u.is_admin && !u.disabled && users::count_active_admins(c)? <= 1 {
+                                return Ok(Err(FlowError::Invalid(
+                                    "This is the last active administrator; locking the account would leave nobody to run vigil. Give the verdict without locking.".into(),
+                                )));
+                            }
+                        }
+                    }
+                }
+                match reviews::decide(c, &id, verdict.name(), &actor.id, note.as_deref(), now.micros()) {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict(_)) => {
+                        let review = reviews::find(c, &id)?.ok_or(StoreError::NotFound)?;
+                        return Ok(Err(already_decided(c, &review)?));
+                    }
+                    Err(e) => return Err(e),
+                }
+                let features = signins::find(c, &review.signin_id)?.and_then(|s| {
+                    s.features
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<SignInFeatures>(j).ok())
+                });
+                if let Some(uid) = &review.user_id {
+                    match &features {
+                        Some(f) => super::risk::apply_verdict(
+                            c,
+                            uid,
+                            f,
+                            verdict == Verdict::Legitimate,
+                            now,
+                        )?,
+                        // Nothing to learn from, but an attack still ends the sessions.
+                        None if verdict != Verdict::Legitimate => {
+                            store::sessions::revoke_all_for_user(c, uid, now.micros())?;
+                        }
+                        None => {}
+                    }
+                    if lock {
+                        store::users::set_disabled(c, uid, true, now.micros())?;
+                        store::sessions::revoke_all_for_user(c, uid, now.micros())?;
+                    }
+                }
+                auditor.record(
+                    c,
+                    now,
+                    actor
+                        .event("review.verdict")
+                        .target(review.signin_id.clone())
+                        .details(serde_json::json!({
+                            "verdict": verdict.name(),
+                            "kind": review.kind,
+                            "user": review.user_id,
+                            "lock": lock,
+                            "review": review.id,
+                        })),
+                )?;
+                Ok(Ok(()))
+            })
+        })
+        .await?;
+    result
+}
+
+/// The message for a second verdict: who gave the first one, and when.
+fn already_decided(c: &mut store::DbConn, r: &ReviewRow) -> Result<FlowError, StoreError> {
+    let by = match &r.decided_by {
+        Some(id) => users::find(c, id)?
+            .map(|u| u.username)
+            .unwrap_or_else(|| id.clone()),
+        None => "someone".into(),
+    };
+    let at = r.decided_at.map(when).unwrap_or_else(|| "—".into());
+    Ok(FlowError::Conflict(format!(
+        "This sign-in was already judged {} by {by} at {at} UTC; a review takes one verdict.",
+        r.status
+    )))
+}
+
+/// What a "this wasn't me" report did.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported {
+    pub sessions_ended: usize,
+    /// False when the user had reported this sign-in before (nothing was learned twice).
+    pub first_report: bool,
+}
+
+/// The user says one of their sign-ins was not them: every session of the account ends
+/// (including the one reporting), the sign-in goes into the review queue already judged an
+/// attack by the user, the risk engine counts its network and device against, and the next
+/// sign-in must choose a new password. Another user's sign-in is `NotFound`.
+pub async fn report(
+    svc: &Services,
+    now: Timestamp,
+    user_id: &str,
+    signin_id: &str,
+    ip: std::net::IpAddr,
+) -> Result<Reported, FlowError> {
+    // Two clicks at once race on the unique (sign-in, kind) index; the loser's second try
+    // sees the first report and only ends sessions again.
+    match report_once(svc, now, user_id, signin_id, ip).await {
+        Err(FlowError::Store(StoreError::Conflict(_))) => {
+            report_once(svc, now, user_id, signin_id, ip).await
+        }
+        other => other,
+    }
+}
+
+async fn report_once(
+    svc: &Services,
+    now: Timestamp,
+    user_id: &str,
+    signin_id: &str,
+    ip: std::net::IpAddr,
+) -> Result<Reported, FlowError> {
+    let (auditor, uid, sid) = (
+        svc.auditor.clone(),
+        user_id.to_owned(),
+        signin_id.to_owned(),
+    );
+    let done = svc
+        .db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                let Some(row) = signins::find(c, &sid)? else {
+                    return Ok(None);
+                };
+                if row.user_id.as_deref() != Some(uid.as_str()) {
+                    return Ok(None);
+                }
+                let first_report = reviews::report(c, &row.id, &uid, now.micros())?;
+                if first_report {
+                    if let Some(f) = row
+                        .features
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<SignInFeatures>(j).ok())
+                    {
+                        super::risk::apply_verdict(c, &uid, &f, false, now)?;
+                    }
+                }
+                let sessions_ended = store::sessions::revoke_all_for_user(c, &uid, now.micros())?;
+                store::users::require_password_change(c, &uid, now.micros())?;
+                auditor.record(
+                    c,
+                    now,
+                    AuditEvent::new("signin.reported")
+                        .actor(uid.clone())
+                        .target(row.id.clone())
+                        .ip(ip)
+                        .details(serde_json::json!({
+                            "sessions_ended": sessions_ended,
+                            "first_report": first_report,
+                        })),
+                )?;
+                Ok(Some(Reported {
+                    sessions_ended,
+                    first_report,
+                }))
+            })
+        })
+        .await?;
+    done.ok_or_else(|| FlowError::NotFound("sign-in".into()))
+}
