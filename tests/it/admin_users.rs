@@ -184,6 +184,7 @@ async fn create_search_disable_enable(b: Backend) {
         link.starts_with("/admin/signins/"),
         "sign-ins link to the log"
     );
+    assert_eq!(app.get(&link).await.status(), StatusCode::OK, "{link}");
     assert!(html.contains("level-low"), "each sign-in's level");
     let sessions = scraper::Html::parse_document(&html)
         .select(&scraper::Selector::parse("#sessions tbody tr").unwrap())
