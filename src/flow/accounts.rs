@@ -1,5 +1,6 @@
-//! Account administration shared by the CLI and (later) the admin pages: create, list, disable,
-//! set a password. Each change is audited in the same transaction.
+//! Account administration shared by the CLI and the admin pages: create, list, disable, set a
+//! password, and (admin console) reset, unlock, remove factors, end sessions, change the role,
+//! delete. Each change is audited in the same transaction, with the admin as actor.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -58,9 +59,20 @@ pub async fn create(
     now: Timestamp,
     a: NewAccount,
 ) -> Result<User, FlowError> {
+    create_with(svc, actor, now, a, false).await
+}
+
+/// `create`, optionally with a temporary password the user must replace at first sign-in.
+async fn create_with(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    a: NewAccount,
+    must_change_password: bool,
+) -> Result<User, FlowError> {
     let username = Username::parse(&a.username).map_err(FlowError::Invalid)?;
     let email = Email::parse(&a.email).map_err(FlowError::Invalid)?;
-    check_policy(a.password.expose_secret(), username.as_str())?;
+    check_policy(a.password.expose_secret(), username.as_str()).map_err(weak)?;
     let hash = svc.hasher.hash(a.password).await?;
     let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     let name = a.name.trim().chars().take(200).collect::<String>();
@@ -82,7 +94,7 @@ pub async fn create(
                         disabled: false,
                         created_at: now.micros(),
                         updated_at: now.micros(),
-                        must_change_password: false,
+                        must_change_password,
                     },
                 )?;
                 auditor.record(
@@ -222,4 +234,392 @@ pub async fn change_own_password(
         })
         .await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin console's user operations. Each takes the account by id (the page's address), is
+// audited with the admin as actor, and refuses what would lock the console out: an admin
+// cannot disable, demote or delete themselves, and the last active admin stays one.
+// ---------------------------------------------------------------------------------------------
+
+/// A weak password is the person's to fix: a readable message, not an internal error.
+fn weak(e: crate::auth::AuthError) -> FlowError {
+    match e {
+        crate::auth::AuthError::WeakPassword(m) => FlowError::Invalid(format!("Password: {m}.")),
+        other => FlowError::Auth(other),
+    }
+}
+
+/// A temporary password an admin can read out or paste: 16 characters from an alphabet
+/// without look-alikes (≈79 bits), in groups of four.
+pub fn temporary_password() -> SecretString {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rngs::OsRng;
+    let mut s = String::with_capacity(19);
+    for i in 0..16 {
+        if i > 0 && i % 4 == 0 {
+            s.push('-');
+        }
+        let c = ALPHABET[rng.gen_range(0..ALPHABET.len())];
+        s.push(char::from(c));
+    }
+    SecretString::from(s)
+}
+
+/// The account with this id, or `NotFound`.
+pub async fn by_id(svc: &Services, id: &str) -> Result<User, FlowError> {
+    let id2 = id.to_owned();
+    svc.db
+        .run(move |c| users::find(c, &id2))
+        .await?
+        .ok_or_else(|| FlowError::NotFound("user".into()))
+}
+
+/// Accounts matching `q` in username, e-mail or name (all when `q` is empty), at most `limit`.
+pub async fn search(svc: &Services, q: &str, limit: i64) -> Result<Vec<User>, FlowError> {
+    let q = q.chars().take(100).collect::<String>();
+    Ok(svc.db.run(move |c| users::search(c, &q, limit)).await?)
+}
+
+/// An account an admin creates on `/admin/users`.
+pub struct AdminNewAccount {
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub is_admin: bool,
+    /// What the admin typed; `None` to generate one.
+    pub password: Option<SecretString>,
+}
+
+/// Create an account with a temporary password (typed or generated) that must be changed at
+/// the first sign-in. Returns the account and the generated password, to show once.
+pub async fn admin_create(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    a: AdminNewAccount,
+) -> Result<(User, Option<SecretString>), FlowError> {
+    let (password, generated) = match a.password {
+        Some(p) => (p, None),
+        None => {
+            let p = temporary_password();
+            (p.clone(), Some(p))
+        }
+    };
+    let user = create_with(
+        svc,
+        actor,
+        now,
+        NewAccount {
+            username: a.username,
+            email: a.email,
+            name: a.name,
+            is_admin: a.is_admin,
+            password,
+        },
+        true,
+    )
+    .await?;
+    Ok((user, generated))
+}
+
+/// After a change that may take the role or access away from an admin: refuse (and so roll
+/// back) if no active admin is left. Checked after the write, in the same transaction, so two
+/// admins demoting each other at once cannot both see "there is another one".
+fn an_admin_remains(c: &mut store::DbConn) -> Result<(), StoreError> {
+    if users::count_active_admins(c)? < 1 {
+        return Err(StoreError::Conflict(
+            "This is the last active administrator; promote someone else first.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Conflicts are refusals a person can read; the rest stays a store error.
+fn refused(e: StoreError) -> FlowError {
+    match e {
+        StoreError::Conflict(m) => FlowError::Conflict(m),
+        StoreError::NotFound => FlowError::NotFound("user".into()),
+        other => FlowError::Store(other),
+    }
+}
+
+/// Run `f` on the account in one transaction that also records `action`.
+async fn audited<T, F>(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+    action: &'static str,
+    f: F,
+) -> Result<T, FlowError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut store::DbConn, &User) -> Result<(T, serde_json::Value), StoreError>
+        + Send
+        + 'static,
+{
+    let (auditor, actor, uid) = (svc.auditor.clone(), actor.clone(), user_id.to_owned());
+    svc.db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                let user = users::find(c, &uid)?.ok_or(StoreError::NotFound)?;
+                let (out, mut details) = f(c, &user)?;
+                if let Some(m) = details.as_object_mut() {
+                    m.insert("username".into(), user.username.clone().into());
+                }
+                auditor.record(
+                    c,
+                    now,
+                    actor.event(action).target(user.id.clone()).details(details),
+                )?;
+                Ok(out)
+            })
+        })
+        .await
+        .map_err(refused)
+}
+
+/// Disable (ending every session and token) or enable an account. Not oneself, and not the
+/// last active admin.
+pub async fn admin_set_disabled(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+    disabled: bool,
+) -> Result<(), FlowError> {
+    if disabled && actor.id == user_id {
+        return Err(FlowError::Invalid(
+            "You cannot disable your own account.".into(),
+        ));
+    }
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    audited(svc, actor, now, user_id, action, move |c, u| {
+        let mut ended = 0;
+        users::set_disabled(c, &u.id, disabled, now.micros())?;
+        if disabled {
+            if u.is_admin {
+                an_admin_remains(c)?;
+            }
+            ended = store::sessions::revoke_all_for_user(c, &u.id, now.micros())?;
+            users::revoke_tokens(c, &u.id, now.micros())?;
+        }
+        Ok(((), serde_json::json!({ "sessions_ended": ended })))
+    })
+    .await
+}
+
+/// Set a temporary password (typed, or generated and returned to show once). The user must
+/// choose a new one at the next sign-in; sessions and tokens end and failed attempts are
+/// forgotten.
+pub async fn reset_password(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+    typed: Option<SecretString>,
+) -> Result<Option<SecretString>, FlowError> {
+    let user = by_id(svc, user_id).await?;
+    let (password, generated) = match typed {
+        Some(p) => {
+            check_policy(p.expose_secret(), &user.username).map_err(weak)?;
+            (p, None)
+        }
+        None => {
+            let p = temporary_password();
+            (p.clone(), Some(p))
+        }
+    };
+    let hash = svc.hasher.hash(password).await?;
+    let was_generated = generated.is_some();
+    audited(
+        svc,
+        actor,
+        now,
+        user_id,
+        "user.password_reset",
+        move |c, u| {
+            users::set_password(c, &u.id, &hash, true, now.micros())?;
+            let ended = store::sessions::revoke_all_for_user(c, &u.id, now.micros())?;
+            users::revoke_tokens(c, &u.id, now.micros())?;
+            store::throttle::clear_account(c, &super::login::account_key(&u.username))?;
+            Ok((
+                (),
+                serde_json::json!({ "sessions_ended": ended, "generated": was_generated }),
+            ))
+        },
+    )
+    .await?;
+    Ok(generated)
+}
+
+/// Which second factor an admin removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorChoice {
+    /// TOTP, every passkey and the recovery codes.
+    All,
+    Totp,
+    RecoveryCodes,
+    /// One passkey, by its row id.
+    Passkey(String),
+}
+
+impl FactorChoice {
+    /// `all`, `totp`, `recovery` or `passkey:<id>` (the form's values).
+    pub fn parse(s: &str) -> Result<Self, FlowError> {
+        Ok(match s {
+            "all" => FactorChoice::All,
+            "totp" => FactorChoice::Totp,
+            "recovery" => FactorChoice::RecoveryCodes,
+            other => match other.strip_prefix("passkey:") {
+                Some(id) if !id.is_empty() => FactorChoice::Passkey(id.to_owned()),
+                _ => return Err(FlowError::Invalid("Choose a factor to remove.".into())),
+            },
+        })
+    }
+}
+
+/// Remove second factors (a lost phone, a departed key). `Invalid` when there was nothing of
+/// that kind to remove.
+pub async fn remove_factors(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+    which: FactorChoice,
+) -> Result<(), FlowError> {
+    use store::factors;
+    audited(svc, actor, now, user_id, "factor.removed", move |c, u| {
+        let (what, removed) = match &which {
+            FactorChoice::All => {
+                let t = usize::from(factors::delete_totp(c, &u.id)?);
+                let p = factors::delete_all_passkeys(c, &u.id)?;
+                let r = factors::delete_recovery_codes(c, &u.id)?;
+                (
+                    serde_json::json!({ "factor": "all", "totp": t, "passkeys": p, "recovery_codes": r }),
+                    t + p + r,
+                )
+            }
+            FactorChoice::Totp => (
+                serde_json::json!({ "factor": "totp" }),
+                usize::from(factors::delete_totp(c, &u.id)?),
+            ),
+            FactorChoice::RecoveryCodes => (
+                serde_json::json!({ "factor": "recovery_codes" }),
+                factors::delete_recovery_codes(c, &u.id)?,
+            ),
+            FactorChoice::Passkey(id) => (
+                serde_json::json!({ "factor": "webauthn", "id": id }),
+                usize::from(factors::delete_passkey(c, &u.id, id)?),
+            ),
+        };
+        if removed == 0 {
+            return Err(StoreError::Conflict(
+                "The account has no such factor (it may have been removed already).".into(),
+            ));
+        }
+        let mut details = what;
+        if let Some(m) = details.as_object_mut() {
+            m.insert("by_admin".into(), true.into());
+        }
+        Ok(((), details))
+    })
+    .await
+}
+
+/// Forget the account's failed sign-in attempts, lifting its throttle at once.
+pub async fn unlock(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+) -> Result<(), FlowError> {
+    audited(svc, actor, now, user_id, "user.unlocked", move |c, u| {
+        store::throttle::clear_account(c, &super::login::account_key(&u.username))?;
+        Ok(((), serde_json::json!({})))
+    })
+    .await
+}
+
+/// End every session of the account and revoke the tokens its applications hold.
+pub async fn end_sessions(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+) -> Result<usize, FlowError> {
+    audited(
+        svc,
+        actor,
+        now,
+        user_id,
+        "user.sessions_revoked",
+        move |c, u| {
+            let n = store::sessions::revoke_all_for_user(c, &u.id, now.micros())?;
+            let t = users::revoke_tokens(c, &u.id, now.micros())?;
+            Ok((
+                n,
+                serde_json::json!({ "sessions_ended": n, "tokens_revoked": t }),
+            ))
+        },
+    )
+    .await
+}
+
+/// Grant or withdraw the admin role. An admin cannot demote themselves, and the last active
+/// admin cannot be demoted.
+pub async fn set_role(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+    admin: bool,
+) -> Result<(), FlowError> {
+    if !admin && actor.id == user_id {
+        return Err(FlowError::Invalid(
+            "You cannot remove your own administrator role.".into(),
+        ));
+    }
+    let action = if admin {
+        "user.promoted"
+    } else {
+        "user.demoted"
+    };
+    audited(svc, actor, now, user_id, action, move |c, u| {
+        users::set_admin(c, &u.id, admin, now.micros())?;
+        if !admin && u.is_admin && !u.disabled {
+            an_admin_remains(c)?;
+        }
+        Ok(((), serde_json::json!({})))
+    })
+    .await
+}
+
+/// Delete an account with its sessions, tokens, factors, consents, risk profile and sign-in
+/// history (the audit log keeps the record that it existed). Not oneself; not the last admin.
+pub async fn delete(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+) -> Result<(), FlowError> {
+    if actor.id == user_id {
+        return Err(FlowError::Invalid(
+            "You cannot delete your own account.".into(),
+        ));
+    }
+    audited(svc, actor, now, user_id, "user.deleted", move |c, u| {
+        users::delete(c, &u.id)?;
+        if u.is_admin && !u.disabled {
+            an_admin_remains(c)?;
+        }
+        Ok(((), serde_json::json!({ "email": u.email })))
+    })
+    .await
 }

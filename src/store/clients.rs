@@ -149,3 +149,52 @@ pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
         Err(StoreError::NotFound)
     }
 }
+
+/// Store everything about a client but its id, creation time and secret (the admin's edit).
+/// `NotFound` when there is no such client.
+pub fn update(conn: &mut DbConn, client: &Client, now: i64) -> StoreResult<()> {
+    let r = client.to_row(now);
+    let n = diesel::update(clients::table.find(&client.id))
+        .set((
+            clients::name.eq(r.name),
+            clients::public.eq(r.public),
+            clients::first_party.eq(r.first_party),
+            clients::redirect_uris.eq(r.redirect_uris),
+            clients::post_logout_redirect_uris.eq(r.post_logout_redirect_uris),
+            clients::grant_types.eq(r.grant_types),
+            clients::require_pkce.eq(r.require_pkce),
+            clients::updated_at.eq(now),
+            clients::backchannel_logout_uri.eq(r.backchannel_logout_uri),
+            clients::id_token_alg.eq(r.id_token_alg),
+            clients::min_acr.eq(r.min_acr),
+            clients::risk_threshold_medium.eq(r.risk_threshold_medium),
+            clients::risk_threshold_high.eq(r.risk_threshold_high),
+        ))
+        .execute(conn)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Replace (or clear, for a public client) the secret digest; the old secret stops working
+/// with this write.
+pub fn set_secret_hash(
+    conn: &mut DbConn,
+    id: &str,
+    secret_hash: Option<&str>,
+    now: i64,
+) -> StoreResult<()> {
+    let n = diesel::update(clients::table.find(id))
+        .set((
+            clients::secret_hash.eq(secret_hash),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}

@@ -74,3 +74,12 @@ pub fn distinct_accounts(conn: &mut DbConn, ip: &str, since: i64) -> StoreResult
         .select(diesel::dsl::count(login_failures::account).aggregate_distinct())
         .first(conn)?)
 }
+
+/// Failures recorded for an account since `since` (shown to admins beside "unlock").
+pub fn account_failures(conn: &mut DbConn, account: &str, since: i64) -> StoreResult<i64> {
+    Ok(login_failures::table
+        .filter(login_failures::account.eq(account))
+        .filter(login_failures::at.gt(since))
+        .count()
+        .get_result(conn)?)
+}

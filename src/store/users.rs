@@ -159,3 +159,86 @@ pub fn count_active_admins(conn: &mut DbConn) -> StoreResult<i64> {
         .count()
         .get_result(conn)?)
 }
+
+diesel::define_sql_function! {
+    /// `lower(text)`, the same on SQLite and PostgreSQL (LIKE's case rules differ between them).
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// Accounts whose username, e-mail or name contains `q` (case-insensitive), by username; at most
+/// `limit`. `%` and `_` in `q` are matched literally.
+pub fn search(conn: &mut DbConn, q: &str, limit: i64) -> StoreResult<Vec<User>> {
+    let escaped: String = q
+        .trim()
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%{escaped}%");
+    Ok(users::table
+        .filter(
+            lower(users::username)
+                .like(&pattern)
+                .escape('\\')
+                .or(lower(users::email).like(&pattern).escape('\\'))
+                .or(lower(users::name).like(&pattern).escape('\\')),
+        )
+        .order(users::username.asc())
+        .limit(limit)
+        .select(User::as_select())
+        .load(conn)?)
+}
+
+/// Revoke every refresh and access token issued to the user (sessions are ended separately):
+/// "sign out everywhere" must also stop the applications that hold tokens.
+pub fn revoke_tokens(conn: &mut DbConn, user_id: &str, now: i64) -> StoreResult<usize> {
+    use super::schema::{access_tokens, refresh_tokens};
+    let r = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    let a = diesel::update(
+        access_tokens::table
+            .filter(access_tokens::user_id.eq(user_id))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(r + a)
+}
+
+/// Delete an account and everything that hangs off it. Most tables cascade on both backends,
+/// but the rows without a foreign key (access tokens, review-queue entries) would not, and
+/// deleting explicitly does not depend on SQLite's `foreign_keys` pragma. `NotFound` when absent.
+pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
+    use super::schema::{
+        access_tokens, auth_codes, consents, mfa_flows, recovery_codes, refresh_tokens, reviews,
+        risk_profiles, sessions, signins, totp_credentials, webauthn_credentials,
+    };
+    diesel::delete(reviews::table.filter(reviews::user_id.eq(id))).execute(conn)?;
+    diesel::delete(access_tokens::table.filter(access_tokens::user_id.eq(id))).execute(conn)?;
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_id.eq(id))).execute(conn)?;
+    diesel::delete(auth_codes::table.filter(auth_codes::user_id.eq(id))).execute(conn)?;
+    diesel::delete(consents::table.filter(consents::user_id.eq(id))).execute(conn)?;
+    diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(webauthn_credentials::table.filter(webauthn_credentials::user_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(id))).execute(conn)?;
+    diesel::delete(mfa_flows::table.filter(mfa_flows::user_id.eq(id))).execute(conn)?;
+    diesel::delete(risk_profiles::table.filter(risk_profiles::user_id.eq(id))).execute(conn)?;
+    diesel::delete(signins::table.filter(signins::user_id.eq(id))).execute(conn)?;
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(id))).execute(conn)?;
+    let n = diesel::delete(users::table.find(id)).execute(conn)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}

@@ -34,6 +34,7 @@ const SOURCES: &[(&str, &str)] = templates![
     "admin/user.html",
     "admin/clients.html",
     "admin/client.html",
+    "admin/client_fields.html",
     "admin/signins.html",
     "admin/signin.html",
     "admin/review.html",

@@ -79,6 +79,8 @@ pub async fn submit(
 /// Every admin page: anonymous visitors are sent to sign in and come back; non-admins get 403.
 pub const PAGES: &[&str] = &[
     "/admin",
+    "/admin/users",
+    "/admin/clients",
     "/admin/signins",
     "/admin/review",
     "/admin/policy",
@@ -88,6 +90,8 @@ pub const PAGES: &[&str] = &[
 
 /// Every admin form action (a POST).
 pub const ACTIONS: &[&str] = &[
+    "/admin/users",
+    "/admin/clients",
     "/admin/review",
     "/admin/policy",
     "/admin/policy/denylist/reload",

@@ -4,8 +4,10 @@
 //! cookie jar. No mocks.
 
 mod admin;
+mod admin_clients;
 mod admin_review;
 mod admin_signins;
+mod admin_users;
 mod audit;
 mod cli;
 mod helpers;
