@@ -61,6 +61,7 @@ pub async fn totp_confirm(
     user: &User,
     flow: &str,
     code: &str,
+    ip: std::net::IpAddr,
 ) -> Result<Result<Option<Vec<String>>, String>, FlowError> {
     let (id, uid) = (token_digest(flow), user.id.clone());
     let row = svc
@@ -95,9 +96,11 @@ pub async fn totp_confirm(
                     now,
                     AuditEvent::new("factor.enrolled")
                         .actor(uid.clone())
+                        .target(uid.clone())
+                        .ip(ip)
                         .details(serde_json::json!({ "factor": "totp", "user": username })),
                 )?;
-                first_recovery_codes(&svc2.auditor, c, &uid, now)
+                first_recovery_codes(&svc2.auditor, c, &uid, now, Some(ip))
             })
         })
         .await?;
@@ -110,6 +113,7 @@ pub fn first_recovery_codes(
     conn: &mut DbConn,
     user_id: &str,
     now: Timestamp,
+    ip: Option<std::net::IpAddr>,
 ) -> StoreResult<Option<Vec<String>>> {
     if factors::recovery_codes_left(conn, user_id)? > 0 {
         return Ok(None);
@@ -117,11 +121,13 @@ pub fn first_recovery_codes(
     let codes = recovery::generate();
     let digests: Vec<String> = codes.iter().map(|c| recovery::digest(c)).collect();
     factors::replace_recovery_codes(conn, user_id, &digests, now.micros())?;
-    auditor.record(
-        conn,
-        now,
-        AuditEvent::new("factor.recovery_codes_generated").actor(user_id.to_owned()),
-    )?;
+    let mut ev = AuditEvent::new("factor.recovery_codes_generated")
+        .actor(user_id.to_owned())
+        .target(user_id.to_owned());
+    if let Some(ip) = ip {
+        ev = ev.ip(ip);
+    }
+    auditor.record(conn, now, ev)?;
     Ok(Some(codes))
 }
 
@@ -130,6 +136,7 @@ pub async fn regenerate_recovery(
     svc: &Services,
     now: Timestamp,
     user: &User,
+    ip: std::net::IpAddr,
 ) -> Result<Vec<String>, FlowError> {
     let codes = recovery::generate();
     let digests: Vec<String> = codes.iter().map(|c| recovery::digest(c)).collect();
@@ -141,7 +148,10 @@ pub async fn regenerate_recovery(
                 auditor.record(
                     c,
                     now,
-                    AuditEvent::new("factor.recovery_codes_generated").actor(uid.clone()),
+                    AuditEvent::new("factor.recovery_codes_generated")
+                        .actor(uid.clone())
+                        .target(uid.clone())
+                        .ip(ip),
                 )
             })
         })
@@ -150,7 +160,12 @@ pub async fn regenerate_recovery(
 }
 
 /// Remove the user's TOTP factor. When no factor is left, the recovery codes go too.
-pub async fn totp_remove(svc: &Services, now: Timestamp, user: &User) -> Result<(), FlowError> {
+pub async fn totp_remove(
+    svc: &Services,
+    now: Timestamp,
+    user: &User,
+    ip: std::net::IpAddr,
+) -> Result<(), FlowError> {
     let (auditor, uid) = (svc.auditor.clone(), user.id.clone());
     svc.db
         .run(move |c| {
@@ -161,6 +176,8 @@ pub async fn totp_remove(svc: &Services, now: Timestamp, user: &User) -> Result<
                         now,
                         AuditEvent::new("factor.removed")
                             .actor(uid.clone())
+                            .target(uid.clone())
+                            .ip(ip)
                             .details(serde_json::json!({ "factor": "totp" })),
                     )?;
                 }

@@ -114,6 +114,7 @@ pub async fn register_finish(
     flow: &str,
     name: &str,
     response: &str,
+    ip: std::net::IpAddr,
 ) -> Result<Option<Vec<String>>, FlowError> {
     let pk = passkeys(svc)?;
     let Some(row) = take(svc, now, "register", flow)
@@ -153,9 +154,11 @@ pub async fn register_finish(
                     now,
                     AuditEvent::new("factor.enrolled")
                         .actor(uid.clone())
+                        .target(uid.clone())
+                        .ip(ip)
                         .details(serde_json::json!({ "factor": "webauthn", "name": name })),
                 )?;
-                super::factors::first_recovery_codes(&auditor, c, &uid, now)
+                super::factors::first_recovery_codes(&auditor, c, &uid, now, Some(ip))
             })
         })
         .await
@@ -173,6 +176,7 @@ pub async fn remove(
     now: Timestamp,
     user: &User,
     id: &str,
+    ip: std::net::IpAddr,
 ) -> Result<(), FlowError> {
     let (auditor, uid, id) = (svc.auditor.clone(), user.id.clone(), id.to_owned());
     svc.db
@@ -184,6 +188,8 @@ pub async fn remove(
                         now,
                         AuditEvent::new("factor.removed")
                             .actor(uid.clone())
+                            .target(uid.clone())
+                            .ip(ip)
                             .details(serde_json::json!({ "factor": "webauthn" })),
                     )?;
                 }

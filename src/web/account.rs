@@ -183,6 +183,7 @@ pub async fn revoke_consent(
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
+    let ip = state.context(&req).ip;
     let (uid, cid, auditor, now) = (
         user.id.clone(),
         form.client_id.clone(),
@@ -200,7 +201,8 @@ pub async fn revoke_consent(
                         now,
                         AuditEvent::new("consent.revoked")
                             .actor(uid.clone())
-                            .target(cid.clone()),
+                            .target(cid.clone())
+                            .ip(ip),
                     )?;
                 }
                 Ok(())
@@ -229,6 +231,7 @@ pub async fn revoke_session(
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
+    let ip = state.context(&req).ip;
     let (uid, sid, auditor, now) = (
         user.id.clone(),
         form.session_id.clone(),
@@ -250,7 +253,8 @@ pub async fn revoke_session(
                         now,
                         AuditEvent::new("session.ended")
                             .actor(uid.clone())
-                            .target(sid.clone()),
+                            .target(sid.clone())
+                            .ip(ip),
                     )?;
                 }
                 Ok(())
@@ -319,7 +323,16 @@ pub async fn totp_confirm(
         Err(r) => return Ok(r),
     };
     let now = state.now();
-    match factors::totp_confirm(&state.svc, now, &user, &form.flow, &form.code).await? {
+    match factors::totp_confirm(
+        &state.svc,
+        now,
+        &user,
+        &form.flow,
+        &form.code,
+        state.context(&req).ip,
+    )
+    .await?
+    {
         Ok(Some(codes)) => recovery_page(&state, &req, &user, &codes, true),
         Ok(None) => Ok(see_other("/account?notice=totp")),
         Err(msg) => {
@@ -341,7 +354,7 @@ pub async fn totp_remove(
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
-    factors::totp_remove(&state.svc, state.now(), &user).await?;
+    factors::totp_remove(&state.svc, state.now(), &user, state.context(&req).ip).await?;
     Ok(see_other("/account"))
 }
 
@@ -398,7 +411,9 @@ pub async fn recovery_regenerate(
         Ok(v) => v,
         Err(r) => return Ok(r),
     };
-    let codes = factors::regenerate_recovery(&state.svc, state.now(), &user).await?;
+    let codes =
+        factors::regenerate_recovery(&state.svc, state.now(), &user, state.context(&req).ip)
+            .await?;
     recovery_page(&state, &req, &user, &codes, false)
 }
 

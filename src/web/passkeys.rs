@@ -103,6 +103,7 @@ pub async fn register_finish(
         &body.flow,
         &body.name,
         &body.credential.to_string(),
+        state.context(&req).ip,
     )
     .await
     {
@@ -132,7 +133,14 @@ pub async fn remove(
     let Some((_, user)) = current_session(&state, &req).await? else {
         return Ok(see_other("/login"));
     };
-    passkeys::remove(&state.svc, state.now(), &user, &form.id).await?;
+    passkeys::remove(
+        &state.svc,
+        state.now(),
+        &user,
+        &form.id,
+        state.context(&req).ip,
+    )
+    .await?;
     Ok(see_other("/account"))
 }
 
