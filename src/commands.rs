@@ -644,8 +644,10 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
             let mut reports = Vec::new();
             for name in [&prev_name, &cand_name] {
                 let cfg = risk_config(named_config(name)?, settings);
+                // A log that cannot be read is exit 2, so scripts can tell "could not judge"
+                // from the gate's "do not ship" (exit 1).
                 let file = std::fs::File::open(&input)
-                    .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+                    .map_err(|e| Failure::usage(format!("{}: {e}", input.display())))?;
                 let mut r = replay(
                     std::io::BufReader::new(file),
                     &opts,
@@ -653,7 +655,7 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
                     &settings.risk_policy,
                     None,
                 )
-                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+                .map_err(|e| Failure::usage(format!("{}: {e}", input.display())))?;
                 r["model_name"] = serde_json::json!(name);
                 reports.push(r);
             }

@@ -307,6 +307,11 @@ fn the_shipped_version_beats_the_previous_one() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("REJECT"));
+
+    // A log it cannot read is not a verdict: exit 2, never 1.
+    let missing = dir.path().join("missing.csv");
+    let out = vigil(&["risk", "compare", "--input", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// `risk fit` prints a configuration the gate accepts as a candidate: non-negative fitted
