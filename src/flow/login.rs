@@ -425,17 +425,13 @@ pub async fn password(
     .await?;
     let previous = attempt.previous_session.map(|t| token_digest(&t));
     // An administrator who has a second factor always uses it: the admin console demands it.
-    if user.is_admin && verdict.decision == Decision::Allow {
-        let uid = user.id.clone();
-        let enrolled = svc
-            .db
-            .run(move |c| store::factors::enrolled(c, &uid))
-            .await?;
-        if enrolled.totp || (enrolled.webauthn && svc.passkeys.is_some()) {
-            verdict.decision = Decision::StepUp {
-                phishing_resistant: false,
-            };
-        }
+    if user.is_admin
+        && verdict.decision == Decision::Allow
+        && (verdict.available.totp || verdict.available.webauthn)
+    {
+        verdict.decision = Decision::StepUp {
+            phishing_resistant: false,
+        };
     }
     match verdict.decision {
         Decision::Allow => {}

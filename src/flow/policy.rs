@@ -153,19 +153,33 @@ pub fn level_at(score: u8, medium: u8, high: u8) -> Level {
     }
 }
 
-/// What `actions` (with thresholds `medium`/`high`) would decide for a stored assessment. The
-/// factors a user had then are not stored, so the backtest assumes every factor was available:
-/// it counts what the policy asks for, not whether the user could answer.
-pub fn would_decide(a: &Assessment, medium: u8, high: u8, actions: &Policy) -> Decision {
+/// What `actions` with thresholds `medium`/`high` decide for an assessment made under other
+/// thresholds: the score is re-levelled, but a hard rule's minimum level is kept.
+pub fn decide_with(
+    a: &Assessment,
+    medium: u8,
+    high: u8,
+    actions: &Policy,
+    available: AvailableFactors,
+) -> Decision {
     let mut a = a.clone();
-    a.level = a.level.max(level_at(a.score, medium, high));
-    if a.rule.is_none() {
-        a.level = level_at(a.score, medium, high);
-    }
+    let level = level_at(a.score, medium, high);
+    a.level = if a.rule.is_some() {
+        a.level.max(level)
+    } else {
+        level
+    };
+    decide(&a, actions, available, None)
+}
+
+/// [`decide_with`] for a stored assessment. The factors a user had then are not stored, so the
+/// backtest assumes every factor was available: it counts what the policy asks for, not whether
+/// the user could answer.
+pub fn would_decide(a: &Assessment, medium: u8, high: u8, actions: &Policy) -> Decision {
     let all = AvailableFactors {
         webauthn: true,
         totp: true,
         recovery: true,
     };
-    decide(&a, actions, all, None)
+    decide_with(a, medium, high, actions, all)
 }

@@ -127,6 +127,9 @@ pub struct Verdict {
     pub decision: Decision,
     pub candidate: Option<Decision>,
     pub geoip_build: Option<i64>,
+    /// The second factors the user could be asked for when this was decided.
+    #[serde(default)]
+    pub available: AvailableFactors,
 }
 
 impl Verdict {
@@ -244,22 +247,16 @@ pub async fn evaluate(
         recovery: enrolled.recovery,
     };
     let decision = decide(&assessment, &policy.actions, available, None);
-    let candidate = policy.candidate.map(|c| {
-        let level = super::policy::level_at(assessment.score, c.medium, c.high);
-        let mut a = assessment.clone();
-        a.level = if a.rule.is_some() {
-            a.level.max(level)
-        } else {
-            level
-        };
-        decide(&a, &c.actions, available, None)
-    });
+    let candidate = policy
+        .candidate
+        .map(|c| super::policy::decide_with(&assessment, c.medium, c.high, &c.actions, available));
     Ok(Verdict {
         features,
         assessment,
         decision,
         candidate,
         geoip_build: engine.geoip_build,
+        available,
     })
 }
 
