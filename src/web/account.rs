@@ -123,9 +123,7 @@ pub async fn show(
         })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
-    let (token, csrf_cookie) = state.csrf.issue(&req)?;
     let mut ctx = Context::new();
-    ctx.insert("csrf_token", &token);
     ctx.insert("signed_in_as", &user.username);
     ctx.insert("user", &json!({ "username": user.username, "email": user.email, "name": user.name, "is_admin": user.is_admin }));
     ctx.insert(
@@ -153,10 +151,7 @@ pub async fn show(
     if let Some(n) = notice {
         ctx.insert("notice", n);
     }
-    let mut resp = page(StatusCode::OK, "account.html", &ctx);
-    resp.add_cookie(&csrf_cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(&req, StatusCode::OK, "account.html", ctx)
 }
 
 #[derive(Deserialize)]
@@ -273,9 +268,7 @@ fn totp_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
-    let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
-    ctx.insert("csrf_token", &token);
     ctx.insert("signed_in_as", &user.username);
     ctx.insert("flow", &e.flow);
     ctx.insert("secret", &e.secret_base32);
@@ -283,10 +276,7 @@ fn totp_page(
     if let Some(m) = error {
         ctx.insert("error", m);
     }
-    let mut resp = page(status, "totp_enrol.html", &ctx);
-    resp.add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(req, status, "totp_enrol.html", ctx)
 }
 
 /// Start TOTP enrolment: a QR code and the secret as text.
@@ -365,16 +355,11 @@ fn recovery_page(
     codes: &[String],
     first: bool,
 ) -> Result<HttpResponse, WebError> {
-    let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
-    ctx.insert("csrf_token", &token);
     ctx.insert("signed_in_as", &user.username);
     ctx.insert("codes", codes);
     ctx.insert("first", &first);
-    let mut resp = page(StatusCode::OK, "recovery_codes.html", &ctx);
-    resp.add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(req, StatusCode::OK, "recovery_codes.html", ctx)
 }
 
 #[derive(Deserialize)]
@@ -432,18 +417,13 @@ fn password_page(
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
-    ctx.insert("csrf_token", &token);
     ctx.insert("signed_in_as", &user.username);
     ctx.insert("required", &user.must_change_password);
     if let Some(e) = error {
         ctx.insert("error", e);
     }
-    let mut resp = page(status, "password.html", &ctx);
-    resp.add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(req, status, "password.html", ctx)
 }
 
 /// `GET /account/password`: choose a new password (required after an admin reset or a

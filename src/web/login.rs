@@ -49,9 +49,7 @@ fn login_page(
     error: Option<&str>,
     tx: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
-    ctx.insert("csrf_token", &token);
     ctx.insert("username", username);
     if let Some(e) = error {
         ctx.insert("error", e);
@@ -60,10 +58,7 @@ fn login_page(
         ctx.insert("tx", t);
     }
     ctx.insert("passkeys_available", &state.passkeys_available());
-    let mut resp = page(status, "login.html", &ctx);
-    resp.add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(req, status, "login.html", ctx)
 }
 
 pub async fn show(

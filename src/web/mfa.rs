@@ -9,7 +9,6 @@ use tera::Context;
 
 use super::errors::WebError;
 use super::oidc::render_next;
-use super::templates::page;
 use super::{see_other, AppState, MFA_COOKIE};
 use crate::flow::authorize;
 use crate::flow::mfa::{self, Pending, StepResult};
@@ -54,9 +53,7 @@ fn mfa_page(
         .filter(|m| available.contains(m))
         .or(available.first().copied())
         .unwrap_or("recovery");
-    let (token, cookie) = state.csrf.issue(req)?;
     let mut ctx = Context::new();
-    ctx.insert("csrf_token", &token);
     ctx.insert("method", chosen);
     ctx.insert("methods", &available);
     ctx.insert(
@@ -66,10 +63,7 @@ fn mfa_page(
     if let Some(e) = error {
         ctx.insert("error", e);
     }
-    let mut resp = page(status, "mfa.html", &ctx);
-    resp.add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(req, status, "mfa.html", ctx)
 }
 
 async fn pending_of(

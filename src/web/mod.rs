@@ -103,6 +103,22 @@ impl AppState {
             ))
             .finish()
     }
+    /// Render a page that holds forms: a CSRF token for them in `csrf_token`, and its cookie
+    /// on the response.
+    pub fn form_page(
+        &self,
+        req: &HttpRequest,
+        status: actix_web::http::StatusCode,
+        template: &str,
+        mut ctx: tera::Context,
+    ) -> Result<HttpResponse, errors::WebError> {
+        let (token, cookie) = self.csrf.issue(req)?;
+        ctx.insert("csrf_token", &token);
+        let mut resp = templates::page(status, template, &ctx);
+        resp.add_cookie(&cookie)
+            .map_err(|e| errors::WebError::Internal(e.to_string()))?;
+        Ok(resp)
+    }
     /// Whether WebAuthn can be offered (it needs an issuer with a domain name).
     pub fn passkeys_available(&self) -> bool {
         self.svc.passkeys.is_some()

@@ -128,9 +128,7 @@ pub fn render_next(
             client_name,
             scopes,
         } => {
-            let (token, cookie) = state.csrf.issue(req)?;
             let mut ctx = Context::new();
-            ctx.insert("csrf_token", &token);
             ctx.insert("tx", &tx);
             ctx.insert("client_name", &client_name);
             ctx.insert(
@@ -140,10 +138,7 @@ pub fn render_next(
                     .map(|s| scope_description(s))
                     .collect::<Vec<_>>(),
             );
-            let mut resp = page(StatusCode::OK, "consent.html", &ctx);
-            resp.add_cookie(&cookie)
-                .map_err(|e| WebError::Internal(e.to_string()))?;
-            Ok(resp)
+            state.form_page(req, StatusCode::OK, "consent.html", ctx)
         }
         Next::Redirect(r) => Ok(redirect(&r)),
         Next::StepUp { pending } => {
@@ -396,9 +391,7 @@ async fn logout_with(
         end_current(&state, &req).await?;
         return Ok(finish_logout(&state, plan.redirect.as_deref()));
     }
-    let (token, cookie) = state.csrf.issue(&req)?;
     let mut ctx = Context::new();
-    ctx.insert("csrf_token", &token);
     ctx.insert(
         "client_name",
         &plan
@@ -421,10 +414,7 @@ async fn logout_with(
     );
     ctx.insert("state", &p.state.clone().unwrap_or_default());
     ctx.insert("signed_in_as", &user.username);
-    let mut resp = page(StatusCode::OK, "logout_confirm.html", &ctx);
-    resp.add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(&req, StatusCode::OK, "logout_confirm.html", ctx)
 }
 
 pub async fn logout_get(

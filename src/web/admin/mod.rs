@@ -21,7 +21,6 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::errors::WebError;
-use super::templates::page;
 use super::{current_session, see_other, AppState};
 use crate::flow::accounts::Actor;
 use crate::oidc::ACR_PWD;
@@ -117,14 +116,9 @@ pub fn render(
     section: &str,
     mut ctx: Context,
 ) -> Result<HttpResponse, WebError> {
-    let (token, cookie) = state.csrf.issue(req)?;
-    ctx.insert("csrf_token", &token);
     ctx.insert("signed_in_as", &admin.user.username);
     ctx.insert("section", section);
-    let mut resp = page(status, template, &ctx);
-    resp.add_cookie(&cookie)
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(resp)
+    state.form_page(req, status, template, ctx)
 }
 
 /// `?notice=` on admin pages: a fixed set of messages, so a link cannot put words in our mouth.
