@@ -72,10 +72,7 @@ pub async fn show(
     req: HttpRequest,
     q: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (s, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (s, user) = or_respond!(signed_in(&state, &req).await?);
     if user.must_change_password {
         return Ok(see_other("/account/password"));
     }
@@ -174,10 +171,7 @@ pub async fn revoke_consent(
     form: web::Form<RevokeConsent>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     let ip = state.context(&req).ip;
     let (uid, cid, auditor, now) = (
         user.id.clone(),
@@ -222,10 +216,7 @@ pub async fn revoke_session(
     form: web::Form<RevokeSession>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     let ip = state.context(&req).ip;
     let (uid, sid, auditor, now) = (
         user.id.clone(),
@@ -284,10 +275,7 @@ pub async fn totp_begin(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     let e = factors::totp_begin(&state.svc, state.now(), &user).await?;
     totp_page(&state, &req, &user, &e, None, StatusCode::OK)
 }
@@ -308,10 +296,7 @@ pub async fn totp_confirm(
     form: web::Form<TotpConfirm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     let now = state.now();
     match factors::totp_confirm(
         &state.svc,
@@ -340,10 +325,7 @@ pub async fn totp_remove(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     factors::totp_remove(&state.svc, state.now(), &user, state.context(&req).ip).await?;
     Ok(see_other("/account"))
 }
@@ -373,10 +355,7 @@ pub async fn recovery_show(
     req: HttpRequest,
     q: web::Query<RecoveryQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     let Some(flow) = q.flow.as_deref() else {
         return Ok(see_other("/account"));
     };
@@ -392,10 +371,7 @@ pub async fn recovery_regenerate(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     let codes =
         factors::regenerate_recovery(&state.svc, state.now(), &user, state.context(&req).ip)
             .await?;
@@ -432,10 +408,7 @@ pub async fn password_show(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     password_page(&state, &req, &user, StatusCode::OK, None)
 }
 
@@ -446,10 +419,7 @@ pub async fn password_change(
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (s, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (s, user) = or_respond!(signed_in(&state, &req).await?);
     let ip = state.context(&req).ip;
     match crate::flow::accounts::change_own_password(
         &state.svc,
@@ -488,10 +458,7 @@ pub async fn report_signin(
     form: web::Form<ReportForm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = match signed_in(&state, &req).await? {
-        Ok(v) => v,
-        Err(r) => return Ok(r),
-    };
+    let (_, user) = or_respond!(signed_in(&state, &req).await?);
     let id = form.signin_id.trim();
     if id.is_empty() || id.len() > 64 {
         return Err(WebError::NotFound);

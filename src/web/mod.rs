@@ -1,5 +1,16 @@
 //! HTTP only: extract, call a flow, render a template or JSON. No SQL, no policy.
 
+/// `or_respond!(guard(..).await?)`: the value a page guard lets through, or return the response
+/// it chose instead (a redirect to sign in, typically).
+macro_rules! or_respond {
+    ($guard:expr) => {
+        match $guard {
+            Ok(v) => v,
+            Err(response) => return Ok(response),
+        }
+    };
+}
+
 pub mod account;
 pub mod admin;
 pub mod csrf;

@@ -286,10 +286,7 @@ pub async fn list(
     req: HttpRequest,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     let notice = notice_text(q.notice.as_deref());
     list_page(
         &state,
@@ -308,10 +305,7 @@ pub async fn create(
     req: HttpRequest,
     form: web::Form<ClientForm>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     let result = match form.settings() {
         Ok(s) => clients::create(&state.svc, &admin.actor, state.now(), &form.client_id, s).await,
@@ -397,10 +391,7 @@ pub async fn show(
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let admin = match gate(&state, &req, &client_path(&id)).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &client_path(&id)).await?);
     let client = clients::find(&state.svc, &id).await?;
     let notice = notice_text(q.notice.as_deref());
     client_page(
@@ -424,10 +415,7 @@ pub async fn update(
     form: web::Form<ClientForm>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let admin = match gate(&state, &req, &client_path(&id)).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &client_path(&id)).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     let result = match form.settings() {
         Ok(s) => clients::update(&state.svc, &admin.actor, state.now(), &id, s).await,
@@ -477,10 +465,7 @@ pub async fn rotate_secret(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let admin = match gate(&state, &req, &client_path(&id)).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &client_path(&id)).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     let result = clients::rotate_secret(&state.svc, &admin.actor, state.now(), &id).await;
     let client = clients::find(&state.svc, &id).await?;
@@ -525,10 +510,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     let here = client_path(&id);
-    let admin = match gate(&state, &req, &here).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &here).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     if let Some(r) = fresh(&state, &admin, &here) {
         return Ok(r);

@@ -113,10 +113,7 @@ pub fn histogram(counts: &[u64; 10]) -> String {
 }
 
 pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, "/admin").await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, "/admin").await?);
     let now = state.now();
     let d = reports::dashboard(&state.svc, now).await?;
     let mut ctx = Context::new();

@@ -21,10 +21,7 @@ pub async fn show(
     req: HttpRequest,
     q: web::Query<FairnessQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, "/admin/fairness").await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, "/admin/fairness").await?);
     let days = q.days.unwrap_or(28).clamp(1, 365);
     let f = reports::fairness(&state.svc, state.now(), days).await?;
     let weeks: Vec<_> = f

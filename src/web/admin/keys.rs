@@ -23,10 +23,7 @@ pub async fn show(
     req: HttpRequest,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     let now = state.now();
     let rows: Vec<_> = keys::list(&state.svc)
         .await?
@@ -64,10 +61,7 @@ pub async fn rotate(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     if let Some(r) = fresh(&state, &admin, HERE) {
         return Ok(r);

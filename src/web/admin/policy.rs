@@ -217,10 +217,7 @@ pub async fn show(
     req: HttpRequest,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     let current = policy::current(&state.svc).await?;
     let notice = notice_text(q.notice.as_deref());
     page(&state, &req, &admin, StatusCode::OK, current, None, notice).await
@@ -231,10 +228,7 @@ pub async fn save(
     req: HttpRequest,
     form: web::Form<PolicyForm>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     if let Some(r) = fresh(&state, &admin, HERE) {
         return Ok(r);
@@ -267,10 +261,7 @@ pub async fn reload_denylist(
     req: HttpRequest,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     if let Some(r) = fresh(&state, &admin, HERE) {
         return Ok(r);

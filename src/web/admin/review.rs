@@ -68,10 +68,7 @@ pub async fn show(
     req: HttpRequest,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     let notice = notice_text(q.notice.as_deref());
     page(&state, &req, &admin, StatusCode::OK, None, notice).await
 }
@@ -81,10 +78,7 @@ pub async fn decide(
     req: HttpRequest,
     form: web::Form<VerdictForm>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     let lock = matches!(form.lock.as_deref(), Some("on" | "1" | "true"));
     let verdict = match form.verdict.as_str() {

@@ -76,10 +76,7 @@ pub async fn list(
     req: HttpRequest,
     q: web::Query<LogQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, &here_with(&req)).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &here_with(&req)).await?);
     let parsed = match signin_log::parse(&state.svc, &q.filter).await {
         Ok(f) => signin_log::parse_cursor(&q.after).map(|c| (f, c)),
         Err(e) => Err(e),
@@ -111,10 +108,7 @@ pub async fn show(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, &here_with(&req)).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &here_with(&req)).await?);
     let id = path.into_inner();
     if id.len() > 64 {
         return Err(WebError::NotFound);
@@ -224,10 +218,7 @@ async fn export(
     q: web::Query<RawFilter>,
     format: Format,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, &here_with(&req)).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &here_with(&req)).await?);
     let filter = match signin_log::parse(&state.svc, &q).await {
         Ok(f) => f,
         Err(FlowError::Invalid(m)) => return bad_page(&state, &req, &admin, &q, &m),

@@ -148,10 +148,7 @@ pub async fn list(
     req: HttpRequest,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     let query = q.q.clone().unwrap_or_default();
     let notice = notice_text(q.notice.as_deref());
     list_page(
@@ -172,10 +169,7 @@ pub async fn create(
     req: HttpRequest,
     form: web::Form<CreateForm>,
 ) -> Result<HttpResponse, WebError> {
-    let admin = match gate(&state, &req, HERE).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
     let f = form.into_inner();
     let result = accounts::admin_create(
@@ -457,10 +451,7 @@ pub async fn show(
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let admin = match gate(&state, &req, &user_path(&id)).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(gate(&state, &req, &user_path(&id)).await?);
     let notice = notice_text(q.notice.as_deref());
     user_page(
         &state,
@@ -528,10 +519,7 @@ macro_rules! simple_action {
             form: web::Form<CsrfForm>,
         ) -> Result<HttpResponse, WebError> {
             let $id = path.into_inner();
-            let admin = match admit(&state, &req, &$id, &form.csrf_token).await? {
-                Ok(a) => a,
-                Err(r) => return Ok(r),
-            };
+            let admin = or_respond!(admit(&state, &req, &$id, &form.csrf_token).await?);
             let ($svc, $actor, $now) = (&state.svc, &admin.actor, state.now());
             let result = $body.await.map(|_| ());
             done(&state, &req, &admin, &$id, result, $notice).await
@@ -565,10 +553,7 @@ pub async fn reset_password(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let admin = match admit(&state, &req, &id, &form.csrf_token).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(admit(&state, &req, &id, &form.csrf_token).await?);
     let typed = typed_password(&form.password);
     match accounts::reset_password(&state.svc, &admin.actor, state.now(), &id, typed).await {
         // A generated password is shown on this response only, never in a URL.
@@ -597,10 +582,7 @@ pub async fn remove_factors(
     form: web::Form<FactorForm>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let admin = match admit(&state, &req, &id, &form.csrf_token).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(admit(&state, &req, &id, &form.csrf_token).await?);
     let result = match FactorChoice::parse(&form.factor) {
         Ok(which) => {
             accounts::remove_factors(&state.svc, &admin.actor, state.now(), &id, which).await
@@ -617,10 +599,7 @@ pub async fn delete(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
-    let admin = match admit(&state, &req, &id, &form.csrf_token).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+    let admin = or_respond!(admit(&state, &req, &id, &form.csrf_token).await?);
     if let Some(r) = fresh(&state, &admin, &user_path(&id)) {
         return Ok(r);
     }
