@@ -439,3 +439,97 @@ on_both_backends!(
     dashboard_and_fairness,
     super::dashboard_and_fairness_count_sign_ins
 );
+
+async fn failed_step_up_waits_for_review(b: Backend) {
+    let Some((app, _)) = admin_app(b).await else {
+        return;
+    };
+    // Someone with root's password but not the second factor, from another browser.
+    let thief = crate::helpers::client(app.port);
+    let html = thief
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = thief
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "root"),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf_in(&html)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/login/mfa");
+    let page = thief
+        .get(app.url("/login/mfa"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let r = thief
+            .post(app.url("/login/mfa/totp"))
+            .form(&[("csrf_token", csrf_in(&page).as_str()), ("code", "000000")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // One review for the step-up (not one per wrong code), recommending "attack".
+    let html = app.get("/admin/review").await.text().await.unwrap();
+    let doc = scraper::Html::parse_document(&html);
+    let items: Vec<_> = doc
+        .select(&scraper::Selector::parse("article.review-item[data-kind=step_up_failed]").unwrap())
+        .collect();
+    assert_eq!(items.len(), 1, "{html}");
+    assert_eq!(items[0].value().attr("data-recommended"), Some("attack"));
+}
+on_both_backends!(
+    failed_step_up_waits_for_review,
+    super::failed_step_up_waits_for_review
+);
+
+async fn deny_list_status_and_reload(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("deny.txt");
+    std::fs::write(&list, "# Tor exits\n198.51.100.7\n").unwrap();
+    let path = list.to_str().unwrap().to_owned();
+    let Some((app, _)) = admin_app_with(b, &[("VIGIL_IP_DENYLIST", &path)]).await else {
+        return;
+    };
+    let entries = |html: &str| {
+        let doc = scraper::Html::parse_document(html);
+        doc.select(&scraper::Selector::parse("#deny-entries").unwrap())
+            .next()
+            .map(|e| e.text().collect::<String>())
+            .unwrap_or_default()
+    };
+    let html = app.get("/admin/policy").await.text().await.unwrap();
+    assert_eq!(entries(&html), "1");
+    assert!(html.contains("deny.txt"));
+
+    std::fs::write(&list, "198.51.100.7\n203.0.113.0/24\n192.0.2.9\n").unwrap();
+    let r = submit(&app, "/admin/policy", "/admin/policy/denylist/reload", &[]).await;
+    assert_eq!(location(&r), "/admin/policy?notice=saved");
+    let html = app.get("/admin/policy").await.text().await.unwrap();
+    assert_eq!(entries(&html), "3");
+
+    // An unreadable file is a readable error, and the list in force stays.
+    std::fs::remove_file(&list).unwrap();
+    let r = submit(&app, "/admin/policy", "/admin/policy/denylist/reload", &[]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().contains("could not be read"));
+    let html = app.get("/admin/policy").await.text().await.unwrap();
+    assert_eq!(entries(&html), "3");
+}
+on_both_backends!(
+    deny_list_status_and_reload,
+    super::deny_list_status_and_reload
+);
