@@ -7,9 +7,11 @@ use std::process::{Command, Output};
 
 use vigil::risk::replay::{auc, tpr_at_fpr, Hist};
 
+/// The first 19 rows of the public RBA dataset, kept in the repository with their licence
+/// (tests/data/rba-dataset-head19/NOTICE.md) so a clone tests anywhere.
 const SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/rba-dataset-head19/rba-dataset-head19.csv"
+    "/tests/data/rba-dataset-head19/rba-dataset-head19.csv"
 );
 
 fn vigil(args: &[&str]) -> Output {
@@ -33,7 +35,7 @@ fn sample() -> PathBuf {
     let p = PathBuf::from(SAMPLE);
     assert!(
         p.exists(),
-        "the RBA sample is missing: expected {} (shared/ beside the checkout)",
+        "the RBA sample is missing: expected {}",
         p.display()
     );
     p
