@@ -4,6 +4,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::containment::{contain, notify, set_risk, Cause, Contained};
+use super::enforce::AccountRisk;
 use super::{FlowError, Services};
 use crate::audit::AuditEvent;
 use crate::auth::password::check_policy;
@@ -139,22 +141,27 @@ pub async fn set_disabled(
 ) -> Result<(), FlowError> {
     let user = find(svc, username).await?;
     let (auditor, actor) = (svc.auditor.clone(), actor.clone());
-    svc.db
+    let contained = svc
+        .db
         .run(move |c| {
             store::transaction(c, |c| {
                 users::set_disabled(c, &user.id, disabled, now.micros())?;
-                if disabled {
-                    store::sessions::revoke_all_for_user(c, &user.id, now.micros())?;
-                }
+                let contained = if disabled {
+                    contain(c, &auditor, &actor, now, &user.id, Cause::Disabled, None)?
+                } else {
+                    Contained::default()
+                };
                 let action = if disabled {
                     "user.disabled"
                 } else {
                     "user.enabled"
                 };
-                auditor.record(c, now, actor.event(action).target(user.id.clone()))
+                auditor.record(c, now, actor.event(action).target(user.id.clone()))?;
+                Ok(contained)
             })
         })
         .await?;
+    notify(svc, now, &contained).await;
     Ok(())
 }
 
@@ -170,34 +177,51 @@ pub async fn set_password(
     check_policy(password.expose_secret(), &user.username)?;
     let hash = svc.hasher.hash(password).await?;
     let (auditor, actor) = (svc.auditor.clone(), actor.clone());
-    svc.db
+    let contained = svc
+        .db
         .run(move |c| {
             store::transaction(c, |c| {
                 users::set_password_hash(c, &user.id, &hash, now.micros())?;
-                store::sessions::revoke_all_for_user(c, &user.id, now.micros())?;
+                let contained =
+                    contain(c, &auditor, &actor, now, &user.id, Cause::AdminReset, None)?;
+                set_risk(
+                    c,
+                    &auditor,
+                    &actor,
+                    now,
+                    &user.id,
+                    AccountRisk::None,
+                    "remediated",
+                )?;
                 store::throttle::clear_account(c, &user.username)?;
                 auditor.record(
                     c,
                     now,
                     actor.event("user.password_changed").target(user.id.clone()),
-                )
+                )?;
+                Ok(contained)
             })
         })
         .await?;
+    notify(svc, now, &contained).await;
     Ok(())
 }
 
 /// A signed-in user changes their own password: the current one is checked (a borrowed session
-/// cannot lock the owner out), the new one must pass the policy, and every other session ends.
+/// cannot lock the owner out), the new one must pass the policy, and containment ends every
+/// other session and every token. Changed from a session that proved a second factor, it also
+/// remediates an account at risk or compromised. (The web layer has asked enforcement first.)
 pub async fn change_own_password(
     svc: &Services,
     now: Timestamp,
     user: &User,
-    keep_session: &str,
+    session: &crate::store::sessions::Session,
     current: SecretString,
     new: SecretString,
     ip: std::net::IpAddr,
 ) -> Result<(), FlowError> {
+    let keep_session = session.id.as_str();
+    let proven = crate::oidc::acr_rank(&session.acr) >= crate::oidc::acr_rank(crate::oidc::ACR_MFA);
     let checked = svc
         .hasher
         .verify(Some(user.password_hash.clone()), current)
@@ -214,11 +238,32 @@ pub async fn change_own_password(
         user.id.clone(),
         keep_session.to_owned(),
     );
-    svc.db
+    let contained = svc
+        .db
         .run(move |c| {
             store::transaction(c, |c| {
                 users::set_password(c, &uid, &hash, false, now.micros())?;
-                let ended = store::sessions::revoke_others_for_user(c, &uid, &keep, now.micros())?;
+                let actor = Actor::admin(uid.clone(), ip);
+                let contained = contain(
+                    c,
+                    &auditor,
+                    &actor,
+                    now,
+                    &uid,
+                    Cause::PasswordChanged,
+                    Some(&keep),
+                )?;
+                if proven {
+                    set_risk(
+                        c,
+                        &auditor,
+                        &actor,
+                        now,
+                        &uid,
+                        AccountRisk::None,
+                        "remediated",
+                    )?;
+                }
                 auditor.record(
                     c,
                     now,
@@ -226,13 +271,17 @@ pub async fn change_own_password(
                         .actor(uid.clone())
                         .target(uid.clone())
                         .ip(ip)
-                        .details(
-                            serde_json::json!({ "self_service": true, "sessions_ended": ended }),
-                        ),
-                )
+                        .details(serde_json::json!({
+                            "self_service": true,
+                            "sessions_ended": contained.sessions.len(),
+                            "second_factor": proven,
+                        })),
+                )?;
+                Ok(contained)
             })
         })
         .await?;
+    notify(svc, now, &contained).await;
     Ok(())
 }
 
@@ -400,19 +449,22 @@ pub async fn admin_set_disabled(
     } else {
         "user.enabled"
     };
-    audited(svc, actor, now, user_id, action, move |c, u| {
-        let mut ended = 0;
+    let (auditor, who) = (svc.auditor.clone(), actor.clone());
+    let contained = audited(svc, actor, now, user_id, action, move |c, u| {
         users::set_disabled(c, &u.id, disabled, now.micros())?;
+        let mut contained = Contained::default();
         if disabled {
             if u.is_admin {
                 an_admin_remains(c)?;
             }
-            ended = store::sessions::revoke_all_for_user(c, &u.id, now.micros())?;
-            users::revoke_tokens(c, &u.id, now.micros())?;
+            contained = contain(c, &auditor, &who, now, &u.id, Cause::Disabled, None)?;
         }
-        Ok(((), serde_json::json!({ "sessions_ended": ended })))
+        let ended = contained.sessions.len();
+        Ok((contained, serde_json::json!({ "sessions_ended": ended })))
     })
-    .await
+    .await?;
+    notify(svc, now, &contained).await;
+    Ok(())
 }
 
 /// Set a temporary password (typed, or generated and returned to show once). The user must
@@ -438,7 +490,8 @@ pub async fn reset_password(
     };
     let hash = svc.hasher.hash(password).await?;
     let was_generated = generated.is_some();
-    audited(
+    let (auditor, who) = (svc.auditor.clone(), actor.clone());
+    let contained = audited(
         svc,
         actor,
         now,
@@ -446,16 +499,26 @@ pub async fn reset_password(
         "user.password_reset",
         move |c, u| {
             users::set_password(c, &u.id, &hash, true, now.micros())?;
-            let ended = store::sessions::revoke_all_for_user(c, &u.id, now.micros())?;
-            users::revoke_tokens(c, &u.id, now.micros())?;
+            let contained = contain(c, &auditor, &who, now, &u.id, Cause::AdminReset, None)?;
+            set_risk(
+                c,
+                &auditor,
+                &who,
+                now,
+                &u.id,
+                AccountRisk::None,
+                "remediated",
+            )?;
             store::throttle::clear_account(c, &super::login::account_key(&u.username))?;
+            let ended = contained.sessions.len();
             Ok((
-                (),
+                contained,
                 serde_json::json!({ "sessions_ended": ended, "generated": was_generated }),
             ))
         },
     )
     .await?;
+    notify(svc, now, &contained).await;
     Ok(generated)
 }
 
@@ -554,19 +617,56 @@ pub async fn end_sessions(
     now: Timestamp,
     user_id: &str,
 ) -> Result<usize, FlowError> {
-    audited(
+    let (auditor, who) = (svc.auditor.clone(), actor.clone());
+    let contained = audited(
         svc,
         actor,
         now,
         user_id,
         "user.sessions_revoked",
         move |c, u| {
-            let n = store::sessions::revoke_all_for_user(c, &u.id, now.micros())?;
-            let t = users::revoke_tokens(c, &u.id, now.micros())?;
+            let contained = contain(c, &auditor, &who, now, &u.id, Cause::EndSessions, None)?;
+            let (n, t) = (contained.sessions.len(), contained.tokens_revoked);
             Ok((
-                n,
+                contained,
                 serde_json::json!({ "sessions_ended": n, "tokens_revoked": t }),
             ))
+        },
+    )
+    .await?;
+    notify(svc, now, &contained).await;
+    Ok(contained.sessions.len())
+}
+
+/// An admin dismisses the account's risk state (a false alarm): back to `none`, audited.
+pub async fn dismiss_risk(
+    svc: &Services,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+) -> Result<bool, FlowError> {
+    let (auditor, who) = (svc.auditor.clone(), actor.clone());
+    audited(
+        svc,
+        actor,
+        now,
+        user_id,
+        "user.risk_dismissed",
+        move |c, u| {
+            let changed = set_risk(
+                c,
+                &auditor,
+                &who,
+                now,
+                &u.id,
+                AccountRisk::None,
+                "dismissed",
+            )?;
+            // A compromise's forced password change is part of the state being dismissed.
+            if changed && u.risk_state == "compromised" {
+                users::set_must_change_password(c, &u.id, false, now.micros())?;
+            }
+            Ok((changed, serde_json::json!({ "from": u.risk_state })))
         },
     )
     .await

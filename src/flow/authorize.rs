@@ -12,6 +12,7 @@
 //! "Good enough": a live session, re-authenticated after the request when `prompt=login` or
 //! `select_account` asked for it, within `max_age`, and with an `acr` at least what was asked.
 
+use super::enforce::{self, Action, Facts, Refusal, Requirement};
 use super::login::log_signin;
 use super::risk::evaluate;
 use super::{random_token, RequestContext, Services};
@@ -47,62 +48,87 @@ pub enum Next {
     Page(String),
     /// Refused by risk policy (403); the message says what the user can do.
     Blocked(String),
+    /// The account must choose a new password before any application gets a code.
+    ChangePassword,
 }
 
 enum Reassessed {
     Keep(String),
     StepUp(secrecy::SecretString),
     Block(String),
+    ChangePassword,
 }
 
-/// Score an SSO reuse. A session already at `mfa` or above passes a step-up decision.
+/// Score an SSO reuse for `tx` and let the one enforcement point decide: keep the session,
+/// step up (a session already at the needed `acr` passes), or refuse. Logged and audited like a
+/// sign-in; a kept session is recorded as assessed for this request.
 async fn reassess(
     svc: &Services,
     now: Timestamp,
     s: &Session,
     user: &User,
     ctx: &RequestContext,
-    client_id: &str,
+    tx: &AuthzRequest,
 ) -> Result<Reassessed, OAuthError> {
     let err = |e: super::FlowError| OAuthError::server_error(e.to_string());
-    let mut v = evaluate(svc, now, &user.id, ctx, &user.username, Some(client_id))
+    let mut v = evaluate(svc, now, &user.id, ctx, &user.username, Some(&tx.client_id))
         .await
         .map_err(err)?;
-    let strong = acr_rank(&s.acr) >= acr_rank(crate::oidc::ACR_MFA);
-    let outcome = match v.decision {
-        Decision::Block { reason } => {
-            Some(("blocked", Reassessed::Block(reason.message().to_owned())))
+    let facts = Facts {
+        now: now.micros(),
+        device_id: ctx.device_id.as_deref(),
+        decision: Some((v.decision, v.assessment.level)),
+        ..Facts::default()
+    };
+    let need = enforce::check(svc, user, Some(s), &facts, Action::UseSession)
+        .await
+        .map_err(err)?;
+    let outcome = match need {
+        Requirement::Allow => {
+            v.decision = Decision::Allow;
+            None
         }
-        Decision::StepUp { phishing_resistant }
-            if !(strong && (!phishing_resistant || s.acr == crate::oidc::ACR_PHR)) =>
-        {
+        Requirement::ChangePassword => return Ok(Reassessed::ChangePassword),
+        Requirement::Deny(r) => {
+            if let Refusal::Blocked(reason) = r {
+                v.decision = Decision::Block { reason };
+            }
+            Some(("blocked", Reassessed::Block(r.message().to_owned())))
+        }
+        Requirement::StepUp { phishing_resistant } => {
+            v.decision = Decision::StepUp { phishing_resistant };
             let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
             let pending = super::mfa::begin_step_up(
                 svc,
                 now,
-                user,
-                amr,
-                None,
-                Some(s.token_hash.clone()),
-                Some(v.clone()),
-                phishing_resistant,
+                super::mfa::StepUpStart {
+                    user,
+                    amr,
+                    // The step-up continues this request: the user lands back in the app.
+                    tx: Some(tx.id.clone()),
+                    previous_digest: Some(s.token_hash.clone()),
+                    verdict: Some(v.clone()),
+                    requirement: need,
+                    device_id: ctx.device_id.clone(),
+                },
             )
             .await
             .map_err(err)?;
             Some(("step_up_required", Reassessed::StepUp(pending)))
         }
-        _ => None,
+        Requirement::Reauthenticate { .. } | Requirement::EnrolFactor => Some((
+            "blocked",
+            Reassessed::Block(Refusal::Revoked.message().to_owned()),
+        )),
     };
-    if outcome.is_none() {
-        v.decision = Decision::Allow;
-    }
-    let (ctx2, uid, sid, acr, amr, v2) = (
+    let (ctx2, uid, sid, acr, amr, v2, tx_id) = (
         ctx.clone(),
         user.id.clone(),
         s.id.clone(),
         s.acr.clone(),
         s.amr.clone(),
         v.clone(),
+        tx.id.clone(),
     );
     let label = outcome.as_ref().map(|o| o.0).unwrap_or("success");
     let auditor = svc.auditor.clone();
@@ -113,6 +139,9 @@ async fn reassess(
                     (label == "success").then_some((sid.as_str(), acr.as_str(), amr.as_str()));
                 log_signin(c, now, Some(&uid), "sso", label, &ctx2, session, Some(&v2))?;
                 super::risk::learn(c, Some(&uid), &v2, false, now)?;
+                if label == "success" {
+                    authz::set_assessed_session(c, &tx_id, &sid)?;
+                }
                 // Every re-assessment is a risk decision: audited with its context like a sign-in.
                 let details = crate::audit::with(
                     serde_json::json!({ "method": "sso", "outcome": label }),
@@ -140,6 +169,42 @@ async fn reassess(
         Some((_, r)) => r,
         None => Reassessed::Keep(serde_json::to_string(&v.claim()).unwrap_or_default()),
     })
+}
+
+/// The outcome of a re-assessment as the browser's next step (`prompt=none` gets the OAuth
+/// error the spec names instead of a page).
+async fn reassessed_next(
+    svc: &Services,
+    now: Timestamp,
+    tx: AuthzRequest,
+    client: Client,
+    session: (Session, User),
+    ctx: &RequestContext,
+) -> Result<Next, OAuthError> {
+    let (mut s, user) = session;
+    let issuer = svc.settings.issuer.as_str().to_owned();
+    let prompt_none = tx.prompt == "none";
+    match reassess(svc, now, &s, &user, ctx, &tx).await? {
+        Reassessed::Keep(claim) => {
+            s.risk = Some(claim);
+            proceed(svc, now, tx, client, Some((s, user))).await
+        }
+        Reassessed::StepUp(_) if prompt_none => Ok(Next::Redirect(redirect_error(
+            &tx,
+            &issuer,
+            &OAuthError::interaction_required("this sign-in needs a second factor"),
+        ))),
+        Reassessed::Block(_) | Reassessed::ChangePassword if prompt_none => {
+            Ok(Next::Redirect(redirect_error(
+                &tx,
+                &issuer,
+                &OAuthError::login_required("the session cannot be used for this request"),
+            )))
+        }
+        Reassessed::StepUp(pending) => Ok(Next::StepUp { pending }),
+        Reassessed::Block(message) => Ok(Next::Blocked(message)),
+        Reassessed::ChangePassword => Ok(Next::ChangePassword),
+    }
 }
 
 /// Start: save the request, then continue as far as the session allows.
@@ -188,9 +253,11 @@ pub async fn begin(
             .map(|h| h.chars().take(128).collect()),
         created_at: now.micros(),
         expires_at: now.plus_secs(LIFETIMES.request).micros(),
+        // Only this browser may continue the request (resume, consent, the login for it).
+        device_id: ctx.device_id.clone(),
+        assessed_session: None,
     };
     let row = tx.clone();
-    let row_client = tx.client_id.clone();
     svc.db.run(move |c| authz::insert_request(c, &row)).await?;
     // SSO is not blind: reusing a session re-scores this request's context (another country
     // or device mid-session steps up, a deny-listed network is blocked).
@@ -198,35 +265,38 @@ pub async fn begin(
         .prompt
         .iter()
         .any(|p| p == "login" || p == "select_account");
-    let session = match session {
-        Some((mut s, user)) if !forced => {
-            match reassess(svc, now, &s, &user, ctx, &row_client).await? {
-                Reassessed::Keep(claim) => {
-                    s.risk = Some(claim);
-                    Some((s, user))
-                }
-                Reassessed::StepUp(pending) => return Ok(Next::StepUp { pending }),
-                Reassessed::Block(message) => return Ok(Next::Blocked(message)),
-            }
-        }
-        other => other,
-    };
-    proceed(svc, now, tx, req.client, session).await
+    match session {
+        Some(session) if !forced => reassessed_next(svc, now, tx, req.client, session, ctx).await,
+        other => proceed(svc, now, tx, req.client, other).await,
+    }
 }
 
-/// Continue a saved request after the user signed in (or again with the SSO session).
+fn expired() -> Next {
+    Next::Page(
+        "This sign-in request has expired or belongs to another browser. Go back to the application and start again."
+            .into(),
+    )
+}
+
+/// Continue a saved request after the user signed in (or again with the SSO session). Only the
+/// browser that started the request may continue it, and a session that was not assessed for
+/// this request (the sign-in made for it) is re-scored first, like any SSO reuse.
 pub async fn resume(
     svc: &Services,
     now: Timestamp,
     tx_id: &str,
     session: Option<(Session, User)>,
+    ctx: &RequestContext,
 ) -> Result<Next, OAuthError> {
-    let Some((tx, client)) = load(svc, now, tx_id).await? else {
-        return Ok(Next::Page(
-            "This sign-in request has expired. Go back to the application and start again.".into(),
-        ));
+    let Some((tx, client)) = load(svc, now, tx_id, ctx).await? else {
+        return Ok(expired());
     };
-    proceed(svc, now, tx, client, session).await
+    match session {
+        Some(session) if tx.assessed_session.as_deref() != Some(session.0.id.as_str()) => {
+            reassessed_next(svc, now, tx, client, session, ctx).await
+        }
+        other => proceed(svc, now, tx, client, other).await,
+    }
 }
 
 /// The user answered the consent page.
@@ -236,16 +306,20 @@ pub async fn consent(
     tx_id: &str,
     session: Option<(Session, User)>,
     allow: bool,
+    ctx: &RequestContext,
 ) -> Result<Next, OAuthError> {
-    let Some((tx, client)) = load(svc, now, tx_id).await? else {
-        return Ok(Next::Page(
-            "This sign-in request has expired. Go back to the application and start again.".into(),
-        ));
+    let Some((tx, client)) = load(svc, now, tx_id, ctx).await? else {
+        return Ok(expired());
     };
     let issuer = svc.settings.issuer.as_str().to_owned();
     let Some((s, user)) = session.filter(|(s, _)| satisfied(&tx, s, now).is_ok()) else {
         return proceed(svc, now, tx, client, None).await;
     };
+    // Consent is given with the session assessed for this request; any other goes through
+    // the re-assessment first.
+    if tx.assessed_session.as_deref() != Some(s.id.as_str()) {
+        return reassessed_next(svc, now, tx, client, (s, user), ctx).await;
+    }
     if !allow {
         let id = tx.id.clone();
         svc.db.run(move |c| authz::delete_request(c, &id)).await?;
@@ -262,24 +336,32 @@ pub async fn consent(
         granted_at: now.micros(),
     };
     svc.db.run(move |c| consents::grant(c, &grant)).await?;
-    issue_code(svc, now, &tx, &s).await.map(Next::Redirect)
+    Ok(issue_code(svc, now, &tx, &s)
+        .await?
+        .map_or_else(expired, Next::Redirect))
 }
 
+/// The live request `tx_id`, if this browser started it.
 async fn load(
     svc: &Services,
     now: Timestamp,
     tx_id: &str,
+    ctx: &RequestContext,
 ) -> Result<Option<(AuthzRequest, Client)>, OAuthError> {
     if tx_id.len() > 64 {
         return Ok(None);
     }
     let id = tx_id.to_owned();
+    let device = ctx.device_id.clone();
     Ok(svc
         .db
         .run(move |c| {
             let Some(tx) = authz::find_request(c, &id, now.micros())? else {
                 return Ok(None);
             };
+            if tx.device_id != device {
+                return Ok(None);
+            }
             Ok(clients::find(c, &tx.client_id)?.map(|cl| (tx, cl)))
         })
         .await?)
@@ -308,21 +390,28 @@ fn satisfied(tx: &AuthzRequest, s: &Session, now: Timestamp) -> Result<(), Unsat
         return Err(Unsatisfied::NeedsLogin);
     }
     if let Some(max) = tx.max_age {
-        if now.micros() - s.auth_time > max * 1_000_000 {
+        if now.micros().saturating_sub(s.auth_time) > max.saturating_mul(1_000_000) {
             return Err(Unsatisfied::NeedsLogin);
         }
     }
-    if let Some(wanted) = &tx.acr_values {
-        let needed = split_scope(wanted)
-            .iter()
-            .map(|a| acr_rank(a))
-            .min()
-            .unwrap_or(0);
-        if acr_rank(&s.acr) < needed {
-            return Err(Unsatisfied::NeedsStrongerFactor);
-        }
+    if acr_rank(&s.acr) < needed_rank(tx) {
+        return Err(Unsatisfied::NeedsStrongerFactor);
     }
     Ok(())
+}
+
+/// The weakest `acr` the request accepts (0 when it asked for none).
+fn needed_rank(tx: &AuthzRequest) -> usize {
+    tx.acr_values
+        .as_deref()
+        .map(|w| {
+            split_scope(w)
+                .iter()
+                .map(|a| acr_rank(a))
+                .min()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
 }
 
 fn redirect_error(tx: &AuthzRequest, issuer: &str, e: &OAuthError) -> Redirect {
@@ -362,6 +451,48 @@ async fn proceed(
             login()
         });
     };
+    // The account's own state (a forced password change, a compromise, at risk) applies to
+    // every code, whatever the session looked like when it was made.
+    let facts = Facts {
+        now: now.micros(),
+        device_id: s.device_id.as_deref(),
+        ..Facts::default()
+    };
+    let need = enforce::check(svc, &user, Some(&s), &facts, Action::UseSession)
+        .await
+        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    match need {
+        Requirement::Allow => {}
+        _ if prompt_none => {
+            return Ok(Next::Redirect(redirect_error(
+                &tx,
+                &issuer,
+                &OAuthError::login_required("the session cannot be used for this request"),
+            )))
+        }
+        Requirement::ChangePassword => return Ok(Next::ChangePassword),
+        Requirement::StepUp { .. } => {
+            let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
+            let pending = super::mfa::begin_step_up(
+                svc,
+                now,
+                super::mfa::StepUpStart {
+                    user: &user,
+                    amr,
+                    tx: Some(tx.id.clone()),
+                    previous_digest: Some(s.token_hash.clone()),
+                    verdict: None,
+                    requirement: need,
+                    device_id: s.device_id.clone(),
+                },
+            )
+            .await
+            .map_err(|e| OAuthError::server_error(e.to_string()))?;
+            return Ok(Next::StepUp { pending });
+        }
+        Requirement::Deny(r) => return Ok(Next::Blocked(r.message().to_owned())),
+        Requirement::Reauthenticate { .. } | Requirement::EnrolFactor => return Ok(login()),
+    }
     match satisfied(&tx, &s, now) {
         Ok(()) => {}
         Err(_) if prompt_none => {
@@ -373,22 +504,31 @@ async fn proceed(
         }
         Err(Unsatisfied::NeedsLogin) => return Ok(login()),
         Err(Unsatisfied::NeedsStrongerFactor) => {
-            let uid = user.id.clone();
-            let enrolled = svc
-                .db
-                .run(move |c| crate::store::factors::enrolled(c, &uid))
-                .await?;
-            if enrolled.any() {
+            let enrolled = enforce::factors_of(svc, &user.id)
+                .await
+                .map_err(|e| OAuthError::server_error(e.to_string()))?;
+            // Only a passkey reaches `phr`: a TOTP-only account asked for it cannot comply,
+            // and offering TOTP again would loop.
+            let phishing_resistant = needed_rank(&tx) >= acr_rank(crate::oidc::ACR_PHR);
+            let can = if phishing_resistant {
+                enrolled.webauthn
+            } else {
+                enrolled.webauthn || enrolled.totp || enrolled.recovery
+            };
+            if can {
                 let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
                 let pending = super::mfa::begin_step_up(
                     svc,
                     now,
-                    &user,
-                    amr,
-                    Some(tx.id.clone()),
-                    Some(s.token_hash.clone()),
-                    None,
-                    false,
+                    super::mfa::StepUpStart {
+                        user: &user,
+                        amr,
+                        tx: Some(tx.id.clone()),
+                        previous_digest: Some(s.token_hash.clone()),
+                        verdict: None,
+                        requirement: Requirement::StepUp { phishing_resistant },
+                        device_id: s.device_id.clone(),
+                    },
                 )
                 .await
                 .map_err(|e| OAuthError::server_error(e.to_string()))?;
@@ -427,16 +567,19 @@ async fn proceed(
             });
         }
     }
-    issue_code(svc, now, &tx, &s).await.map(Next::Redirect)
+    Ok(issue_code(svc, now, &tx, &s)
+        .await?
+        .map_or_else(expired, Next::Redirect))
 }
 
-/// Mint a single-use code for the session and consume the request.
+/// Mint a single-use code for the session and consume the request; `None` when another
+/// completion consumed it first.
 async fn issue_code(
     svc: &Services,
     now: Timestamp,
     tx: &AuthzRequest,
     s: &Session,
-) -> Result<Redirect, OAuthError> {
+) -> Result<Option<Redirect>, OAuthError> {
     let code = random_token();
     let row = AuthCode {
         id: new_id(),
@@ -459,19 +602,28 @@ async fn issue_code(
         used_at: None,
     };
     let tx_id = tx.id.clone();
-    svc.db
+    // The request is consumed by the same transaction that stores the code: of two concurrent
+    // completions, one deletes the row and mints the code, the other mints nothing.
+    let minted = svc
+        .db
         .run(move |c| {
             store::transaction(c, |c| {
+                if !authz::take_request(c, &tx_id)? {
+                    return Ok(false);
+                }
                 authz::insert_code(c, &row)?;
-                authz::delete_request(c, &tx_id)
+                Ok(true)
             })
         })
         .await?;
-    Ok(Redirect::new(
+    if !minted {
+        return Ok(None);
+    }
+    Ok(Some(Redirect::new(
         &tx.redirect_uri,
         ResponseMode::parse(&tx.response_mode),
         tx.state.as_deref(),
         svc.settings.issuer.as_str(),
         vec![("code".into(), code)],
-    ))
+    )))
 }

@@ -273,3 +273,44 @@ pub async fn take_parked_codes(
         .map_err(|e| FlowError::Invalid(e.to_string()))?;
     Ok(serde_json::from_slice(&plain).ok())
 }
+
+/// The owner confirms a factor suspended by containment (`totp` or a passkey's id). `NotFound`
+/// when there is no such suspended factor. Audited.
+pub async fn confirm_suspended(
+    svc: &Services,
+    now: Timestamp,
+    user: &User,
+    which: &str,
+    ip: std::net::IpAddr,
+) -> Result<(), FlowError> {
+    let (auditor, uid, which) = (
+        svc.auditor.clone(),
+        user.id.clone(),
+        which.chars().take(64).collect::<String>(),
+    );
+    let done = svc
+        .db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                if !factors::confirm_suspended(c, &uid, &which)? {
+                    return Ok(false);
+                }
+                auditor.record(
+                    c,
+                    now,
+                    AuditEvent::new("factor.confirmed")
+                        .actor(uid.clone())
+                        .target(uid.clone())
+                        .ip(ip)
+                        .details(serde_json::json!({ "factor": which })),
+                )?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if done {
+        Ok(())
+    } else {
+        Err(FlowError::NotFound("suspended factor".into()))
+    }
+}

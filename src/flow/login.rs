@@ -13,6 +13,8 @@
 
 use secrecy::SecretString;
 
+use super::containment::set_risk;
+use super::enforce::{self, AccountRisk, AccountView, Action, Facts, Method, Refusal, Requirement};
 use super::risk::{evaluate, level_name, Verdict};
 use super::session::{self, Established};
 use super::{mfa, FlowError, RequestContext, Services};
@@ -33,6 +35,8 @@ pub struct PasswordAttempt {
     pub previous_session: Option<String>,
     /// The authorization request this sign-in serves, if any.
     pub tx: Option<String>,
+    /// The browser asked to prove a second factor too (re-authentication before a change).
+    pub want_mfa: bool,
 }
 
 pub enum Outcome {
@@ -237,10 +241,27 @@ pub async fn record_failure(
                 let mut ev = AuditEvent::new("login.failed")
                     .ip(ctx.ip)
                     .details(serde_json::json!({ "method": method }));
-                if let Some(id) = user_id {
-                    ev = ev.target(id);
+                if let Some(id) = &user_id {
+                    ev = ev.target(id.clone());
                 }
-                auditor.record(c, now, ev)
+                auditor.record(c, now, ev)?;
+                match user_id {
+                    // The password was right but the second factor was not: someone may hold it.
+                    Some(uid) if method != "password" => {
+                        let actor = super::accounts::Actor::admin("system", ctx.ip);
+                        set_risk(
+                            c,
+                            &auditor,
+                            &actor,
+                            now,
+                            &uid,
+                            AccountRisk::AtRisk,
+                            "step_up_failed",
+                        )
+                        .map(|_| ())
+                    }
+                    _ => Ok(()),
+                }
             })
         })
         .await?;
@@ -254,6 +275,9 @@ pub struct Proof {
     pub amr: Vec<String>,
     /// The risk engine's verdict on this sign-in; the profile learns from it (verified).
     pub verdict: Option<Verdict>,
+    /// The authorization request this sign-in was made for: the new session counts as assessed
+    /// for it (and only for it; any other request re-scores the session).
+    pub tx: Option<String>,
 }
 
 /// Count a failure against the account and IP without another log row (the caller logged it).
@@ -286,6 +310,7 @@ pub async fn establish(
         acr,
         amr,
         verdict,
+        tx,
     } = proof;
     let (auditor, ctx, uid, username) = (
         svc.auditor.clone(),
@@ -306,11 +331,31 @@ pub async fn establish(
                 throttle::clear_account(c, &username)?;
                 let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
                 let mut est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
+                if let Some(t) = &tx {
+                    let ours = store::authz::find_request(c, t, now.micros())?
+                        .is_some_and(|r| r.device_id == ctx.device_id);
+                    if ours {
+                        store::authz::set_assessed_session(c, t, &est.session.id)?;
+                    }
+                }
                 if let Some(v) = &verdict {
                     let claim = serde_json::to_string(&v.claim()).unwrap_or_default();
                     store::sessions::set_risk(c, &est.session.id, &claim)?;
                     est.session.risk = Some(claim);
                     super::risk::learn(c, Some(&uid), v, true, now)?;
+                    if v.assessment.level == Level::High {
+                        // A high-risk sign-in got in: from now on every sign-in steps up.
+                        let actor = super::accounts::Actor::admin("system", ctx.ip);
+                        set_risk(
+                            c,
+                            &auditor,
+                            &actor,
+                            now,
+                            &uid,
+                            AccountRisk::AtRisk,
+                            "high_risk_sign_in",
+                        )?;
+                    }
                 }
                 let outcome = if method == "password" || method == "passkey" {
                     "success"
@@ -424,26 +469,27 @@ pub async fn password(
     )
     .await?;
     let previous = attempt.previous_session.map(|t| token_digest(&t));
-    // An administrator who has a second factor always uses it: the admin console demands it.
-    if user.is_admin
-        && verdict.decision == Decision::Allow
-        && (verdict.available.totp || verdict.available.webauthn)
-    {
-        verdict.decision = Decision::StepUp {
-            phishing_resistant: false,
-        };
-    }
-    match verdict.decision {
-        Decision::Allow => {}
-        // A policy that steps up even low-risk sign-ins ("always MFA") cannot block an account
-        // that has no factor yet: it could never enrol one. Only risky sign-ins are blocked.
-        Decision::Block {
-            reason: BlockReason::NoSecondFactor,
-        } if verdict.assessment.level == Level::Low => {
-            // What happened is an allow: the log, the session and the tokens must say so.
+    // 5. The one enforcement point turns the risk decision and the account's state into what
+    //    this sign-in needs: nothing more, a second factor, or a refusal.
+    let facts = Facts {
+        now: now.micros(),
+        device_id: attempt.ctx.device_id.as_deref(),
+        decision: Some((verdict.decision, verdict.assessment.level)),
+        want_mfa: attempt.want_mfa,
+        ..Facts::default()
+    };
+    let account = AccountView {
+        user: &user,
+        factors: verdict.available,
+    };
+    match enforce::require(&account, None, &facts, Action::SignIn(Method::Password)) {
+        Requirement::Allow => {
+            // What happened is an allow (also when policy asked for a factor the account cannot
+            // have yet at low risk): the log, the session and the tokens must say so.
             verdict.decision = Decision::Allow;
         }
-        Decision::StepUp { phishing_resistant } => {
+        Requirement::StepUp { phishing_resistant } => {
+            verdict.decision = Decision::StepUp { phishing_resistant };
             let (ctx, uid, v) = (attempt.ctx.clone(), user.id.clone(), verdict.clone());
             let auditor = svc.auditor.clone();
             svc.db
@@ -483,17 +529,26 @@ pub async fn password(
             let pending = mfa::begin_step_up(
                 svc,
                 now,
-                &user,
-                vec!["pwd".into()],
-                attempt.tx,
-                previous,
-                Some(verdict),
-                phishing_resistant,
+                mfa::StepUpStart {
+                    user: &user,
+                    amr: vec!["pwd".into()],
+                    tx: attempt.tx,
+                    previous_digest: previous,
+                    verdict: Some(verdict),
+                    requirement: Requirement::StepUp { phishing_resistant },
+                    device_id: attempt.ctx.device_id.clone(),
+                },
             )
             .await?;
             return Ok(Outcome::SecondFactor { pending });
         }
-        Decision::Block { reason } => {
+        Requirement::Deny(refusal) => {
+            verdict.decision = match refusal {
+                Refusal::Blocked(reason) => Decision::Block { reason },
+                _ => Decision::Block {
+                    reason: BlockReason::Policy,
+                },
+            };
             let (ctx, uid, auditor, v) = (
                 attempt.ctx.clone(),
                 user.id.clone(),
@@ -534,19 +589,26 @@ pub async fn password(
                     })
                 })
                 .await?;
-            tracing::warn!(user.id = %user.id, score = verdict.assessment.score, "sign-in blocked by risk policy");
+            tracing::warn!(user.id = %user.id, score = verdict.assessment.score, "sign-in blocked");
             return Ok(Outcome::Blocked {
-                message: reason.message().to_owned(),
+                message: refusal.message().to_owned(),
             });
+        }
+        // A sign-in that creates a session never needs these; treat them as a step-up refusal.
+        Requirement::Reauthenticate { .. }
+        | Requirement::ChangePassword
+        | Requirement::EnrolFactor => {
+            return Ok(Outcome::Refused);
         }
     }
 
-    // 5. Frictionless: the risk engine vouched for this password-only sign-in (amr `rba`).
+    // 6. Frictionless: the risk engine vouched for this password-only sign-in (amr `rba`).
     let proof = Proof {
         method: "password",
         acr: ACR_PWD.into(),
         amr: vec!["pwd".into(), "rba".into()],
         verdict: Some(verdict),
+        tx: attempt.tx.clone(),
     };
     let established = establish(svc, now, &user, proof, &attempt.ctx, previous).await?;
     Ok(Outcome::SignedIn {

@@ -13,6 +13,7 @@
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::enforce::{Factor, Requirement};
 use super::login::{account_key, establish, record_failure, throttled, Proof};
 use super::risk::Verdict;
 use super::session::Established;
@@ -35,8 +36,12 @@ struct StepUpData {
     previous_digest: Option<String>,
     #[serde(default)]
     verdict: Option<Verdict>,
+    /// What enforcement asked for: only a passkey will do when true.
     #[serde(default)]
     phishing_resistant: bool,
+    /// The browser (device cookie) that started the sign-in; only it may finish it.
+    #[serde(default)]
+    device_id: Option<String>,
 }
 
 /// A sign-in waiting for its second factor.
@@ -45,8 +50,8 @@ pub struct Pending {
     pub user: User,
     pub tx: Option<String>,
     pub enrolled: Enrolled,
-    /// Only WebAuthn will do (high risk).
-    pub phishing_resistant: bool,
+    /// What the step-up must prove; every factor check asks `requirement.accepts(..)`.
+    pub requirement: Requirement,
     /// Why the step-up is asked, in one non-revealing line.
     pub reason: &'static str,
     verdict: Option<Verdict>,
@@ -55,29 +60,52 @@ pub struct Pending {
     flow_id: String,
 }
 
-/// Start a step-up for `user` who has proven `amr` so far. Returns the cookie token.
-#[allow(clippy::too_many_arguments)] // each caller knows a different subset; a struct would only rename them
+impl Pending {
+    /// The factors the page may offer: enrolled, and accepted by the requirement.
+    pub fn offered(&self, passkeys_available: bool) -> Vec<Factor> {
+        self.requirement.offered(crate::risk::AvailableFactors {
+            webauthn: self.enrolled.webauthn && passkeys_available,
+            totp: self.enrolled.totp,
+            recovery: self.enrolled.recovery,
+        })
+    }
+}
+
+/// How a step-up starts: who, what they proved so far, and what enforcement requires.
+pub struct StepUpStart<'a> {
+    pub user: &'a User,
+    pub amr: Vec<String>,
+    pub tx: Option<String>,
+    pub previous_digest: Option<String>,
+    pub verdict: Option<Verdict>,
+    pub requirement: Requirement,
+    pub device_id: Option<String>,
+}
+
+/// Start a step-up. Returns the cookie token.
 pub async fn begin_step_up(
     svc: &Services,
     now: Timestamp,
-    user: &User,
-    amr: Vec<String>,
-    tx: Option<String>,
-    previous_digest: Option<String>,
-    verdict: Option<Verdict>,
-    phishing_resistant: bool,
+    start: StepUpStart<'_>,
 ) -> Result<SecretString, FlowError> {
     let token = random_token();
+    let phishing_resistant = matches!(
+        start.requirement,
+        Requirement::StepUp {
+            phishing_resistant: true
+        }
+    );
     let row = FlowRow {
         id: token_digest(&token),
         purpose: "step_up".into(),
-        user_id: Some(user.id.clone()),
+        user_id: Some(start.user.id.clone()),
         data: serde_json::to_string(&StepUpData {
-            amr,
-            tx,
-            previous_digest,
-            verdict,
+            amr: start.amr,
+            tx: start.tx,
+            previous_digest: start.previous_digest,
+            verdict: start.verdict,
             phishing_resistant,
+            device_id: start.device_id,
         })
         .unwrap_or_default(),
         created_at: now.micros(),
@@ -87,13 +115,16 @@ pub async fn begin_step_up(
     Ok(SecretString::from(token))
 }
 
-/// The pending step-up behind a cookie value, if it is still live.
+/// The pending step-up behind a cookie value, if it is still live and this is the browser
+/// that started it.
 pub async fn pending(
     svc: &Services,
     now: Timestamp,
     token: &str,
+    ctx: &RequestContext,
 ) -> Result<Option<Pending>, FlowError> {
     let id = token_digest(token);
+    let device = ctx.device_id.clone();
     Ok(svc
         .db
         .run(move |c| {
@@ -110,6 +141,9 @@ pub async fn pending(
                 Ok(d) => d,
                 Err(_) => return Ok(None),
             };
+            if data.device_id != device {
+                return Ok(None);
+            }
             let enrolled = factors::enrolled(c, &user.id)?;
             let reason = match &data.verdict {
                 Some(v) => crate::risk::user_message(&v.assessment),
@@ -119,7 +153,9 @@ pub async fn pending(
                 user,
                 tx: data.tx,
                 enrolled,
-                phishing_resistant: data.phishing_resistant,
+                requirement: Requirement::StepUp {
+                    phishing_resistant: data.phishing_resistant,
+                },
                 reason,
                 verdict: data.verdict,
                 amr: data.amr,
@@ -145,6 +181,8 @@ pub enum StepResult {
     },
     /// The pending sign-in expired or was already completed.
     Expired,
+    /// This factor does not satisfy what the step-up requires (a passkey is needed).
+    NotAccepted,
 }
 
 /// Finish a pending step-up with proven `extra` amr values.
@@ -180,6 +218,7 @@ pub async fn finish_with(
         acr: acr.to_owned(),
         amr,
         verdict: p.verdict.clone(),
+        tx: p.tx.clone(),
     };
     let est = establish(svc, now, &p.user, proof, ctx, p.previous_digest.clone()).await?;
     Ok(StepResult::Done {
@@ -198,9 +237,12 @@ pub async fn with_totp(
     code: &str,
     ctx: &RequestContext,
 ) -> Result<StepResult, FlowError> {
-    let Some(p) = pending(svc, now, token).await? else {
+    let Some(p) = pending(svc, now, token, ctx).await? else {
         return Ok(StepResult::Expired);
     };
+    if !p.requirement.accepts(Factor::Totp) {
+        return Ok(StepResult::NotAccepted);
+    }
     let account = account_key(&p.user.username);
     if let Some(retry_after_secs) = throttled(svc, now, &account, &ctx.ip.to_string()).await? {
         return Ok(StepResult::Throttled { retry_after_secs });
@@ -257,9 +299,12 @@ pub async fn with_recovery_code(
     code: &str,
     ctx: &RequestContext,
 ) -> Result<StepResult, FlowError> {
-    let Some(p) = pending(svc, now, token).await? else {
+    let Some(p) = pending(svc, now, token, ctx).await? else {
         return Ok(StepResult::Expired);
     };
+    if !p.requirement.accepts(Factor::RecoveryCode) {
+        return Ok(StepResult::NotAccepted);
+    }
     let account = account_key(&p.user.username);
     if let Some(retry_after_secs) = throttled(svc, now, &account, &ctx.ip.to_string()).await? {
         return Ok(StepResult::Throttled { retry_after_secs });
@@ -314,6 +359,7 @@ pub fn store_totp(
             last_used_step: step,
             created_at: now.micros(),
             last_used_at: None,
+            suspended_at: None,
         },
     )?;
     Ok(())

@@ -7,12 +7,16 @@
 //!       └─ throttled ───┴─ refused (one answer for unknown user and wrong password)
 //! ```
 //!
-//! Read top to bottom: `login.rs` (a password sign-in), `session.rs` (the SSO session it
-//! creates), `accounts.rs` and `clients.rs` (what operators do).
+//! Read top to bottom: `enforce.rs` (the one function that decides who may proceed),
+//! `login.rs` (a password sign-in), `mfa.rs` (its step-up), `session.rs` (the SSO session it
+//! creates), `authorize.rs` (from a request to a code), `containment.rs` (what a known
+//! compromise ends), `accounts.rs` and `clients.rs` (what operators do).
 
 pub mod accounts;
 pub mod authorize;
 pub mod clients;
+pub mod containment;
+pub mod enforce;
 pub mod factors;
 pub mod keys;
 pub mod login;

@@ -90,7 +90,10 @@ pub async fn register_begin(
 ) -> Result<(Value, String), FlowError> {
     let pk = passkeys(svc)?;
     let uid = user.id.clone();
-    let existing = svc.db.run(move |c| factors::passkeys_for(c, &uid)).await?;
+    let existing = svc
+        .db
+        .run(move |c| factors::passkeys_all_for(c, &uid))
+        .await?;
     let display = if user.name.is_empty() {
         user.username.clone()
     } else {
@@ -147,6 +150,7 @@ pub async fn register_finish(
                         passkey: reg.passkey_json.clone(),
                         created_at: now.micros(),
                         last_used_at: None,
+                        suspended_at: None,
                     },
                 )?;
                 auditor.record(
@@ -258,9 +262,10 @@ pub async fn step_up_begin(
     svc: &Services,
     now: Timestamp,
     pending_token: &str,
+    ctx: &RequestContext,
 ) -> Result<(Value, String), FlowError> {
     let pk = passkeys(svc)?;
-    let p = mfa::pending(svc, now, pending_token)
+    let p = mfa::pending(svc, now, pending_token, ctx)
         .await?
         .ok_or_else(|| FlowError::Invalid("This sign-in expired. Start again.".into()))?;
     let uid = p.user.id.clone();
@@ -279,9 +284,12 @@ pub async fn step_up_finish(
     ctx: &RequestContext,
 ) -> Result<Result<StepResult, String>, FlowError> {
     let pk = passkeys(svc)?;
-    let Some(p) = mfa::pending(svc, now, pending_token).await? else {
+    let Some(p) = mfa::pending(svc, now, pending_token, ctx).await? else {
         return Ok(Ok(StepResult::Expired));
     };
+    if !p.requirement.accepts(super::enforce::Factor::Passkey) {
+        return Ok(Ok(StepResult::NotAccepted));
+    }
     let Some(row) = take(svc, now, "webauthn_step_up", flow)
         .await?
         .filter(|r| r.user_id.as_deref() == Some(p.user.id.as_str()))
@@ -355,6 +363,7 @@ pub async fn passwordless_finish(
     response: &str,
     ctx: &RequestContext,
     previous_digest: Option<String>,
+    tx: Option<String>,
 ) -> Result<Passwordless, FlowError> {
     let pk = passkeys(svc)?;
     let Some(row) = take(svc, now, "passwordless", flow).await? else {
@@ -392,38 +401,75 @@ pub async fn passwordless_finish(
             retry_after_secs: retry,
         }));
     }
-    // A passkey is already the strongest factor: only a deny-listed network stops it. The
-    // assessment is still logged and learnt from.
-    let mut verdict = super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;
-    match verdict.decision {
-        crate::risk::Decision::Block {
-            reason: crate::risk::BlockReason::DenyListed,
-        } => {
-            let (auditor, uid, ip, v) = (svc.auditor.clone(), user.id.clone(), ctx.ip, &verdict);
-            let details = crate::audit::with(
-                serde_json::json!({ "method": "passkey" }),
-                crate::audit::risk_details(
-                    &v.features,
-                    &v.assessment,
-                    &v.decision,
-                    v.candidate.as_ref(),
-                    v.geoip_build,
-                ),
-            );
-            let ev = AuditEvent::new("login.blocked")
-                .target(uid)
-                .ip(ip)
-                .details(details);
-            svc.db.run(move |c| auditor.record(c, now, ev)).await?;
-            return Ok(Passwordless::Failed(
-                crate::risk::BlockReason::DenyListed.message().to_owned(),
-            ));
-        }
-        _ => verdict.decision = crate::risk::Decision::Allow,
-    }
-    let verdict = Some(verdict);
     match pk.finish_discoverable(response, &row.data, &stored(&creds)) {
         Ok(a) if a.user_verified => {
+            // A passkey is already the strongest factor; the sign-in is still scored, and the one
+            // enforcement point decides what can stop it (a block: a deny-listed network).
+            let mut verdict =
+                super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;
+            let facts = super::enforce::Facts {
+                now: now.micros(),
+                device_id: ctx.device_id.as_deref(),
+                decision: Some((verdict.decision, verdict.assessment.level)),
+                ..Default::default()
+            };
+            let need = super::enforce::check(
+                svc,
+                &user,
+                None,
+                &facts,
+                super::enforce::Action::SignIn(super::enforce::Method::Passkey),
+            )
+            .await?;
+            match need {
+                super::enforce::Requirement::Allow => {
+                    verdict.decision = crate::risk::Decision::Allow
+                }
+                other => {
+                    let message = match other {
+                        super::enforce::Requirement::Deny(r) => r.message(),
+                        _ => crate::risk::BlockReason::Policy.message(),
+                    };
+                    let (auditor, uid, v) = (svc.auditor.clone(), user.id.clone(), verdict.clone());
+                    let ctx2 = ctx.clone();
+                    svc.db
+                        .run(move |c| {
+                            store::transaction(c, |c| {
+                                log_signin(
+                                    c,
+                                    now,
+                                    Some(&uid),
+                                    "passkey",
+                                    "blocked",
+                                    &ctx2,
+                                    None,
+                                    Some(&v),
+                                )?;
+                                let details = crate::audit::with(
+                                    serde_json::json!({ "method": "passkey" }),
+                                    crate::audit::risk_details(
+                                        &v.features,
+                                        &v.assessment,
+                                        &v.decision,
+                                        v.candidate.as_ref(),
+                                        v.geoip_build,
+                                    ),
+                                );
+                                auditor.record(
+                                    c,
+                                    now,
+                                    AuditEvent::new("login.blocked")
+                                        .target(uid.clone())
+                                        .ip(ctx2.ip)
+                                        .details(details),
+                                )
+                            })
+                        })
+                        .await?;
+                    return Ok(Passwordless::Failed(message.to_owned()));
+                }
+            }
+            let verdict = Some(verdict);
             store_use(svc, now, &user.id, &a).await?;
             let mut amr: Vec<String> = amr_of(&a).into_iter().map(str::to_owned).collect();
             amr.push("mfa".into());
@@ -436,6 +482,7 @@ pub async fn passwordless_finish(
                     acr: ACR_PHR.into(),
                     amr,
                     verdict,
+                    tx,
                 },
                 ctx,
                 previous_digest,

@@ -60,15 +60,19 @@ impl RuntimePolicy {
         Ok(())
     }
 
-    /// The model configuration this policy implies (thresholds and travel speed).
+    /// The model configuration this policy implies (thresholds and travel speed). A client's
+    /// own thresholds can only make its sign-ins stricter: the request names the client, so an
+    /// attacker would otherwise pick the laxest one for the session they create.
     pub fn config(&self, base: &RiskConfig, client: Option<(i64, i64)>) -> RiskConfig {
         let mut cfg = *base;
         cfg.thresholds.medium = self.medium;
         cfg.thresholds.high = self.high;
         if let Some((m, h)) = client {
             if let (Ok(m), Ok(h)) = (u8::try_from(m), u8::try_from(h)) {
-                cfg.thresholds.medium = m;
-                cfg.thresholds.high = h;
+                cfg.thresholds.medium = m.min(self.medium);
+                cfg.thresholds.high = h
+                    .min(self.high)
+                    .max(cfg.thresholds.medium.saturating_add(1));
             }
         }
         cfg.rules.travel.max_speed_kmh = f64::from(self.travel_speed_kmh);

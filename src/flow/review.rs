@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::accounts::Actor;
+use super::containment::{contain, notify, set_risk, Cause, Contained};
+use super::enforce::AccountRisk;
 use super::signin_log::{when, Entry};
 use super::{FlowError, Services};
 use crate::audit::AuditEvent;
@@ -175,29 +177,33 @@ pub async fn decide(
                     }
                     Err(e) => return Err(e),
                 }
-                let features = signins::find(c, &review.signin_id)?.and_then(|s| {
+                let signin = signins::find(c, &review.signin_id)?;
+                let signin_at = signin.as_ref().map(|s| s.at).unwrap_or(review.created_at);
+                let features = signin.and_then(|s| {
                     s.features
                         .as_deref()
                         .and_then(|j| serde_json::from_str::<SignInFeatures>(j).ok())
                 });
+                let mut contained = Contained::default();
                 if let Some(uid) = &review.user_id {
-                    match &features {
-                        Some(f) => super::risk::apply_verdict(
-                            c,
-                            uid,
-                            f,
-                            verdict == Verdict::Legitimate,
-                            now,
-                        )?,
-                        // Nothing to learn from, but an attack still ends the sessions.
-                        None if verdict != Verdict::Legitimate => {
-                            store::sessions::revoke_all_for_user(c, uid, now.micros())?;
-                        }
-                        None => {}
+                    if let Some(f) = &features {
+                        super::risk::apply_verdict(c, uid, f, verdict == Verdict::Legitimate, now)?;
                     }
-                    if lock {
-                        store::users::set_disabled(c, uid, true, now.micros())?;
-                        store::sessions::revoke_all_for_user(c, uid, now.micros())?;
+                    if verdict != Verdict::Legitimate {
+                        // An attack: the account is compromised and everything it holds ends.
+                        if lock {
+                            store::users::set_disabled(c, uid, true, now.micros())?;
+                        }
+                        contained = contain(
+                            c,
+                            &auditor,
+                            &actor,
+                            now,
+                            uid,
+                            Cause::AttackVerdict { signin_at },
+                            None,
+                        )?;
+                        set_risk(c, &auditor, &actor, now, uid, AccountRisk::Compromised, "attack_verdict")?;
                     }
                 }
                 auditor.record(
@@ -214,11 +220,13 @@ pub async fn decide(
                             "review": review.id,
                         })),
                 )?;
-                Ok(Ok(()))
+                Ok(Ok(contained))
             })
         })
         .await?;
-    result
+    let contained = result?;
+    notify(svc, now, &contained).await;
+    Ok(())
 }
 
 /// The message for a second verdict: who gave the first one, and when.
@@ -287,18 +295,29 @@ async fn report_once(
                 if row.user_id.as_deref() != Some(uid.as_str()) {
                     return Ok(None);
                 }
+                // The user's word moves this account only: the network's global reputation
+                // changes on an admin's verdict, never on a report anyone can file.
                 let first_report = reviews::report(c, &row.id, &uid, now.micros())?;
-                if first_report {
-                    if let Some(f) = row
-                        .features
-                        .as_deref()
-                        .and_then(|j| serde_json::from_str::<SignInFeatures>(j).ok())
-                    {
-                        super::risk::apply_verdict(c, &uid, &f, false, now)?;
-                    }
-                }
-                let sessions_ended = store::sessions::revoke_all_for_user(c, &uid, now.micros())?;
-                store::users::require_password_change(c, &uid, now.micros())?;
+                let actor = Actor::admin(uid.clone(), ip);
+                let contained = contain(
+                    c,
+                    &auditor,
+                    &actor,
+                    now,
+                    &uid,
+                    Cause::Reported { signin_at: row.at },
+                    None,
+                )?;
+                set_risk(
+                    c,
+                    &auditor,
+                    &actor,
+                    now,
+                    &uid,
+                    AccountRisk::Compromised,
+                    "reported",
+                )?;
+                let sessions_ended = contained.sessions.len();
                 auditor.record(
                     c,
                     now,
@@ -311,12 +330,17 @@ async fn report_once(
                             "first_report": first_report,
                         })),
                 )?;
-                Ok(Some(Reported {
-                    sessions_ended,
-                    first_report,
-                }))
+                Ok(Some((
+                    Reported {
+                        sessions_ended,
+                        first_report,
+                    },
+                    contained,
+                )))
             })
         })
         .await?;
-    done.ok_or_else(|| FlowError::NotFound("sign-in".into()))
+    let (reported, contained) = done.ok_or_else(|| FlowError::NotFound("sign-in".into()))?;
+    notify(svc, now, &contained).await;
+    Ok(reported)
 }

@@ -291,7 +291,7 @@ pub fn learn(
 }
 
 /// An admin's verdict on a logged sign-in (the review queue's hook): "legitimate" teaches the
-/// user's profile; "attack" counts its network and device against, and ends the user's sessions.
+/// user's profile; "attack" counts its network and device against (globally).
 pub fn apply_verdict(
     conn: &mut DbConn,
     user_id: &str,
@@ -313,14 +313,13 @@ pub fn apply_verdict(
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default();
         global.mark_attack(features);
+        // Ending the account's sessions and tokens is containment's job (the caller's).
         store::risk::put_state(
             conn,
             GLOBAL,
             &serde_json::to_string(&global).unwrap_or_default(),
             now.micros(),
-        )?;
-        store::sessions::revoke_all_for_user(conn, user_id, now.micros())?;
-        Ok(())
+        )
     }
 }
 

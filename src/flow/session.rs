@@ -64,13 +64,19 @@ pub fn create(
 }
 
 /// The live session behind a cookie value and its (enabled) user; slides the idle window.
+///
+/// A session belongs to the browser that created it (its device cookie). The same session
+/// cookie from another browser is a stolen cookie: the session is ended at once (audited) and
+/// the request is treated as signed out, so a replay from another device gets nothing.
 pub async fn resolve(
     svc: &Services,
     token: &str,
     now: Timestamp,
+    ctx: &RequestContext,
 ) -> Result<Option<(Session, User)>, FlowError> {
     let digest = token_digest(token);
     let cfg = svc.settings.session;
+    let (auditor, ctx) = (svc.auditor.clone(), ctx.clone());
     Ok(svc
         .db
         .run(move |c| {
@@ -81,6 +87,21 @@ pub async fn resolve(
                 return Ok(None);
             };
             if u.disabled {
+                return Ok(None);
+            }
+            if s.device_id != ctx.device_id {
+                crate::store::transaction(c, |c| {
+                    sessions::revoke(c, &s.id, now.micros())?;
+                    auditor.record(
+                        c,
+                        now,
+                        AuditEvent::new("session.wrong_device")
+                            .actor(s.user_id.clone())
+                            .target(s.id.clone())
+                            .ip(ctx.ip),
+                    )
+                })?;
+                tracing::warn!(user.id = %s.user_id, client.ip = %ctx.ip, "session cookie used from another device; session ended");
                 return Ok(None);
             }
             // Touch at most once a minute: a page view should not always be a write.

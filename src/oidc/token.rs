@@ -11,6 +11,7 @@ use super::client_auth::{authenticate, Presented};
 use super::{split_scope, OAuthError, RiskClaim, LIFETIMES};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
+use crate::flow::enforce::{self, Action, Facts, Requirement};
 use crate::flow::{random_token, Services};
 use crate::store::clients::Client;
 use crate::store::tokens::{self, AccessTokenRow, RefreshTokenRow};
@@ -197,6 +198,10 @@ async fn authorization_code(
     let user = user
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
+    // A code minted before a compromise or a forced password change is worth nothing after.
+    if user.must_change_password || user.risk_state == "compromised" {
+        return Err(OAuthError::invalid_grant("the account is not available"));
+    }
     let grant = Grant {
         user,
         scopes: split_scope(&row.scope),
@@ -208,7 +213,9 @@ async fn authorization_code(
         risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
         code_id: Some(row.id),
     };
-    issue(svc, now, client, grant, None).await
+    issue(svc, now, client, grant, None)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))
 }
 
 async fn refresh(
@@ -286,26 +293,75 @@ async fn refresh(
             asked
         }
     };
-    let (id, user_id) = (row.id.clone(), row.user_id.clone());
-    let (rotated, user) = svc
+    // The one enforcement point: a disabled, compromised or must-change account, an ended
+    // session or a withdrawn consent stops the family here, whoever holds the token.
+    let (user_id, sid, cid, first_party) = (
+        row.user_id.clone(),
+        row.session_id.clone(),
+        client.id.clone(),
+        client.first_party,
+    );
+    let (user, session_revoked, consent_withdrawn) = svc
         .db
         .run(move |c| {
-            Ok((
-                tokens::mark_refresh_used(c, &id, now.micros())?,
-                users::find(c, &user_id)?,
-            ))
+            let user = users::find(c, &user_id)?;
+            let revoked = match &sid {
+                Some(s) => store::sessions::is_revoked(c, s)?,
+                None => false,
+            };
+            let withdrawn = !first_party && store::consents::find(c, &user_id, &cid)?.is_none();
+            Ok((user, revoked, withdrawn))
         })
         .await?;
-    if !rotated {
-        // Lost a race with another use of the same token: that is reuse too.
-        reuse(svc, &row).await?;
+    let user = user.ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
+    let as_session = store::sessions::Session {
+        id: row.session_id.clone().unwrap_or_default(),
+        token_hash: String::new(),
+        user_id: row.user_id.clone(),
+        created_at: row.auth_time,
+        last_seen_at: row.auth_time,
+        idle_expires_at: row.expires_at,
+        expires_at: row.family_expires_at,
+        auth_time: row.auth_time,
+        acr: row.acr.clone(),
+        amr: row.amr.clone(),
+        device_id: None,
+        ip: None,
+        user_agent: None,
+        revoked_at: None,
+        risk: None,
+    };
+    let facts = Facts {
+        now: now.micros(),
+        session_revoked,
+        consent_withdrawn,
+        ..Facts::default()
+    };
+    let need = enforce::check(svc, &user, Some(&as_session), &facts, Action::Refresh)
+        .await
+        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    if need != Requirement::Allow {
+        let (family, auditor) = (row.family_id.clone(), svc.auditor.clone());
+        let (client_id, uid) = (client.id.clone(), row.user_id.clone());
+        svc.db
+            .run(move |c| {
+                store::transaction(c, |c| {
+                    tokens::revoke_family(c, &family, now.micros())?;
+                    auditor.record(
+                        c,
+                        now,
+                        AuditEvent::new("oidc.refresh_refused")
+                            .actor(client_id)
+                            .target(uid)
+                            .details(serde_json::json!({ "family": family, "requirement": format!("{need:?}") })),
+                    )
+                })
+            })
+            .await?;
         return Err(OAuthError::invalid_grant(
-            "the refresh token was already used",
+            "the refresh token is no longer valid for this account",
         ));
     }
-    let user = user
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
     let grant = Grant {
         user,
         scopes,
@@ -317,7 +373,16 @@ async fn refresh(
         risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
         code_id: row.code_id.clone(),
     };
-    issue(svc, now, client, grant, Some(row)).await
+    match issue(svc, now, client, grant, Some(row.clone())).await? {
+        Some(r) => Ok(r),
+        None => {
+            // Lost a race with another use of the same token: that is reuse too.
+            reuse(svc, &row).await?;
+            Err(OAuthError::invalid_grant(
+                "the refresh token was already used",
+            ))
+        }
+    }
 }
 
 async fn client_credentials(
@@ -377,14 +442,17 @@ async fn client_credentials(
     })
 }
 
-/// Sign the access token (and ID token, and a rotated/new refresh token) for `grant`.
+/// Sign the access token (and ID token, and a rotated/new refresh token) for `grant`. With a
+/// `parent`, the parent is marked used in the same transaction that stores its successor (a
+/// crash between cannot make the client's retry look like reuse); `None` when another request
+/// used the parent first.
 async fn issue(
     svc: &Services,
     now: Timestamp,
     client: &Client,
     g: Grant,
     parent: Option<RefreshTokenRow>,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<Option<TokenResponse>, OAuthError> {
     let issuer = svc.settings.issuer.as_str().to_owned();
     let scope = g.scopes.join(" ");
     let jti = new_id();
@@ -476,25 +544,35 @@ async fn issue(
         expires_at: now.plus_secs(LIFETIMES.access_token).micros(),
         revoked_at: None,
     };
-    svc.db
+    let parent_id = parent.as_ref().map(|p| p.id.clone());
+    let stored = svc
+        .db
         .run(move |c| {
             store::transaction(c, |c| {
+                if let Some(id) = &parent_id {
+                    if !tokens::mark_refresh_used(c, id, now.micros())? {
+                        return Ok(false);
+                    }
+                }
                 tokens::insert_access(c, &access_row)?;
                 if let Some(r) = &refresh_row {
                     tokens::insert_refresh(c, r)?;
                 }
-                Ok(())
+                Ok(true)
             })
         })
         .await?;
-    Ok(TokenResponse {
+    if !stored {
+        return Ok(None);
+    }
+    Ok(Some(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: LIFETIMES.access_token,
         scope,
         id_token,
         refresh_token: refresh_plain,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -23,6 +23,11 @@ pub struct AuthzRequest {
     pub login_hint: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The device cookie of the browser that started the request: only it may continue it.
+    pub device_id: Option<String>,
+    /// The session already assessed for this request (the sign-in made for it); any other
+    /// session is re-scored before it may receive a code.
+    pub assessed_session: Option<String>,
 }
 
 pub fn insert_request(conn: &mut DbConn, r: &AuthzRequest) -> StoreResult<()> {
@@ -39,6 +44,19 @@ pub fn find_request(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<Option
         .select(AuthzRequest::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Consume a request: true only for the one caller whose delete removed it.
+pub fn take_request(conn: &mut DbConn, id: &str) -> StoreResult<bool> {
+    Ok(diesel::delete(authz_requests::table.find(id)).execute(conn)? == 1)
+}
+
+/// Record the session assessed for a request (the sign-in made for it, or a kept SSO reuse).
+pub fn set_assessed_session(conn: &mut DbConn, id: &str, session_id: &str) -> StoreResult<()> {
+    diesel::update(authz_requests::table.find(id))
+        .set(authz_requests::assessed_session.eq(session_id))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn delete_request(conn: &mut DbConn, id: &str) -> StoreResult<()> {

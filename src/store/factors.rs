@@ -15,9 +15,22 @@ pub struct TotpRow {
     pub last_used_step: Option<i64>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Set when the factor was added after a reported sign-in: unusable until confirmed.
+    pub suspended_at: Option<i64>,
 }
 
+/// The user's usable TOTP credential (a suspended one is not usable).
 pub fn totp_for(conn: &mut DbConn, user_id: &str) -> StoreResult<Option<TotpRow>> {
+    Ok(totp_credentials::table
+        .filter(totp_credentials::user_id.eq(user_id))
+        .filter(totp_credentials::suspended_at.is_null())
+        .select(TotpRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The user's TOTP credential, suspended or not (for the account page).
+pub fn totp_any_for(conn: &mut DbConn, user_id: &str) -> StoreResult<Option<TotpRow>> {
     Ok(totp_credentials::table
         .filter(totp_credentials::user_id.eq(user_id))
         .select(TotpRow::as_select())
@@ -70,9 +83,22 @@ pub struct WebauthnRow {
     pub passkey: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Set when the passkey was added after a reported sign-in: unusable until confirmed.
+    pub suspended_at: Option<i64>,
 }
 
+/// The user's usable passkeys (suspended ones cannot sign in).
 pub fn passkeys_for(conn: &mut DbConn, user_id: &str) -> StoreResult<Vec<WebauthnRow>> {
+    Ok(webauthn_credentials::table
+        .filter(webauthn_credentials::user_id.eq(user_id))
+        .filter(webauthn_credentials::suspended_at.is_null())
+        .order(webauthn_credentials::created_at.asc())
+        .select(WebauthnRow::as_select())
+        .load(conn)?)
+}
+
+/// Every passkey of the user, suspended or not (the account page; registration's exclude list).
+pub fn passkeys_all_for(conn: &mut DbConn, user_id: &str) -> StoreResult<Vec<WebauthnRow>> {
     Ok(webauthn_credentials::table
         .filter(webauthn_credentials::user_id.eq(user_id))
         .order(webauthn_credentials::created_at.asc())
@@ -201,6 +227,7 @@ impl Enrolled {
 pub fn enrolled(conn: &mut DbConn, user_id: &str) -> StoreResult<Enrolled> {
     let webauthn: i64 = webauthn_credentials::table
         .filter(webauthn_credentials::user_id.eq(user_id))
+        .filter(webauthn_credentials::suspended_at.is_null())
         .count()
         .get_result(conn)?;
     Ok(Enrolled {
@@ -208,4 +235,61 @@ pub fn enrolled(conn: &mut DbConn, user_id: &str) -> StoreResult<Enrolled> {
         totp: totp_for(conn, user_id)?.is_some(),
         recovery: recovery_codes_left(conn, user_id)? > 0,
     })
+}
+
+/// Containment: suspend the factors added since `since` (the reported sign-in), and drop
+/// recovery codes generated since then (whoever generated them has seen them). Returns how
+/// many factors were suspended.
+pub fn suspend_added_since(
+    conn: &mut DbConn,
+    user_id: &str,
+    since: i64,
+    now: i64,
+) -> StoreResult<usize> {
+    let t = diesel::update(
+        totp_credentials::table
+            .filter(totp_credentials::user_id.eq(user_id))
+            .filter(totp_credentials::created_at.ge(since))
+            .filter(totp_credentials::suspended_at.is_null()),
+    )
+    .set(totp_credentials::suspended_at.eq(now))
+    .execute(conn)?;
+    let p = diesel::update(
+        webauthn_credentials::table
+            .filter(webauthn_credentials::user_id.eq(user_id))
+            .filter(webauthn_credentials::created_at.ge(since))
+            .filter(webauthn_credentials::suspended_at.is_null()),
+    )
+    .set(webauthn_credentials::suspended_at.eq(now))
+    .execute(conn)?;
+    diesel::delete(
+        recovery_codes::table
+            .filter(recovery_codes::user_id.eq(user_id))
+            .filter(recovery_codes::created_at.ge(since)),
+    )
+    .execute(conn)?;
+    Ok(t + p)
+}
+
+/// The owner confirms a suspended factor (`totp`, or a passkey's row id): usable again.
+pub fn confirm_suspended(conn: &mut DbConn, user_id: &str, which: &str) -> StoreResult<bool> {
+    let n = if which == "totp" {
+        diesel::update(
+            totp_credentials::table
+                .filter(totp_credentials::user_id.eq(user_id))
+                .filter(totp_credentials::suspended_at.is_not_null()),
+        )
+        .set(totp_credentials::suspended_at.eq(None::<i64>))
+        .execute(conn)?
+    } else {
+        diesel::update(
+            webauthn_credentials::table
+                .filter(webauthn_credentials::user_id.eq(user_id))
+                .filter(webauthn_credentials::id.eq(which))
+                .filter(webauthn_credentials::suspended_at.is_not_null()),
+        )
+        .set(webauthn_credentials::suspended_at.eq(None::<i64>))
+        .execute(conn)?
+    };
+    Ok(n == 1)
 }

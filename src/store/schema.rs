@@ -13,6 +13,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         must_change_password -> Bool,
+        risk_state -> Text,
+        risk_state_at -> Nullable<BigInt>,
     }
 }
 
@@ -125,6 +127,8 @@ diesel::table! {
         login_hint -> Nullable<Text>,
         created_at -> BigInt,
         expires_at -> BigInt,
+        device_id -> Nullable<Text>,
+        assessed_session -> Nullable<Text>,
     }
 }
 
@@ -200,6 +204,7 @@ diesel::table! {
         last_used_step -> Nullable<BigInt>,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        suspended_at -> Nullable<BigInt>,
     }
 }
 
@@ -212,6 +217,7 @@ diesel::table! {
         passkey -> Text,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        suspended_at -> Nullable<BigInt>,
     }
 }
 

@@ -74,6 +74,41 @@ pub fn revoke(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<bool> {
     Ok(n == 1)
 }
 
+/// End every session of a user except `keep`, returning the sessions it ended (containment
+/// tells their applications).
+pub fn revoke_all_returning(
+    conn: &mut DbConn,
+    user_id: &str,
+    keep: Option<&str>,
+    now: i64,
+) -> StoreResult<Vec<Session>> {
+    let live: Vec<Session> = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .select(Session::as_select())
+        .load(conn)?;
+    let mut ended = Vec::new();
+    for s in live {
+        if Some(s.id.as_str()) == keep {
+            continue;
+        }
+        if revoke(conn, &s.id, now)? {
+            ended.push(s);
+        }
+    }
+    Ok(ended)
+}
+
+/// Whether the session was ended on purpose (sign-out, containment) — not merely expired.
+pub fn is_revoked(conn: &mut DbConn, id: &str) -> StoreResult<bool> {
+    Ok(sessions::table
+        .find(id)
+        .select(sessions::revoked_at)
+        .first::<Option<i64>>(conn)
+        .optional()?
+        .is_some_and(|r| r.is_some()))
+}
+
 /// End every live session of a user (password reset, admin action, "this wasn't me").
 pub fn revoke_all_for_user(conn: &mut DbConn, user_id: &str, now: i64) -> StoreResult<usize> {
     Ok(diesel::update(

@@ -20,6 +20,10 @@ pub struct User {
     /// An admin reset the password or the user reported a sign-in that was not theirs: the next
     /// sign-in must choose a new password before anything else.
     pub must_change_password: bool,
+    /// `none`, `at_risk` or `compromised` (see `flow::account_risk`).
+    pub risk_state: String,
+    /// When the account entered its risk state.
+    pub risk_state_at: Option<i64>,
 }
 
 impl std::fmt::Debug for User {
@@ -137,6 +141,52 @@ pub fn require_password_change(conn: &mut DbConn, id: &str, now: i64) -> StoreRe
     } else {
         Err(StoreError::NotFound)
     }
+}
+
+/// Move the account to risk state `state` (`none`, `at_risk`, `compromised`) at `now`. With
+/// `only_from`, only an account currently in that state moves (so `at_risk` never downgrades a
+/// compromised account). Returns whether the row changed.
+pub fn set_risk_state(
+    conn: &mut DbConn,
+    id: &str,
+    state: &str,
+    only_from: Option<&[&str]>,
+    now: i64,
+) -> StoreResult<bool> {
+    let at = (state != "none").then_some(now);
+    let q = users::table.find(id).into_boxed();
+    let q = match only_from {
+        Some(from) => q.filter(users::risk_state.eq_any(from.to_vec())),
+        None => q,
+    };
+    let ids: Vec<String> = q.select(users::id).load(conn)?;
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    let n = diesel::update(users::table.find(id))
+        .set((
+            users::risk_state.eq(state),
+            users::risk_state_at.eq(at),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Set or clear the forced password change.
+pub fn set_must_change_password(
+    conn: &mut DbConn,
+    id: &str,
+    must: bool,
+    now: i64,
+) -> StoreResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::must_change_password.eq(must),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Grant or withdraw the admin role.

@@ -8,9 +8,10 @@ use tera::Context;
 
 use super::errors::WebError;
 use super::templates::page;
-use super::{current_session, see_other, AppState};
+use super::{current_session, enforced_session, see_other, AppState};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
+use crate::flow::enforce::Action;
 use crate::flow::factors;
 use crate::store::sessions::Session;
 use crate::store::users::User;
@@ -21,8 +22,21 @@ pub struct AccountQuery {
     pub notice: Option<String>,
 }
 
-/// The signed-in user, or a redirect to the login page.
+/// The signed-in user once the one enforcement point allows `action` (a factor change needs a
+/// fresh sign-in with a second factor, a forced password change comes first, a session used
+/// from a new network is re-scored); otherwise the response it chose.
 async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+    action: Action,
+    here: &str,
+) -> Result<Result<(Session, User), HttpResponse>, WebError> {
+    enforced_session(state, req, action, here).await
+}
+
+/// The signed-in user, whatever the account's state: for "this wasn't me", which only ever
+/// takes access away.
+async fn signed_in_any(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Result<(Session, User), HttpResponse>, WebError> {
@@ -72,10 +86,7 @@ pub async fn show(
     req: HttpRequest,
     q: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (s, user) = or_respond!(signed_in(&state, &req).await?);
-    if user.must_change_password {
-        return Ok(see_other("/account/password"));
-    }
+    let (s, user) = or_respond!(signed_in(&state, &req, Action::AccountPage, "/account").await?);
     let now = state.now();
     let (uid, current_id, risk) = (user.id.clone(), s.id.clone(), state.svc.risk.clone());
     let place = move |ip: &Option<String>| {
@@ -110,13 +121,24 @@ pub async fn show(
                     })
                 })
                 .collect();
-            let totp = stored::totp_for(c, &uid)?.map(|t| json!({ "created": Timestamp(t.created_at).display(), "last_used": t.last_used_at.map(|x| Timestamp(x).display()) }));
-            let passkeys: Vec<_> = stored::passkeys_for(c, &uid)?
+            let totp_row = stored::totp_any_for(c, &uid)?;
+            let passkey_rows = stored::passkeys_all_for(c, &uid)?;
+            // Factors suspended by containment: shown first, for the owner to confirm or remove.
+            let mut suspended = Vec::new();
+            if let Some(t) = totp_row.as_ref().filter(|t| t.suspended_at.is_some()) {
+                suspended.push(json!({ "which": "totp", "label": "Authenticator app", "created": Timestamp(t.created_at).display(), "remove_action": "/account/totp/remove" }));
+            }
+            for p in passkey_rows.iter().filter(|p| p.suspended_at.is_some()) {
+                suspended.push(json!({ "which": p.id, "label": format!("Passkey \u{201c}{}\u{201d}", p.name), "created": Timestamp(p.created_at).display(), "remove_action": "/account/passkeys/remove" }));
+            }
+            let totp = totp_row.filter(|t| t.suspended_at.is_none()).map(|t| json!({ "created": Timestamp(t.created_at).display(), "last_used": t.last_used_at.map(|x| Timestamp(x).display()) }));
+            let passkeys: Vec<_> = passkey_rows
                 .into_iter()
+                .filter(|p| p.suspended_at.is_none())
                 .map(|p| json!({ "id": p.id, "name": p.name, "created": Timestamp(p.created_at).display(), "last_used": p.last_used_at.map(|x| Timestamp(x).display()) }))
                 .collect();
             let recovery_left = stored::recovery_codes_left(c, &uid)?;
-            Ok(json!({ "consents": consent_rows, "sessions": live, "signins": recent, "totp": totp, "passkeys": passkeys, "recovery_left": recovery_left }))
+            Ok(json!({ "consents": consent_rows, "sessions": live, "signins": recent, "totp": totp, "passkeys": passkeys, "recovery_left": recovery_left, "suspended": suspended }))
         })
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
@@ -134,9 +156,15 @@ pub async fn show(
         "totp",
         "passkeys",
         "recovery_left",
+        "suspended",
     ] {
         ctx.insert(key, &data[key]);
     }
+    ctx.insert("risk_state", &user.risk_state);
+    ctx.insert(
+        "risk_since",
+        &user.risk_state_at.map(|t| Timestamp(t).display()),
+    );
     ctx.insert("passkeys_available", &state.passkeys_available());
     let notice = match q.notice.as_deref() {
         Some("recovery") => Some("You signed in with a recovery code. Enrol a new second factor now, and generate new recovery codes if few are left."),
@@ -171,7 +199,7 @@ pub async fn revoke_consent(
     form: web::Form<RevokeConsent>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::AccountPage, "/account").await?);
     let ip = state.context(&req).ip;
     let (uid, cid, auditor, now) = (
         user.id.clone(),
@@ -216,7 +244,7 @@ pub async fn revoke_session(
     form: web::Form<RevokeSession>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::AccountPage, "/account").await?);
     let ip = state.context(&req).ip;
     let (uid, sid, auditor, now) = (
         user.id.clone(),
@@ -275,7 +303,7 @@ pub async fn totp_begin(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::ChangeFactor, "/account").await?);
     let e = factors::totp_begin(&state.svc, state.now(), &user).await?;
     totp_page(&state, &req, &user, &e, None, StatusCode::OK)
 }
@@ -296,7 +324,7 @@ pub async fn totp_confirm(
     form: web::Form<TotpConfirm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::ChangeFactor, "/account").await?);
     let now = state.now();
     match factors::totp_confirm(
         &state.svc,
@@ -325,7 +353,7 @@ pub async fn totp_remove(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::ChangeFactor, "/account").await?);
     factors::totp_remove(&state.svc, state.now(), &user, state.context(&req).ip).await?;
     Ok(see_other("/account"))
 }
@@ -355,7 +383,7 @@ pub async fn recovery_show(
     req: HttpRequest,
     q: web::Query<RecoveryQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::AccountPage, "/account").await?);
     let Some(flow) = q.flow.as_deref() else {
         return Ok(see_other("/account"));
     };
@@ -371,7 +399,7 @@ pub async fn recovery_regenerate(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::ChangeFactor, "/account").await?);
     let codes =
         factors::regenerate_recovery(&state.svc, state.now(), &user, state.context(&req).ip)
             .await?;
@@ -408,7 +436,8 @@ pub async fn password_show(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) =
+        or_respond!(signed_in(&state, &req, Action::ChangePassword, "/account/password").await?);
     password_page(&state, &req, &user, StatusCode::OK, None)
 }
 
@@ -419,13 +448,14 @@ pub async fn password_change(
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (s, user) = or_respond!(signed_in(&state, &req).await?);
+    let (s, user) =
+        or_respond!(signed_in(&state, &req, Action::ChangePassword, "/account/password").await?);
     let ip = state.context(&req).ip;
     match crate::flow::accounts::change_own_password(
         &state.svc,
         state.now(),
         &user,
-        &s.id,
+        &s,
         form.current_password,
         form.new_password,
         ip,
@@ -458,7 +488,7 @@ pub async fn report_signin(
     form: web::Form<ReportForm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let (_, user) = or_respond!(signed_in(&state, &req).await?);
+    let (_, user) = or_respond!(signed_in_any(&state, &req).await?);
     let id = form.signin_id.trim();
     if id.is_empty() || id.len() > 64 {
         return Err(WebError::NotFound);
@@ -471,4 +501,32 @@ pub async fn report_signin(
     resp.add_cookie(&state.clear_session_cookie())
         .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmFactor {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub which: String,
+}
+
+/// The owner confirms a factor that containment suspended: a factor change like any other, so
+/// it needs a fresh sign-in with a (not suspended) second factor.
+pub async fn confirm_factor(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ConfirmFactor>,
+) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::ChangeFactor, "/account").await?);
+    factors::confirm_suspended(
+        &state.svc,
+        state.now(),
+        &user,
+        &form.which,
+        state.context(&req).ip,
+    )
+    .await?;
+    Ok(see_other("/account"))
 }

@@ -20,6 +20,8 @@ pub struct LoginQuery {
     pub next: Option<String>,
     /// `1`: the signed-in user must prove it is them again (an admin's sensitive action).
     pub reauth: Option<String>,
+    /// `mfa`: the re-authentication must include a second factor.
+    pub require: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +34,9 @@ pub struct LoginForm {
     /// Time zone, screen and platform from static/hints.js (a risk signal; may be absent).
     #[serde(default)]
     pub device_hints: Option<String>,
+    /// `mfa`: this sign-in re-authenticates for a change that needs a second factor.
+    #[serde(default)]
+    pub require: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -48,9 +53,11 @@ fn login_page(
     username: &str,
     error: Option<&str>,
     tx: Option<&str>,
+    require_mfa: bool,
 ) -> Result<HttpResponse, WebError> {
     let mut ctx = Context::new();
     ctx.insert("username", username);
+    ctx.insert("require_mfa", &require_mfa);
     if let Some(e) = error {
         ctx.insert("error", e);
     }
@@ -71,8 +78,13 @@ pub async fn show(
     let mut hint: String = q.login_hint.clone().unwrap_or_default();
     if q.tx.is_none() {
         if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-            if let Some((_, user)) =
-                session::resolve(&state.svc, cookie.value(), state.now()).await?
+            if let Some((_, user)) = session::resolve(
+                &state.svc,
+                cookie.value(),
+                state.now(),
+                &state.context(&req),
+            )
+            .await?
             {
                 if !reauth {
                     return Ok(see_other(next.unwrap_or("/account")));
@@ -89,6 +101,7 @@ pub async fn show(
         &hint,
         reauth.then_some("To continue, confirm it's you: sign in again."),
         q.tx.as_deref(),
+        q.require.as_deref() == Some("mfa"),
     )?;
     if let Some(n) = next.filter(|_| q.tx.is_none()) {
         resp.add_cookie(&state.next_cookie(n.to_owned()))
@@ -115,6 +128,7 @@ pub async fn submit(
         },
         previous_session: req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()),
         tx: form.tx.clone().filter(|t| !t.is_empty()),
+        want_mfa: form.require.as_deref() == Some("mfa"),
     };
     match login::password(&state.svc, now, attempt).await? {
         login::Outcome::SignedIn { established, user } => {
@@ -122,7 +136,7 @@ pub async fn submit(
             let mut resp = match form.tx.as_deref().filter(|t| !t.is_empty()) {
                 Some(tx) => {
                     let session = Some((established.session.clone(), *user));
-                    let next = authorize::resume(&state.svc, now, tx, session)
+                    let next = authorize::resume(&state.svc, now, tx, session, &state.context(&req))
                         .await
                         .map_err(|e| WebError::Internal(e.to_string()))?;
                     render_next(&state, &req, next)?
@@ -155,6 +169,7 @@ pub async fn submit(
             &form.username,
             Some("Wrong username or password."),
             form.tx.as_deref(),
+            form.require.as_deref() == Some("mfa"),
         ),
         login::Outcome::Throttled { retry_after_secs } => {
             Err(WebError::Throttled { retry_after_secs })

@@ -11,6 +11,7 @@ use super::errors::WebError;
 use super::oidc::render_next;
 use super::{see_other, AppState, MFA_COOKIE};
 use crate::flow::authorize;
+use crate::flow::enforce::Factor;
 use crate::flow::mfa::{self, Pending, StepResult};
 
 #[derive(Deserialize)]
@@ -26,18 +27,17 @@ pub struct CodeForm {
     pub code: String,
 }
 
+/// The factors this step-up may use, strongest first: only what the requirement accepts, so
+/// the page never offers what the flow would refuse.
 fn methods(p: &Pending, passkeys_available: bool) -> Vec<&'static str> {
-    let mut m = Vec::new();
-    if p.enrolled.webauthn && passkeys_available {
-        m.push("webauthn");
-    }
-    if p.enrolled.totp {
-        m.push("totp");
-    }
-    if p.enrolled.recovery {
-        m.push("recovery");
-    }
-    m
+    p.offered(passkeys_available)
+        .into_iter()
+        .map(|f| match f {
+            Factor::Passkey => "webauthn",
+            Factor::Totp => "totp",
+            Factor::RecoveryCode => "recovery",
+        })
+        .collect()
 }
 
 fn mfa_page(
@@ -74,9 +74,11 @@ async fn pending_of(
         return Ok(None);
     };
     let token = c.value().to_owned();
-    Ok(mfa::pending(&state.svc, state.now(), &token)
-        .await?
-        .map(|p| (token, p)))
+    Ok(
+        mfa::pending(&state.svc, state.now(), &token, &state.context(req))
+            .await?
+            .map(|p| (token, p)),
+    )
 }
 
 pub async fn show(
@@ -108,9 +110,15 @@ pub async fn after_step(
             let mut resp = match tx {
                 Some(tx) => {
                     let session = Some((established.session.clone(), *user));
-                    let next = authorize::resume(&state.svc, state.now(), &tx, session)
-                        .await
-                        .map_err(|e| WebError::Internal(e.to_string()))?;
+                    let next = authorize::resume(
+                        &state.svc,
+                        state.now(),
+                        &tx,
+                        session,
+                        &state.context(req),
+                    )
+                    .await
+                    .map_err(|e| WebError::Internal(e.to_string()))?;
                     render_next(state, req, next)?
                 }
                 None if used_recovery_code && !user.must_change_password => {
@@ -128,6 +136,19 @@ pub async fn after_step(
         }
         StepResult::Throttled { retry_after_secs } => Err(WebError::Throttled { retry_after_secs }),
         StepResult::Expired => Ok(see_other("/login")),
+        StepResult::NotAccepted => {
+            let Some((_, p)) = pending_of(state, req).await? else {
+                return Ok(see_other("/login"));
+            };
+            mfa_page(
+                state,
+                req,
+                &p,
+                None,
+                StatusCode::FORBIDDEN,
+                Some("This sign-in needs your passkey or security key; a code will not do."),
+            )
+        }
         StepResult::Wrong | StepResult::Replayed => {
             let Some((_, p)) = pending_of(state, req).await? else {
                 return Ok(see_other("/login"));

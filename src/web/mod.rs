@@ -180,9 +180,73 @@ pub async fn current_session(
 ) -> Result<Option<(crate::store::sessions::Session, crate::store::users::User)>, errors::WebError>
 {
     match req.cookie(SESSION_COOKIE) {
-        Some(c) => Ok(crate::flow::session::resolve(&state.svc, c.value(), state.now()).await?),
+        Some(c) => Ok(crate::flow::session::resolve(
+            &state.svc,
+            c.value(),
+            state.now(),
+            &state.context(req),
+        )
+        .await?),
         None => Ok(None),
     }
+}
+
+/// The signed-in user, once the one enforcement point allowed `action` for this session and
+/// request; otherwise the response it chose: sign in (again, with a second factor), choose a new
+/// password, or a refusal. `here` is the page to come back to.
+pub async fn enforced_session(
+    state: &AppState,
+    req: &HttpRequest,
+    action: crate::flow::enforce::Action,
+    here: &str,
+) -> Result<
+    Result<(crate::store::sessions::Session, crate::store::users::User), HttpResponse>,
+    errors::WebError,
+> {
+    use crate::flow::enforce::{self, Refusal, Requirement};
+    let Some((session, user)) = current_session(state, req).await? else {
+        return Ok(Err(sign_in_redirect(here, false, false)));
+    };
+    let ctx = state.context(req);
+    let need =
+        enforce::check_session(&state.svc, state.now(), &session, &user, &ctx, action).await?;
+    Ok(match need {
+        Requirement::Allow => Ok((session, user)),
+        Requirement::Reauthenticate { mfa } | Requirement::StepUp { phishing_resistant: mfa } => {
+            Err(sign_in_redirect(here, true, mfa || matches!(need, Requirement::StepUp { .. })))
+        }
+        Requirement::ChangePassword => Err(see_other("/account/password")),
+        Requirement::EnrolFactor => {
+            return Err(errors::WebError::Forbidden(
+                "Administrators must use a second factor. Set up an authenticator app or a passkey on your account page, then sign in again with it.".into(),
+            ))
+        }
+        Requirement::Deny(Refusal::NotAdmin) => {
+            return Err(errors::WebError::Forbidden(
+                Refusal::NotAdmin.message().to_owned(),
+            ))
+        }
+        Requirement::Deny(r) => {
+            return Err(errors::WebError::Forbidden(format!(
+                "This session cannot be used: {}.",
+                r.message()
+            )))
+        }
+    })
+}
+
+/// Where to send someone who must sign in (again) before `next`; with `mfa`, the sign-in asks
+/// for the second factor too.
+pub fn sign_in_redirect(next: &str, reauth: bool, mfa: bool) -> HttpResponse {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    if reauth {
+        q.append_pair("reauth", "1");
+    }
+    if mfa {
+        q.append_pair("require", "mfa");
+    }
+    q.append_pair("next", next);
+    see_other(&format!("/login?{}", q.finish()))
 }
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
@@ -231,6 +295,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/account/totp", web::get().to(account::totp_begin))
         .route("/account/totp", web::post().to(account::totp_confirm))
         .route("/account/totp/remove", web::post().to(account::totp_remove))
+        .route(
+            "/account/factors/confirm",
+            web::post().to(account::confirm_factor),
+        )
         .route("/account/recovery", web::get().to(account::recovery_show))
         .route(
             "/account/recovery/regenerate",

@@ -154,6 +154,7 @@ pub fn render_next(
             &format!("vigil refused this sign-in because it did not look like you. What you can do: {msg}."),
             None,
         )),
+        Next::ChangePassword => Ok(see_other("/account/password")),
         Next::Page(msg) => Ok(error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in request expired",
@@ -245,7 +246,7 @@ pub async fn authorize_resume(
         return Ok(see_other("/account"));
     };
     let session = current_session(&state, &req).await?;
-    let next = flow_authz::resume(&state.svc, state.now(), tx, session)
+    let next = flow_authz::resume(&state.svc, state.now(), tx, session, &state.context(&req))
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
     render_next(&state, &req, next)
@@ -267,9 +268,16 @@ pub async fn consent(
     state.csrf.verify(&req, &form.csrf_token)?;
     let session = current_session(&state, &req).await?;
     let allow = form.decision == "allow";
-    let next = flow_authz::consent(&state.svc, state.now(), &form.tx, session, allow)
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let next = flow_authz::consent(
+        &state.svc,
+        state.now(),
+        &form.tx,
+        session,
+        allow,
+        &state.context(&req),
+    )
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?;
     render_next(&state, &req, next)
 }
 

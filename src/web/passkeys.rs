@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::errors::WebError;
-use super::{current_session, see_other, AppState, MFA_COOKIE, SESSION_COOKIE};
+use super::{enforced_session, see_other, AppState, MFA_COOKIE, SESSION_COOKIE};
+use crate::flow::enforce::Action;
 use crate::flow::mfa::StepResult;
 use crate::flow::passkeys::{self, Passwordless};
 use crate::flow::{factors, FlowError};
@@ -75,14 +76,35 @@ fn continue_to(tx: Option<&str>, fallback: &str) -> String {
     }
 }
 
+/// The signed-in user if the one enforcement point allows a factor change now; otherwise a
+/// JSON answer that sends the browser to sign in again (with its second factor).
+async fn may_change_factor(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Result<crate::store::users::User, HttpResponse>, WebError> {
+    match enforced_session(state, req, Action::ChangeFactor, "/account").await? {
+        Ok((_, user)) => Ok(Ok(user)),
+        Err(resp) => {
+            let to = resp
+                .headers()
+                .get(actix_web::http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("/login")
+                .to_owned();
+            Ok(Err(HttpResponse::Unauthorized().json(json!({
+                "error": "Confirm it's you first: sign in again.",
+                "redirect": to,
+            }))))
+        }
+    }
+}
+
 pub async fn register_begin(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
     csrf(&state, &req)?;
-    let Some((_, user)) = current_session(&state, &req).await? else {
-        return Ok(json_error(StatusCode::UNAUTHORIZED, "Sign in first."));
-    };
+    let user = or_respond!(may_change_factor(&state, &req).await?);
     begun(passkeys::register_begin(&state.svc, state.now(), &user).await)
 }
 
@@ -92,9 +114,7 @@ pub async fn register_finish(
     body: web::Json<Finish>,
 ) -> Result<HttpResponse, WebError> {
     csrf(&state, &req)?;
-    let Some((_, user)) = current_session(&state, &req).await? else {
-        return Ok(json_error(StatusCode::UNAUTHORIZED, "Sign in first."));
-    };
+    let user = or_respond!(may_change_factor(&state, &req).await?);
     let now = state.now();
     match passkeys::register_finish(
         &state.svc,
@@ -130,9 +150,8 @@ pub async fn remove(
     form: web::Form<RemoveForm>,
 ) -> Result<HttpResponse, WebError> {
     state.csrf.verify(&req, &form.csrf_token)?;
-    let Some((_, user)) = current_session(&state, &req).await? else {
-        return Ok(see_other("/login"));
-    };
+    let (_, user) =
+        or_respond!(enforced_session(&state, &req, Action::ChangeFactor, "/account").await?);
     passkeys::remove(
         &state.svc,
         state.now(),
@@ -155,7 +174,7 @@ pub async fn step_up_begin(
             "This sign-in expired. Start again.",
         ));
     };
-    begun(passkeys::step_up_begin(&state.svc, state.now(), c.value()).await)
+    begun(passkeys::step_up_begin(&state.svc, state.now(), c.value(), &state.context(&req)).await)
 }
 
 pub async fn step_up_finish(
@@ -233,6 +252,7 @@ pub async fn passwordless_finish(
         &body.credential.to_string(),
         &state.context(&req),
         previous,
+        q.tx.clone().filter(|t| !t.is_empty()),
     )
     .await;
     match result {

@@ -352,6 +352,7 @@ async fn factors_removed_and_account_unlocked(b: Backend) {
                     passkey: "{}".into(),
                     created_at: now,
                     last_used_at: None,
+                    suspended_at: None,
                 },
             )?;
             store::factors::replace_recovery_codes(

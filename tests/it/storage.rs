@@ -144,6 +144,8 @@ fn every_table_round_trips(b: Backend) {
         login_hint: None,
         created_at: now,
         expires_at: now + 100,
+        device_id: None,
+        assessed_session: None,
     };
     store::authz::insert_request(&mut c, &req).unwrap();
     assert_eq!(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tera::Context;
 
-use super::{fresh, gate, notice_text, render, when, Admin, CsrfForm};
+use super::{gate, notice_text, render, when, Admin, CsrfForm};
 use crate::flow::clients::{self, ClientSettings, GRANTS};
 use crate::flow::FlowError;
 use crate::store::clients::Client;
@@ -512,9 +512,6 @@ pub async fn delete(
     let here = client_path(&id);
     let admin = or_respond!(gate(&state, &req, &here).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
-    if let Some(r) = fresh(&state, &admin, &here) {
-        return Ok(r);
-    }
     clients::remove(&state.svc, &admin.actor, state.now(), &id).await?;
     Ok(see_other("/admin/clients?notice=deleted"))
 }

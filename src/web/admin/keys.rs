@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tera::Context;
 
-use super::{fresh, gate, notice_text, render, when, CsrfForm};
+use super::{gate, notice_text, render, when, CsrfForm};
 use crate::flow::keys;
 use crate::web::errors::WebError;
 use crate::web::{see_other, AppState};
@@ -63,9 +63,6 @@ pub async fn rotate(
 ) -> Result<HttpResponse, WebError> {
     let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
-    if let Some(r) = fresh(&state, &admin, HERE) {
-        return Ok(r);
-    }
     keys::rotate(&state.svc, &admin.actor, state.now()).await?;
     Ok(see_other("/admin/keys?notice=rotated"))
 }

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use tera::Context;
 
-use super::{fresh, gate, notice_text, Admin, CsrfForm};
+use super::{gate, notice_text, Admin, CsrfForm};
 use crate::flow::policy::{self, Candidate, RuntimePolicy};
 use crate::flow::{reports, FlowError};
 use crate::risk::{Action, Policy};
@@ -230,9 +230,6 @@ pub async fn save(
 ) -> Result<HttpResponse, WebError> {
     let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
-    if let Some(r) = fresh(&state, &admin, HERE) {
-        return Ok(r);
-    }
     match form.parse() {
         Ok(p) => {
             policy::save(&state.svc, &admin.actor, state.now(), p).await?;
@@ -263,9 +260,6 @@ pub async fn reload_denylist(
 ) -> Result<HttpResponse, WebError> {
     let admin = or_respond!(gate(&state, &req, HERE).await?);
     state.csrf.verify(&req, &form.csrf_token)?;
-    if let Some(r) = fresh(&state, &admin, HERE) {
-        return Ok(r);
-    }
     match crate::flow::risk::reload_denylist_audited(&state.svc, &admin.actor, state.now()).await {
         Ok(_) => Ok(see_other("/admin/policy?notice=saved")),
         Err(FlowError::Invalid(msg)) => {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tera::Context;
 
-use super::{fresh, gate, notice_text, render, when, Admin, CsrfForm};
+use super::{gate, notice_text, render, when, Admin, CsrfForm};
 use crate::flow::accounts::{self, AdminNewAccount, FactorChoice};
 use crate::flow::FlowError;
 use crate::store::{self, StoreError};
@@ -533,6 +533,9 @@ simple_action!(disable, "disabled", |svc, actor, now, id| {
 simple_action!(enable, "enabled", |svc, actor, now, id| {
     accounts::admin_set_disabled(svc, actor, now, &id, false)
 });
+simple_action!(dismiss_risk, "risk", |svc, actor, now, id| {
+    accounts::dismiss_risk(svc, actor, now, &id)
+});
 simple_action!(unlock, "unlocked", |svc, actor, now, id| {
     accounts::unlock(svc, actor, now, &id)
 });
@@ -600,9 +603,6 @@ pub async fn delete(
 ) -> Result<HttpResponse, WebError> {
     let id = path.into_inner();
     let admin = or_respond!(admit(&state, &req, &id, &form.csrf_token).await?);
-    if let Some(r) = fresh(&state, &admin, &user_path(&id)) {
-        return Ok(r);
-    }
     match accounts::delete(&state.svc, &admin.actor, state.now(), &id).await {
         Ok(()) => Ok(see_other("/admin/users?notice=deleted")),
         Err(e) => done(&state, &req, &admin, &id, Err(e), "deleted").await,
@@ -618,6 +618,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/password", web::post().to(reset_password))
         .route("/admin/users/{id}/factors", web::post().to(remove_factors))
         .route("/admin/users/{id}/unlock", web::post().to(unlock))
+        .route(
+            "/admin/users/{id}/risk/dismiss",
+            web::post().to(dismiss_risk),
+        )
         .route("/admin/users/{id}/sessions", web::post().to(end_sessions))
         .route("/admin/users/{id}/promote", web::post().to(promote))
         .route("/admin/users/{id}/demote", web::post().to(demote))

@@ -1,0 +1,800 @@
+//! The one enforcement point. Every path that creates a session, issues a code, refreshes a
+//! token, changes a factor or a credential, or acts in the admin console asks [`require`] —
+//! given the account, the session it would use, the request's context and the action — and gets
+//! back a [`Requirement`]: go ahead, prove a (phishing-resistant) second factor, sign in again,
+//! choose a new password first, enrol a factor first, or no.
+//!
+//! Nothing else decides. The risk engine scores (`risk.rs`), policy maps the score to a
+//! [`Decision`]; this function combines that decision with what the account and session are:
+//!
+//! ```text
+//!  account disabled ─────────────────────────────────────────────► Deny
+//!  session used from another device (cookie) ────────────────────► Deny (session is ended)
+//!  action ─┬ SignIn(password)  risk decision, then: compromised ► second factor (none: Deny)
+//!          │                   at_risk ► second factor; admin with a factor ► second factor
+//!          ├ SignIn(passkey)   only a Block stops it (a passkey is the strongest proof)
+//!          ├ UseSession        must change password ► ChangePassword; compromised ► Deny;
+//!          │                   at_risk ► session at mfa since the account became at risk;
+//!          │                   re-scored decision ► step up unless the session already has it
+//!          ├ Refresh           disabled/compromised/must-change/session revoked/consent gone ► Deny
+//!          ├ AccountPage       must change password ► ChangePassword; re-score ► sign in again
+//!          ├ ChangePassword    a factor enrolled ► session at mfa
+//!          ├ ChangeFactor      sign-in ≤ 5 min old, at mfa when a factor is enrolled
+//!          ├ AdminConsole      admin role; a factor enrolled; session at mfa
+//!          └ AdminChange       AdminConsole + sign-in ≤ 5 min old
+//! ```
+//! The table in `docs/ARCHITECTURE.md` §2a is this function in words; `tests` below check it
+//! row by row.
+
+use crate::oidc::{acr_rank, ACR_MFA, ACR_PHR};
+use crate::risk::{AvailableFactors, BlockReason, Decision, Level};
+use crate::store::sessions::Session;
+use crate::store::users::User;
+
+/// How recent a sign-in must be for a change to factors, credentials or (admins) anything.
+pub const FRESH_SECS: i64 = 300;
+
+/// The account's risk state: what a compromise leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRisk {
+    None,
+    /// A high-risk sign-in got in, or a step-up failed: every sign-in steps up.
+    AtRisk,
+    /// Reported by its user or judged an attack by an admin: the password alone never
+    /// suffices again until a second factor and a new password (or an admin reset).
+    Compromised,
+}
+
+impl AccountRisk {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "at_risk" => AccountRisk::AtRisk,
+            "compromised" => AccountRisk::Compromised,
+            _ => AccountRisk::None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRisk::None => "none",
+            AccountRisk::AtRisk => "at_risk",
+            AccountRisk::Compromised => "compromised",
+        }
+    }
+}
+
+/// How a sign-in proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Password,
+    Passkey,
+}
+
+/// What is being attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A sign-in that proved `Method` and would create a session.
+    SignIn(Method),
+    /// An SSO session used for an application: re-use at /authorize, resume, consent, code.
+    UseSession,
+    /// The refresh grant.
+    Refresh,
+    /// The user's own pages.
+    AccountPage,
+    /// Change one's own password.
+    ChangePassword,
+    /// Add, replace, remove or confirm a factor; regenerate recovery codes.
+    ChangeFactor,
+    /// Read the admin console, give review verdicts.
+    AdminConsole,
+    /// Any other admin change (accounts, factors, roles, clients, policy, keys).
+    AdminChange,
+}
+
+/// Why an action is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Disabled,
+    /// The risk policy blocked it.
+    Blocked(BlockReason),
+    /// The account is compromised and nothing it can present here will do.
+    Compromised,
+    NotAdmin,
+    /// The session cookie came from another browser than the one it was made for.
+    WrongDevice,
+    /// The session or token was ended (sign-out, containment, withdrawn consent).
+    Revoked,
+}
+
+impl Refusal {
+    /// One sentence for people.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Disabled => "this account is disabled; contact your administrator",
+            Refusal::Blocked(r) => r.message(),
+            Refusal::Compromised => {
+                "this account was reported as compromised and has no second factor to prove it is you; \
+                 contact your administrator"
+            }
+            Refusal::NotAdmin => {
+                "This page is for administrators. Your account does not have the admin role."
+            }
+            Refusal::WrongDevice => "your session belongs to another browser; sign in again",
+            Refusal::Revoked => "this session or token was ended",
+        }
+    }
+}
+
+/// What must happen before the action may proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    Allow,
+    /// Prove a second factor; with `phishing_resistant`, only a passkey will do.
+    StepUp {
+        phishing_resistant: bool,
+    },
+    /// Sign in again now; with `mfa`, with a second factor.
+    Reauthenticate {
+        mfa: bool,
+    },
+    /// Choose a new password before anything else.
+    ChangePassword,
+    /// Enrol a second factor first (an admin without one).
+    EnrolFactor,
+    Deny(Refusal),
+}
+
+/// A second factor, as the step-up checks ask [`Requirement::accepts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Totp,
+    RecoveryCode,
+    Passkey,
+}
+
+impl Requirement {
+    /// Whether proving `f` satisfies this requirement (a step-up's factor check asks this).
+    pub fn accepts(&self, f: Factor) -> bool {
+        match self {
+            Requirement::StepUp {
+                phishing_resistant: true,
+            } => f == Factor::Passkey,
+            Requirement::StepUp { .. } | Requirement::Reauthenticate { mfa: true } => true,
+            _ => false,
+        }
+    }
+
+    /// The factors a step-up page may offer: only those [`accepts`](Self::accepts) and enrolled.
+    pub fn offered(&self, enrolled: AvailableFactors) -> Vec<Factor> {
+        [
+            (Factor::Passkey, enrolled.webauthn),
+            (Factor::Totp, enrolled.totp),
+            (Factor::RecoveryCode, enrolled.recovery),
+        ]
+        .into_iter()
+        .filter(|(f, has)| *has && self.accepts(*f))
+        .map(|(f, _)| f)
+        .collect()
+    }
+}
+
+/// The account as enforcement sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountView<'a> {
+    pub user: &'a User,
+    /// Usable (not suspended) factors this server can ask for.
+    pub factors: AvailableFactors,
+}
+
+impl AccountView<'_> {
+    pub fn risk(&self) -> AccountRisk {
+        AccountRisk::parse(&self.user.risk_state)
+    }
+    fn has_factor(&self) -> bool {
+        self.factors.webauthn || self.factors.totp
+    }
+}
+
+/// The request around the action.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts<'a> {
+    /// Now, in microseconds.
+    pub now: i64,
+    /// The device cookie of the browser asking (None for back-channel calls such as refresh).
+    pub device_id: Option<&'a str>,
+    /// This request's risk decision and level, when it was scored.
+    pub decision: Option<(Decision, Level)>,
+    /// The sign-in asks for a second factor anyway (re-authentication for a factor change).
+    pub want_mfa: bool,
+    /// Refresh: the session the token came from was ended.
+    pub session_revoked: bool,
+    /// Refresh: a third-party client whose consent was withdrawn.
+    pub consent_withdrawn: bool,
+}
+
+fn at_least_mfa(s: &Session) -> bool {
+    acr_rank(&s.acr) >= acr_rank(ACR_MFA) && acr_rank(&s.acr) != usize::MAX
+}
+
+fn fresh(s: &Session, now: i64) -> bool {
+    now - s.auth_time <= FRESH_SECS * 1_000_000
+}
+
+/// What a risk decision asks of a session that already exists.
+fn decision_over_session(decision: Decision, s: &Session) -> Requirement {
+    match decision {
+        Decision::Allow => Requirement::Allow,
+        Decision::Block { reason } => Requirement::Deny(Refusal::Blocked(reason)),
+        Decision::StepUp { phishing_resistant } => {
+            let has = if phishing_resistant {
+                s.acr == ACR_PHR
+            } else {
+                at_least_mfa(s)
+            };
+            if has {
+                Requirement::Allow
+            } else {
+                Requirement::StepUp { phishing_resistant }
+            }
+        }
+    }
+}
+
+/// The enforcement decision. Pure: the caller loads the account, session and facts.
+pub fn require(
+    account: &AccountView<'_>,
+    session: Option<&Session>,
+    facts: &Facts<'_>,
+    action: Action,
+) -> Requirement {
+    let user = account.user;
+    if user.disabled {
+        return Requirement::Deny(Refusal::Disabled);
+    }
+    if let Some(s) = session {
+        if s.user_id != user.id {
+            return Requirement::Deny(Refusal::Revoked);
+        }
+        // A browser session is bound to the browser that created it; a back-channel call
+        // (refresh) has no browser.
+        if action != Action::Refresh && s.device_id.as_deref() != facts.device_id {
+            return Requirement::Deny(Refusal::WrongDevice);
+        }
+    }
+    let risk = account.risk();
+    let since_risk = user.risk_state_at.unwrap_or(0);
+    match action {
+        Action::SignIn(Method::Password) => {
+            let mut need = match facts.decision {
+                Some((Decision::Block { reason }, level)) => {
+                    // "Always MFA" cannot block an account that has no factor yet at low risk.
+                    if reason == BlockReason::NoSecondFactor && level == Level::Low {
+                        Requirement::Allow
+                    } else {
+                        return Requirement::Deny(Refusal::Blocked(reason));
+                    }
+                }
+                Some((Decision::StepUp { phishing_resistant }, _)) => {
+                    Requirement::StepUp { phishing_resistant }
+                }
+                Some((Decision::Allow, _)) | None => Requirement::Allow,
+            };
+            let second_factor_anyway = risk != AccountRisk::None
+                || (user.is_admin && account.has_factor())
+                || (facts.want_mfa && account.has_factor());
+            if need == Requirement::Allow && second_factor_anyway {
+                need = Requirement::StepUp {
+                    phishing_resistant: false,
+                };
+            }
+            if let Requirement::StepUp { phishing_resistant } = need {
+                let can = if phishing_resistant {
+                    account.factors.webauthn
+                } else {
+                    account.factors.any()
+                };
+                if !can {
+                    return Requirement::Deny(match risk {
+                        AccountRisk::Compromised => Refusal::Compromised,
+                        _ if phishing_resistant => {
+                            Refusal::Blocked(BlockReason::NoPhishingResistantFactor)
+                        }
+                        _ => Refusal::Blocked(BlockReason::NoSecondFactor),
+                    });
+                }
+            }
+            need
+        }
+        Action::SignIn(Method::Passkey) => match facts.decision {
+            Some((Decision::Block { reason }, _)) if reason != BlockReason::NoSecondFactor => {
+                Requirement::Deny(Refusal::Blocked(reason))
+            }
+            _ => Requirement::Allow,
+        },
+        Action::UseSession => {
+            let Some(s) = session else {
+                return Requirement::Reauthenticate { mfa: false };
+            };
+            if user.must_change_password {
+                return Requirement::ChangePassword;
+            }
+            if risk == AccountRisk::Compromised {
+                return Requirement::Deny(Refusal::Compromised);
+            }
+            if risk == AccountRisk::AtRisk && !(at_least_mfa(s) && s.auth_time >= since_risk) {
+                return if account.has_factor() {
+                    Requirement::StepUp {
+                        phishing_resistant: false,
+                    }
+                } else {
+                    Requirement::Deny(Refusal::Blocked(BlockReason::NoSecondFactor))
+                };
+            }
+            match facts.decision {
+                Some((d, _)) => decision_over_session(d, s),
+                None => Requirement::Allow,
+            }
+        }
+        Action::Refresh => {
+            if user.must_change_password
+                || risk == AccountRisk::Compromised
+                || facts.session_revoked
+                || facts.consent_withdrawn
+            {
+                return Requirement::Deny(Refusal::Revoked);
+            }
+            match session {
+                // The refresh token's grant, seen as a session (its acr and auth_time).
+                Some(s)
+                    if risk == AccountRisk::AtRisk
+                        && !(at_least_mfa(s) && s.auth_time >= since_risk) =>
+                {
+                    Requirement::Deny(Refusal::Revoked)
+                }
+                _ => Requirement::Allow,
+            }
+        }
+        Action::AccountPage | Action::ChangePassword | Action::ChangeFactor => {
+            let Some(s) = session else {
+                return Requirement::Reauthenticate { mfa: false };
+            };
+            if let Some((d, _)) = facts.decision {
+                match decision_over_session(d, s) {
+                    Requirement::Allow => {}
+                    Requirement::Deny(r) => return Requirement::Deny(r),
+                    _ => {
+                        return Requirement::Reauthenticate {
+                            mfa: account.has_factor(),
+                        }
+                    }
+                }
+            }
+            match action {
+                Action::ChangePassword => {
+                    if account.has_factor() && !at_least_mfa(s) {
+                        Requirement::Reauthenticate { mfa: true }
+                    } else {
+                        Requirement::Allow
+                    }
+                }
+                _ if user.must_change_password => Requirement::ChangePassword,
+                Action::ChangeFactor => {
+                    let mfa = account.has_factor();
+                    if !fresh(s, facts.now) || (mfa && !at_least_mfa(s)) {
+                        Requirement::Reauthenticate { mfa }
+                    } else {
+                        Requirement::Allow
+                    }
+                }
+                _ => Requirement::Allow,
+            }
+        }
+        Action::AdminConsole | Action::AdminChange => {
+            let Some(s) = session else {
+                return Requirement::Reauthenticate { mfa: false };
+            };
+            if !user.is_admin {
+                return Requirement::Deny(Refusal::NotAdmin);
+            }
+            if user.must_change_password {
+                return Requirement::ChangePassword;
+            }
+            if !account.has_factor() {
+                return Requirement::EnrolFactor;
+            }
+            if let Some((Decision::Block { reason }, _)) = facts.decision {
+                return Requirement::Deny(Refusal::Blocked(reason));
+            }
+            let stepped_up_decision = matches!(
+                facts.decision.map(|(d, _)| decision_over_session(d, s)),
+                Some(Requirement::StepUp { .. })
+            );
+            if !at_least_mfa(s)
+                || stepped_up_decision
+                || (action == Action::AdminChange && !fresh(s, facts.now))
+                || (risk != AccountRisk::None && s.auth_time < since_risk)
+            {
+                return Requirement::Reauthenticate { mfa: true };
+            }
+            Requirement::Allow
+        }
+    }
+}
+
+/// The account's usable factors that this server can ask for (passkeys need a domain name).
+pub async fn factors_of(
+    svc: &super::Services,
+    user_id: &str,
+) -> Result<AvailableFactors, super::FlowError> {
+    let uid = user_id.to_owned();
+    let e = svc
+        .db
+        .run(move |c| crate::store::factors::enrolled(c, &uid))
+        .await?;
+    Ok(AvailableFactors {
+        webauthn: e.webauthn && svc.passkeys.is_some(),
+        totp: e.totp,
+        recovery: e.recovery,
+    })
+}
+
+/// [`require`] with the account's factors loaded: what the web layer and the token endpoint
+/// call.
+pub async fn check(
+    svc: &super::Services,
+    user: &User,
+    session: Option<&Session>,
+    facts: &Facts<'_>,
+    action: Action,
+) -> Result<Requirement, super::FlowError> {
+    let factors = factors_of(svc, &user.id).await?;
+    Ok(require(
+        &AccountView { user, factors },
+        session,
+        facts,
+        action,
+    ))
+}
+
+/// [`check`] for a browser session on the user's own or the admin pages. When the request
+/// comes from another network than the one the session was made on, it is re-scored first:
+/// a session is not a blank cheque, here as at `/authorize`.
+pub async fn check_session(
+    svc: &super::Services,
+    now: crate::clock::Timestamp,
+    session: &Session,
+    user: &User,
+    ctx: &super::RequestContext,
+    action: Action,
+) -> Result<Requirement, super::FlowError> {
+    let moved = session.ip.as_deref() != Some(ctx.ip.to_string().as_str());
+    let decision = if moved {
+        let v = super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;
+        Some((v.decision, v.assessment.level))
+    } else {
+        None
+    };
+    let facts = Facts {
+        now: now.micros(),
+        device_id: ctx.device_id.as_deref(),
+        decision,
+        ..Facts::default()
+    };
+    let need = check(svc, user, Some(session), &facts, action).await?;
+    if moved && need != Requirement::Allow {
+        let (auditor, uid, sid, ip) = (
+            svc.auditor.clone(),
+            user.id.clone(),
+            session.id.clone(),
+            ctx.ip,
+        );
+        let what = format!("{need:?}");
+        svc.db
+            .run(move |c| {
+                auditor.record(
+                    c,
+                    now,
+                    crate::audit::AuditEvent::new("session.reassessed")
+                        .actor(uid)
+                        .target(sid)
+                        .ip(ip)
+                        .details(serde_json::json!({ "requirement": what })),
+                )
+            })
+            .await?;
+    }
+    Ok(need)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::ACR_PWD;
+
+    fn user(risk: &str) -> User {
+        User {
+            id: "u".into(),
+            username: "ann".into(),
+            email: "a@example.com".into(),
+            name: String::new(),
+            password_hash: String::new(),
+            is_admin: false,
+            disabled: false,
+            created_at: 0,
+            updated_at: 0,
+            must_change_password: false,
+            risk_state: risk.into(),
+            risk_state_at: Some(100),
+        }
+    }
+
+    fn session(acr: &str, auth_time: i64) -> Session {
+        Session {
+            id: "s".into(),
+            token_hash: String::new(),
+            user_id: "u".into(),
+            created_at: auth_time,
+            last_seen_at: auth_time,
+            idle_expires_at: i64::MAX,
+            expires_at: i64::MAX,
+            auth_time,
+            acr: acr.into(),
+            amr: "[]".into(),
+            device_id: Some("dev".into()),
+            ip: None,
+            user_agent: None,
+            revoked_at: None,
+            risk: None,
+        }
+    }
+
+    const TOTP: AvailableFactors = AvailableFactors {
+        webauthn: false,
+        totp: true,
+        recovery: true,
+    };
+    const NONE: AvailableFactors = AvailableFactors {
+        webauthn: false,
+        totp: false,
+        recovery: false,
+    };
+
+    fn facts(now: i64) -> Facts<'static> {
+        Facts {
+            now,
+            device_id: Some("dev"),
+            ..Facts::default()
+        }
+    }
+
+    fn step(pr: bool) -> Requirement {
+        Requirement::StepUp {
+            phishing_resistant: pr,
+        }
+    }
+
+    #[test]
+    fn password_sign_in_rows() {
+        let u = user("none");
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        let mut f = facts(0);
+        f.decision = Some((Decision::Allow, Level::Low));
+        let pw = Action::SignIn(Method::Password);
+        assert_eq!(require(&a, None, &f, pw), Requirement::Allow);
+        f.decision = Some((step(true).as_decision(), Level::High));
+        assert_eq!(
+            require(&a, None, &f, pw),
+            Requirement::Deny(Refusal::Blocked(BlockReason::NoPhishingResistantFactor)),
+            "a passkey is needed and TOTP will not do"
+        );
+        // At risk or compromised: every password sign-in steps up.
+        for r in ["at_risk", "compromised"] {
+            let u = user(r);
+            let a = AccountView {
+                user: &u,
+                factors: TOTP,
+            };
+            f.decision = Some((Decision::Allow, Level::Low));
+            assert_eq!(require(&a, None, &f, pw), step(false), "{r}");
+        }
+        let u = user("compromised");
+        let a = AccountView {
+            user: &u,
+            factors: NONE,
+        };
+        assert_eq!(
+            require(&a, None, &f, pw),
+            Requirement::Deny(Refusal::Compromised)
+        );
+    }
+
+    #[test]
+    fn phishing_resistant_step_up_accepts_only_passkeys() {
+        let r = step(true);
+        assert!(r.accepts(Factor::Passkey));
+        assert!(!r.accepts(Factor::Totp));
+        assert!(!r.accepts(Factor::RecoveryCode));
+        let all = AvailableFactors {
+            webauthn: true,
+            totp: true,
+            recovery: true,
+        };
+        assert_eq!(r.offered(all), vec![Factor::Passkey]);
+        assert_eq!(step(false).offered(all).len(), 3);
+    }
+
+    #[test]
+    fn sessions_are_bound_to_their_device() {
+        let u = user("none");
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        let s = session(ACR_MFA, 0);
+        let mut f = facts(0);
+        f.device_id = Some("other");
+        for action in [
+            Action::UseSession,
+            Action::AccountPage,
+            Action::AdminConsole,
+            Action::ChangeFactor,
+        ] {
+            assert_eq!(
+                require(&a, Some(&s), &f, action),
+                Requirement::Deny(Refusal::WrongDevice)
+            );
+        }
+        assert_eq!(
+            require(&a, Some(&s), &f, Action::Refresh),
+            Requirement::Allow
+        );
+    }
+
+    #[test]
+    fn factor_changes_need_a_fresh_mfa_sign_in() {
+        let u = user("none");
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        let now = 10_000_000_000;
+        let f = facts(now);
+        let pwd = session(ACR_PWD, now);
+        assert_eq!(
+            require(&a, Some(&pwd), &f, Action::ChangeFactor),
+            Requirement::Reauthenticate { mfa: true }
+        );
+        let stale = session(ACR_MFA, now - (FRESH_SECS + 1) * 1_000_000);
+        assert_eq!(
+            require(&a, Some(&stale), &f, Action::ChangeFactor),
+            Requirement::Reauthenticate { mfa: true }
+        );
+        let ok = session(ACR_MFA, now - 1_000_000);
+        assert_eq!(
+            require(&a, Some(&ok), &f, Action::ChangeFactor),
+            Requirement::Allow
+        );
+        // The first factor: the password again, recently.
+        let a = AccountView {
+            user: &u,
+            factors: NONE,
+        };
+        assert_eq!(
+            require(&a, Some(&pwd), &f, Action::ChangeFactor),
+            Requirement::Allow
+        );
+        assert_eq!(
+            require(&a, Some(&stale), &f, Action::ChangeFactor),
+            Requirement::Reauthenticate { mfa: false }
+        );
+    }
+
+    #[test]
+    fn refresh_is_refused_after_containment() {
+        let mut u = user("none");
+        let s = session(ACR_PWD, 0);
+        let f = facts(0);
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        assert_eq!(
+            require(&a, Some(&s), &f, Action::Refresh),
+            Requirement::Allow
+        );
+        let mut revoked = f;
+        revoked.session_revoked = true;
+        assert_eq!(
+            require(&a, Some(&s), &revoked, Action::Refresh),
+            Requirement::Deny(Refusal::Revoked)
+        );
+        u.must_change_password = true;
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        assert_eq!(
+            require(&a, Some(&s), &f, Action::Refresh),
+            Requirement::Deny(Refusal::Revoked)
+        );
+        let u = user("compromised");
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        assert_eq!(
+            require(&a, Some(&s), &f, Action::Refresh),
+            Requirement::Deny(Refusal::Revoked)
+        );
+    }
+
+    #[test]
+    fn admins_need_a_factor_and_fresh_changes() {
+        let mut u = user("none");
+        u.is_admin = true;
+        let now = 10_000_000_000;
+        let f = facts(now);
+        let a = AccountView {
+            user: &u,
+            factors: NONE,
+        };
+        let pwd = session(ACR_PWD, now);
+        assert_eq!(
+            require(&a, Some(&pwd), &f, Action::AdminConsole),
+            Requirement::EnrolFactor
+        );
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        assert_eq!(
+            require(&a, Some(&pwd), &f, Action::AdminConsole),
+            Requirement::Reauthenticate { mfa: true }
+        );
+        let stale = session(ACR_MFA, now - (FRESH_SECS + 1) * 1_000_000);
+        assert_eq!(
+            require(&a, Some(&stale), &f, Action::AdminConsole),
+            Requirement::Allow
+        );
+        assert_eq!(
+            require(&a, Some(&stale), &f, Action::AdminChange),
+            Requirement::Reauthenticate { mfa: true }
+        );
+    }
+
+    #[test]
+    fn at_risk_sessions_step_up_until_a_second_factor_since() {
+        let u = user("at_risk"); // since 100
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        let f = facts(1000);
+        assert_eq!(
+            require(&a, Some(&session(ACR_PWD, 500)), &f, Action::UseSession),
+            step(false)
+        );
+        assert_eq!(
+            require(&a, Some(&session(ACR_MFA, 50)), &f, Action::UseSession),
+            step(false),
+            "mfa from before the account became at risk does not count"
+        );
+        assert_eq!(
+            require(&a, Some(&session(ACR_MFA, 500)), &f, Action::UseSession),
+            Requirement::Allow
+        );
+    }
+
+    impl Requirement {
+        fn as_decision(self) -> Decision {
+            match self {
+                Requirement::StepUp { phishing_resistant } => {
+                    Decision::StepUp { phishing_resistant }
+                }
+                _ => Decision::Allow,
+            }
+        }
+    }
+}
