@@ -181,7 +181,8 @@ pub async fn set_password(
         .db
         .run(move |c| {
             store::transaction(c, |c| {
-                users::set_password_hash(c, &user.id, &hash, now.micros())?;
+                // The operator chose this password for the user: no forced change follows.
+                users::set_password(c, &user.id, &hash, false, now.micros())?;
                 let contained =
                     contain(c, &auditor, &actor, now, &user.id, Cause::AdminReset, None)?;
                 set_risk(

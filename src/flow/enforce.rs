@@ -14,7 +14,7 @@
 //!          │                   at_risk ► second factor; admin with a factor ► second factor
 //!          ├ SignIn(passkey)   only a Block stops it (a passkey is the strongest proof)
 //!          ├ UseSession        must change password ► ChangePassword; compromised ► Deny;
-//!          │                   at_risk ► session at mfa since the account became at risk;
+//!          │                   at_risk ► session at mfa (a password-only one steps up);
 //!          │                   re-scored decision ► step up unless the session already has it
 //!          ├ Refresh           disabled/compromised/must-change/session revoked/consent gone ► Deny
 //!          ├ AccountPage       must change password ► ChangePassword; re-score ► sign in again
@@ -261,7 +261,6 @@ pub fn require(
         }
     }
     let risk = account.risk();
-    let since_risk = user.risk_state_at.unwrap_or(0);
     match action {
         Action::SignIn(Method::Password) => {
             let mut need = match facts.decision {
@@ -320,7 +319,8 @@ pub fn require(
             if risk == AccountRisk::Compromised {
                 return Requirement::Deny(Refusal::Compromised);
             }
-            if risk == AccountRisk::AtRisk && !(at_least_mfa(s) && s.auth_time >= since_risk) {
+            // At risk: a session that proved a second factor stands; a password-only one steps up.
+            if risk == AccountRisk::AtRisk && !at_least_mfa(s) {
                 return if account.has_factor() {
                     Requirement::StepUp {
                         phishing_resistant: false,
@@ -344,10 +344,7 @@ pub fn require(
             }
             match session {
                 // The refresh token's grant, seen as a session (its acr and auth_time).
-                Some(s)
-                    if risk == AccountRisk::AtRisk
-                        && !(at_least_mfa(s) && s.auth_time >= since_risk) =>
-                {
+                Some(s) if risk == AccountRisk::AtRisk && !at_least_mfa(s) => {
                     Requirement::Deny(Refusal::Revoked)
                 }
                 _ => Requirement::Allow,
@@ -411,7 +408,6 @@ pub fn require(
             if !at_least_mfa(s)
                 || stepped_up_decision
                 || (action == Action::AdminChange && !fresh(s, facts.now))
-                || (risk != AccountRisk::None && s.auth_time < since_risk)
             {
                 return Requirement::Reauthenticate { mfa: true };
             }
@@ -765,8 +761,8 @@ mod tests {
     }
 
     #[test]
-    fn at_risk_sessions_step_up_until_a_second_factor_since() {
-        let u = user("at_risk"); // since 100
+    fn at_risk_sessions_step_up_unless_they_proved_a_second_factor() {
+        let u = user("at_risk");
         let a = AccountView {
             user: &u,
             factors: TOTP,
@@ -777,9 +773,9 @@ mod tests {
             step(false)
         );
         assert_eq!(
-            require(&a, Some(&session(ACR_MFA, 50)), &f, Action::UseSession),
-            step(false),
-            "mfa from before the account became at risk does not count"
+            require(&a, Some(&session(ACR_PWD, 500)), &f, Action::Refresh),
+            Requirement::Deny(Refusal::Revoked),
+            "a password-only refresh family of an account at risk ends"
         );
         assert_eq!(
             require(&a, Some(&session(ACR_MFA, 500)), &f, Action::UseSession),

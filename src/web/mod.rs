@@ -242,10 +242,10 @@ pub fn sign_in_redirect(next: &str, reauth: bool, mfa: bool) -> HttpResponse {
     if reauth {
         q.append_pair("reauth", "1");
     }
+    q.append_pair("next", next);
     if mfa {
         q.append_pair("require", "mfa");
     }
-    q.append_pair("next", next);
     see_other(&format!("/login?{}", q.finish()))
 }
 

@@ -11,7 +11,7 @@ use crate::admin_signins::GEO;
 use crate::helpers::{csrf_in, Backend, TestApp, PASSWORD};
 use crate::oidc::location;
 use crate::on_both_backends;
-use crate::risk::{baseline, browser, login, BERLIN, SYDNEY};
+use crate::risk::{baseline, browser, login, login_with_password, BERLIN, SYDNEY};
 
 /// An open item of the queue: (review id, kind, recommended verdict, sign-in id).
 async fn open_item(app: &TestApp, user: &str) -> Option<(String, String, String, String)> {
@@ -365,9 +365,29 @@ async fn this_wasnt_me(b: Backend) {
         .expect("audited");
     assert_eq!(e.target.as_deref(), Some(stolen.as_str()));
 
-    // Her next sign-in must choose a new password first.
+    // The account is compromised and fay has no second factor: the old password alone never
+    // signs in again (the thief could be first), until an admin resets it.
     app.clock.advance_secs(60);
     let r = login(&app, &home, "fay", None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.unwrap().contains("administrator"));
+    let fay = vigil::flow::accounts::find(&app.svc, "fay").await.unwrap();
+    assert_eq!(fay.risk_state, "compromised");
+    let temp = vigil::flow::accounts::reset_password(
+        &app.svc,
+        &vigil::flow::accounts::Actor::new("test"),
+        app.svc.clock.now(),
+        &fay.id,
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let fay = vigil::flow::accounts::find(&app.svc, "fay").await.unwrap();
+    assert_eq!(fay.risk_state, "none", "an admin reset remediates");
+    // Her next sign-in must choose a new password first.
+    use secrecy::ExposeSecret as _;
+    let r = login_with_password(&app, &home, "fay", temp.expose_secret()).await;
     assert_eq!(location(&r), "/account/password");
 }
 on_both_backends!(this_wasnt_me, super::this_wasnt_me);

@@ -452,13 +452,22 @@ async fn roles_and_the_last_admin(b: Backend) {
     let browser = client(app.port);
     login_with(&app, &browser, "bob", PASSWORD).await;
     let r = browser.get(app.url("/admin/users")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "bob is an admin now");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.text().await.unwrap().contains("must use a second factor"),
+        "bob is an admin now, but the console needs his second factor first"
+    );
 
     let r = submit(&app, &bob_page, &format!("{bob_page}/demote"), &[]).await;
     assert_eq!(location(&r), format!("{bob_page}?notice=demoted"));
     assert_audited(&app, "user.demoted", &bob).await;
     let r = browser.get(app.url("/admin/users")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "and no longer");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("does not have the admin role"));
 
     // The last active admin is never demoted, disabled or deleted, whoever asks.
     let now = app.svc.clock.now();

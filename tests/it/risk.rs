@@ -62,6 +62,26 @@ pub async fn login(
     user: &str,
     tx: Option<&str>,
 ) -> reqwest::Response {
+    login_as(app, b, user, PASSWORD, tx).await
+}
+
+/// [`login`] with another password (a temporary one from an admin reset, a wrong one).
+pub async fn login_with_password(
+    app: &TestApp,
+    b: &reqwest::Client,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    login_as(app, b, user, password, None).await
+}
+
+async fn login_as(
+    app: &TestApp,
+    b: &reqwest::Client,
+    user: &str,
+    password: &str,
+    tx: Option<&str>,
+) -> reqwest::Response {
     let path = match tx {
         Some(t) => format!("/login?tx={t}"),
         None => "/login".into(),
@@ -76,7 +96,7 @@ pub async fn login(
         .unwrap();
     let mut form = vec![
         ("username", user.to_owned()),
-        ("password", PASSWORD.to_owned()),
+        ("password", password.to_owned()),
         ("csrf_token", csrf_in(&page)),
         (
             "device_hints",
