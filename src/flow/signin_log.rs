@@ -31,6 +31,7 @@ pub const OUTCOMES: [&str; 6] = [
     "step_up_failed",
     "blocked",
 ];
+pub const ACCOUNT_RISKS: [&str; 3] = ["none", "at_risk", "compromised"];
 /// The contract signal names (ARCHITECTURE.md §3).
 pub const REASONS: [&str; 9] = [
     "new_device",
@@ -63,6 +64,9 @@ pub struct RawFilter {
     /// YYYY-MM-DD (UTC), inclusive.
     #[serde(default)]
     pub to: String,
+    /// The account's current risk state.
+    #[serde(default)]
+    pub account_risk: String,
 }
 
 impl RawFilter {
@@ -76,6 +80,7 @@ impl RawFilter {
             ("reason", self.reason.trim()),
             ("from", self.from.trim()),
             ("to", self.to.trim()),
+            ("account_risk", self.account_risk.trim()),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -149,6 +154,7 @@ pub async fn parse(svc: &Services, raw: &RawFilter) -> Result<LogFilter, FlowErr
         reason: one_of(&raw.reason, &REASONS, "reason")?,
         from,
         until,
+        account_risk: one_of(&raw.account_risk, &ACCOUNT_RISKS, "account risk")?,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct LogFilter {
     pub from: Option<i64>,
     /// Exclusive upper bound (µs).
     pub until: Option<i64>,
+    /// Only sign-ins of accounts now in this risk state (`none`, `at_risk`, `compromised`).
+    pub account_risk: Option<String>,
 }
 
 /// Where the next page starts: after the row with this time and id.
@@ -67,6 +69,12 @@ pub fn page(
     if let Some(r) = &f.reason {
         let pattern = format!("%\"{}\"%", like_literal(r));
         q = q.filter(signins::reasons.like(pattern).escape('\\'));
+    }
+    if let Some(r) = &f.account_risk {
+        let accounts = users::table
+            .filter(users::risk_state.eq(r.clone()))
+            .select(users::id.nullable());
+        q = q.filter(signins::user_id.eq_any(accounts));
     }
     if let Some(from) = f.from {
         q = q.filter(signins::at.ge(from));

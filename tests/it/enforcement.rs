@@ -1010,3 +1010,54 @@ on_both_backends!(
     concurrent_resumes_mint_one_code,
     super::concurrent_resumes_mint_one_code
 );
+
+/// The admin sees an account's risk state on its page and in the sign-in log filter, and can
+/// dismiss it (audited).
+async fn admin_sees_and_dismisses_account_risk(b: Backend) {
+    let Some((app, _secret)) = crate::admin::admin_app(b).await else {
+        return;
+    };
+    app.add_user("fay", false).await;
+    let fay_browser = crate::helpers::client(app.port);
+    crate::admin_users::login_with(&app, &fay_browser, "fay", PASSWORD).await;
+    let id = latest_signin(&app, "fay").await;
+    let token = csrf_in(&text(&fay_browser, &app, "/account").await);
+    let r = fay_browser
+        .post(app.url("/account/signins/report"))
+        .form(&[("csrf_token", token.as_str()), ("signin_id", id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let fay = vigil::flow::accounts::find(&app.svc, "fay").await.unwrap();
+    let page = format!("/admin/users/{}", fay.id);
+    let html = app.get(&page).await.text().await.unwrap();
+    assert!(html.contains("id=\"account-risk\"") && html.contains("compromised"));
+    let log = app
+        .get("/admin/signins?account_risk=compromised")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("data-user=\"fay\""), "{log}");
+    let log = app
+        .get("/admin/signins?account_risk=none")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!log.contains("data-user=\"fay\""));
+    let r = crate::admin::submit(&app, &page, &format!("{page}/risk/dismiss"), &[]).await;
+    assert_eq!(location(&r), format!("{page}?notice=risk"));
+    let fay = vigil::flow::accounts::find(&app.svc, "fay").await.unwrap();
+    assert_eq!(fay.risk_state, "none");
+    assert!(!fay.must_change_password);
+    assert!(audit_actions(&app)
+        .await
+        .iter()
+        .any(|(a, d)| a == "account.risk_changed" && d.contains("dismissed")));
+}
+on_both_backends!(
+    admin_sees_and_dismisses_account_risk,
+    super::admin_sees_and_dismisses_account_risk
+);

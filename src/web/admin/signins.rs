@@ -10,8 +10,8 @@ use tera::Context;
 
 use super::{gate, render, Admin};
 use crate::flow::signin_log::{
-    self, RawFilter, CSV_HEADER, DECISIONS, EXPORT_BATCH, EXPORT_MAX_ROWS, LEVELS, OUTCOMES,
-    REASONS,
+    self, RawFilter, ACCOUNT_RISKS, CSV_HEADER, DECISIONS, EXPORT_BATCH, EXPORT_MAX_ROWS, LEVELS,
+    OUTCOMES, REASONS,
 };
 use crate::flow::{FlowError, Services};
 use crate::store::signin_log::{Cursor, LogFilter};
@@ -43,6 +43,7 @@ fn page_ctx(raw: &RawFilter) -> Context {
     ctx.insert("decisions", &DECISIONS);
     ctx.insert("levels", &LEVELS);
     ctx.insert("outcomes", &OUTCOMES);
+    ctx.insert("account_risks", &ACCOUNT_RISKS);
     ctx.insert("reasons", &REASONS);
     ctx.insert("export_max", &EXPORT_MAX_ROWS);
     let q = raw.query();

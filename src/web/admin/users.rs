@@ -371,6 +371,7 @@ fn user_data(
             "id": u.id, "username": u.username, "email": u.email, "name": u.name,
             "is_admin": u.is_admin, "disabled": u.disabled,
             "must_change_password": u.must_change_password,
+            "risk_state": u.risk_state, "risk_since": u.risk_state_at.map(when),
             "created": when(u.created_at), "updated": when(u.updated_at),
         },
         "failures": failures,
