@@ -13,7 +13,9 @@
 pub mod accounts;
 pub mod authorize;
 pub mod clients;
+pub mod consents;
 pub mod factors;
+pub mod housekeeping;
 pub mod keys;
 pub mod login;
 pub mod mfa;
