@@ -10,6 +10,7 @@ mod admin_signins;
 mod admin_users;
 mod audit;
 mod cli;
+mod hardening;
 mod helpers;
 mod login;
 mod mfa;
