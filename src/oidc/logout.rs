@@ -136,15 +136,19 @@ pub async fn backchannel(svc: &Services, now: Timestamp, session: &Session) {
 /// token created within the refresh tokens' absolute lifetime) and registered a back-channel
 /// URI that all of the user's sessions there are over: a logout token with `sub` and no `sid`.
 /// For containment (an account disabled, its sessions and tokens ended). Delivery and audit as
-/// for [`backchannel`].
-pub async fn backchannel_user(svc: &Services, now: Timestamp, user_id: &str) {
+/// for [`backchannel`]. Returns the delivery tasks: a server may drop them (they run on), a
+/// short-lived process such as the CLI should await them before it exits.
+pub async fn backchannel_user(svc: &Services, now: Timestamp, user_id: &str) -> Deliveries {
     let (uid, since) = (
         user_id.to_owned(),
         now.minus_secs(LIFETIMES.refresh_absolute).micros(),
     );
     let targets = targets(svc, move |c| authz::clients_of_user(c, &uid, since)).await;
-    send(svc, now, user_id, None, targets).await;
+    send(svc, now, user_id, None, targets).await
 }
+
+/// Background deliveries of logout tokens, one task per client.
+pub type Deliveries = Vec<tokio::task::JoinHandle<()>>;
 
 /// The clients among `ids` that registered a back-channel logout URI.
 async fn targets<F>(svc: &Services, ids: F) -> Vec<Client>
@@ -178,20 +182,21 @@ async fn send(
     user_id: &str,
     sid: Option<&str>,
     targets: Vec<Client>,
-) {
+) -> Deliveries {
+    let mut tasks = Vec::new();
     if targets.is_empty() {
-        return;
+        return tasks;
     }
     let keys: std::sync::Arc<KeySet> = match svc.keys.current(now).await {
         Ok(k) => k,
         Err(e) => {
             tracing::error!(error = %e, "no keys for back-channel logout");
-            return;
+            return tasks;
         }
     };
     let Some(http) = HTTP.as_ref() else {
         tracing::error!("no HTTP client for back-channel logout");
-        return;
+        return tasks;
     };
     for client in targets {
         let Some(uri) = client.backchannel_logout_uri.clone() else {
@@ -223,8 +228,9 @@ async fn send(
             sid: sid.map(str::to_owned),
             token: signed,
         };
-        tokio::spawn(job.run());
+        tasks.push(tokio::spawn(job.run()));
     }
+    tasks
 }
 
 /// One logout token on its way to one client.
