@@ -26,14 +26,26 @@ pub fn json_config() -> web::JsonConfig {
         .limit(JSON_LIMIT)
         .error_handler(|err, _req| {
             use actix_web::error::JsonPayloadError as E;
-            let resp = match &err {
-                E::Overflow { .. } | E::OverflowKnownLength { .. } => {
-                    json_error(StatusCode::PAYLOAD_TOO_LARGE, "The request is too large.")
-                }
-                _ => json_error(StatusCode::BAD_REQUEST, "The request could not be read."),
+            // Logged by kind only: serde's message can quote the (attacker's) body.
+            let (status, msg, kind) = match &err {
+                E::Overflow { .. } | E::OverflowKnownLength { .. } => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request is too large.",
+                    "too_large",
+                ),
+                E::ContentType => (
+                    StatusCode::BAD_REQUEST,
+                    "The request must be JSON.",
+                    "content_type",
+                ),
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    "The request could not be read.",
+                    "malformed",
+                ),
             };
-            tracing::info!(error = %err, "passkey request body refused");
-            actix_web::error::InternalError::from_response(err, resp).into()
+            tracing::info!(kind, "passkey request body refused");
+            actix_web::error::InternalError::from_response(err, json_error(status, msg)).into()
         })
 }
 
