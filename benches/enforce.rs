@@ -138,8 +138,12 @@ fn refresh_token(rt: &tokio::runtime::Runtime, w: &World) -> String {
         used_at: None,
         revoked_at: None,
     };
-    rt.block_on(w.svc.db.run(move |c| vigil::store::tokens::insert_refresh(c, &row)))
-        .unwrap();
+    rt.block_on(
+        w.svc
+            .db
+            .run(move |c| vigil::store::tokens::insert_refresh(c, &row)),
+    )
+    .unwrap();
     plain
 }
 
@@ -233,7 +237,10 @@ fn bench(c: &mut Criterion) {
             current = rt.block_on(refresh_once(&w, &current));
             refresh.push(t.elapsed());
         }
-        for (name, v) in [("enforce::check", &mut check), ("refresh grant", &mut refresh)] {
+        for (name, v) in [
+            ("enforce::check", &mut check),
+            ("refresh grant", &mut refresh),
+        ] {
             v.sort();
             let p = |q: f64| v[((v.len() as f64 - 1.0) * q) as usize];
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;

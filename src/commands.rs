@@ -120,6 +120,7 @@ async fn serve(svc: Services) -> Result<(), Failure> {
         });
     }
     spawn_ip_retention(&svc);
+    spawn_housekeeping(&svc);
     let state = crate::app::build_state(svc).map_err(|e| Failure::op(e.to_string()))?;
     let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
     tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");
@@ -531,6 +532,33 @@ fn spawn_ip_retention(svc: &Services) {
                 ),
                 Ok(_) => tracing::debug!(retention_days = days, "no raw IPs old enough to purge"),
                 Err(e) => tracing::warn!(error = %e, "IP purge failed; retrying in an hour"),
+            }
+        }
+    });
+}
+
+/// `serve` and `demo` delete dead rows every hour (first a minute after start): expired
+/// authorization requests and ceremony state, old codes and failure counters (see
+/// `flow::housekeeping`). Always on: anonymous requests write these rows. Logged, not audited.
+fn spawn_housekeeping(svc: &Services) {
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut tick = tokio::time::interval_at(start, std::time::Duration::from_secs(3600));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = svc.clock.now();
+            match crate::flow::housekeeping::sweep(&svc, now).await {
+                Ok(s) if s.total() > 0 => tracing::info!(
+                    authz_requests = s.authz_requests,
+                    mfa_flows = s.mfa_flows,
+                    auth_codes = s.auth_codes,
+                    login_failures = s.login_failures,
+                    "expired rows purged"
+                ),
+                Ok(_) => tracing::debug!("no expired rows to purge"),
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed; retrying in an hour"),
             }
         }
     });

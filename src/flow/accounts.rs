@@ -4,7 +4,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::containment::{contain, notify, set_risk, Cause, Contained};
+use super::containment::{contain, notify, notify_and_wait, set_risk, Cause, Contained};
 use super::enforce::AccountRisk;
 use super::{FlowError, Services};
 use crate::audit::AuditEvent;
@@ -161,7 +161,7 @@ pub async fn set_disabled(
             })
         })
         .await?;
-    notify(svc, now, &contained).await;
+    notify_and_wait(svc, now, &contained).await;
     Ok(())
 }
 
@@ -204,7 +204,7 @@ pub async fn set_password(
             })
         })
         .await?;
-    notify(svc, now, &contained).await;
+    notify_and_wait(svc, now, &contained).await;
     Ok(())
 }
 
@@ -282,7 +282,7 @@ pub async fn change_own_password(
             })
         })
         .await?;
-    notify(svc, now, &contained).await;
+    let _ = notify(svc, now, &contained).await;
     Ok(())
 }
 
@@ -464,7 +464,7 @@ pub async fn admin_set_disabled(
         Ok((contained, serde_json::json!({ "sessions_ended": ended })))
     })
     .await?;
-    notify(svc, now, &contained).await;
+    let _ = notify(svc, now, &contained).await;
     Ok(())
 }
 
@@ -519,7 +519,7 @@ pub async fn reset_password(
         },
     )
     .await?;
-    notify(svc, now, &contained).await;
+    let _ = notify(svc, now, &contained).await;
     Ok(generated)
 }
 
@@ -635,7 +635,7 @@ pub async fn end_sessions(
         },
     )
     .await?;
-    notify(svc, now, &contained).await;
+    let _ = notify(svc, now, &contained).await;
     Ok(contained.sessions.len())
 }
 

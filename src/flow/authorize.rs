@@ -220,7 +220,9 @@ pub async fn begin(
     let mut session = session;
     if let Some(hint) = &req.id_token_hint {
         let keys = svc.keys.current(now).await?;
-        match keys.verify::<IdClaims>(hint, &issuer, None, false) {
+        // Only an ID token (typ JWT) is a hint: an access token (`at+jwt`) or a logout token
+        // carries the same sub and aud and must not pass for one.
+        match keys.verify::<IdClaims>(hint, &issuer, Some(crate::oidc::ID_TOKEN_TYP), false) {
             Ok(c) if c.aud == req.client.id => {
                 if session.as_ref().is_some_and(|(_, u)| u.id != c.sub) {
                     session = None;

@@ -11,7 +11,7 @@
 //! the user changes their own password), every refresh family and access token of the account is
 //! revoked, and for a reported sign-in the factors added since then are suspended until the
 //! owner confirms them. After the commit, [`notify`] tells every application that had a session
-//! for the account (back-channel logout). The report, the attack verdict, lock/disable (console
+//! or token for the account (back-channel logout, retried and audited). The report, the attack verdict, lock/disable (console
 //! and CLI), an admin reset, a password change and "end all sessions" all call it.
 
 use super::accounts::Actor;
@@ -64,6 +64,8 @@ impl Cause {
 /// What containment did.
 #[derive(Debug, Clone, Default)]
 pub struct Contained {
+    /// The account contained (None: nothing was, e.g. an enable rather than a disable).
+    pub user_id: Option<String>,
     /// The sessions it ended, for the back-channel logout after the commit.
     pub sessions: Vec<Session>,
     pub tokens_revoked: usize,
@@ -100,6 +102,7 @@ pub fn contain(
             })),
     )?;
     Ok(Contained {
+        user_id: Some(user_id.to_owned()),
         sessions: ended,
         tokens_revoked,
         factors_suspended,
@@ -148,9 +151,24 @@ pub fn set_risk(
     Ok(true)
 }
 
-/// After the commit: tell the applications of every ended session (back-channel logout).
-pub async fn notify(svc: &Services, now: Timestamp, contained: &Contained) {
-    for s in &contained.sessions {
-        crate::oidc::logout::backchannel(svc, now, s).await;
+/// After the commit: tell every application that had a session or token for the account
+/// (back-channel logout with `sub`: all of the user's sessions there end). Delivery goes on in
+/// the background with retries; the tasks are returned for a short-lived caller (the CLI) to
+/// await.
+pub async fn notify(
+    svc: &Services,
+    now: Timestamp,
+    contained: &Contained,
+) -> crate::oidc::logout::Deliveries {
+    match &contained.user_id {
+        Some(uid) => crate::oidc::logout::backchannel_user(svc, now, uid).await,
+        None => Vec::new(),
+    }
+}
+
+/// [`notify`], waiting for the deliveries to finish (for the CLI, which exits right after).
+pub async fn notify_and_wait(svc: &Services, now: Timestamp, contained: &Contained) {
+    for task in notify(svc, now, contained).await {
+        let _ = task.await;
     }
 }

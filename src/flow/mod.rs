@@ -15,9 +15,11 @@
 pub mod accounts;
 pub mod authorize;
 pub mod clients;
+pub mod consents;
 pub mod containment;
 pub mod enforce;
 pub mod factors;
+pub mod housekeeping;
 pub mod keys;
 pub mod login;
 pub mod mfa;

@@ -214,6 +214,11 @@ fn amr_of(a: &Authenticated) -> Vec<&'static str> {
 }
 
 /// Record what a failed assertion means: a clone is an event for the admin.
+///
+/// With no user identified (a passwordless response that names nobody) there is nobody to
+/// log it for: anyone can post garbage there, so it writes no sign-in row and no audit entry,
+/// which would let anonymous traffic grow both. It is a log line, and a failure counted
+/// against the IP (account "") so the IP throttle still sees it.
 async fn assertion_failed(
     svc: &Services,
     now: Timestamp,
@@ -221,6 +226,14 @@ async fn assertion_failed(
     e: &AuthError,
     ctx: &RequestContext,
 ) -> Result<(), FlowError> {
+    if user.is_none() {
+        tracing::info!(client.ip = %ctx.ip, error = %e, "anonymous passkey assertion refused");
+        let ip = ctx.ip.to_string();
+        svc.db
+            .run(move |c| store::throttle::record(c, "", &ip, now.micros()))
+            .await?;
+        return Ok(());
+    }
     let (auditor, uid, ctx2) = (svc.auditor.clone(), user.map(|u| u.id.clone()), ctx.clone());
     let clone = matches!(e, AuthError::CloneDetected);
     svc.db

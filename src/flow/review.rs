@@ -225,7 +225,7 @@ pub async fn decide(
         })
         .await?;
     let contained = result?;
-    notify(svc, now, &contained).await;
+    let _ = notify(svc, now, &contained).await;
     Ok(())
 }
 
@@ -341,6 +341,6 @@ async fn report_once(
         })
         .await?;
     let (reported, contained) = done.ok_or_else(|| FlowError::NotFound("sign-in".into()))?;
-    notify(svc, now, &contained).await;
+    let _ = notify(svc, now, &contained).await;
     Ok(reported)
 }

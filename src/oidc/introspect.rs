@@ -1,5 +1,9 @@
 //! Token introspection (RFC 7662) for resource servers: client-authenticated; an inactive,
 //! unknown or malformed token is simply `{"active": false}`.
+//!
+//! A caller learns about a token only if it is that token's business: the client it was issued
+//! to, or (access tokens) its audience. Any other client gets the same `{"active": false}` as
+//! for garbage (§2.2), so introspection cannot be used to probe other clients' tokens.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,6 +46,9 @@ pub async fn introspect(
         return Ok(json!({ "active": false }));
     }
     if let Ok(c) = verify_access_token(svc, now, &token).await {
+        if c.client_id != client.id && c.aud != client.id {
+            return Ok(json!({ "active": false }));
+        }
         let sub = c.sub.clone();
         let username = svc
             .db
@@ -78,7 +85,9 @@ pub async fn introspect(
     }
     let hash = token_digest(&token);
     if let Some(r) = svc.db.run(move |c| tokens::find_refresh(c, &hash)).await? {
-        let live = r.revoked_at.is_none()
+        // Only the client that holds a refresh token may ask about it.
+        let live = r.client_id == client.id
+            && r.revoked_at.is_none()
             && r.used_at.is_none()
             && r.expires_at > now.micros()
             && r.family_expires_at > now.micros();

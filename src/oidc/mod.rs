@@ -49,6 +49,10 @@ pub const LIFETIMES: Lifetimes = Lifetimes {
     refresh_absolute: 30 * 24 * 3600,
 };
 
+/// The JOSE `typ` of ID tokens (token.rs signs them with it). A hint must carry exactly this:
+/// access tokens (`at+jwt`) and logout tokens (`logout+jwt`) share `iss`, `sub` and `aud`.
+pub const ID_TOKEN_TYP: &str = "JWT";
+
 /// The longest a signed token lives: a rotated key stays published this long (+ leeway).
 pub const KEY_GRACE_SECS: i64 = 660;
 

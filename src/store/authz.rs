@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{auth_codes, authz_requests};
+use super::schema::{auth_codes, authz_requests, refresh_tokens};
 use super::{DbConn, StoreResult};
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -119,4 +119,26 @@ pub fn clients_of_session(conn: &mut DbConn, session_id: &str) -> StoreResult<Ve
         .select(auth_codes::client_id)
         .distinct()
         .load(conn)?)
+}
+
+/// Clients that issued `user_id` a code or a refresh token created after `since` (unix µs):
+/// those that may still hold a session or tokens for the user (back-channel logout of a user).
+pub fn clients_of_user(conn: &mut DbConn, user_id: &str, since: i64) -> StoreResult<Vec<String>> {
+    let mut ids: Vec<String> = auth_codes::table
+        .filter(auth_codes::user_id.eq(user_id))
+        .filter(auth_codes::created_at.gt(since))
+        .select(auth_codes::client_id)
+        .distinct()
+        .load(conn)?;
+    ids.extend(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::created_at.gt(since))
+            .select(refresh_tokens::client_id)
+            .distinct()
+            .load::<String>(conn)?,
+    );
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
 }

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod consents;
 pub mod factors;
 pub mod flows;
+pub mod housekeeping;
 pub mod keys;
 pub mod retention;
 pub mod reviews;

@@ -136,3 +136,39 @@ pub fn revoke_by_code(conn: &mut DbConn, code_id: &str, now: i64) -> StoreResult
     .execute(conn)?;
     Ok(())
 }
+
+/// What [`revoke_for_user_client`] revoked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    pub refresh_tokens: usize,
+    pub access_tokens: usize,
+}
+
+/// Revoke every live refresh and access token one user holds at one client (consent withdrawn).
+pub fn revoke_for_user_client(
+    conn: &mut DbConn,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> StoreResult<Revoked> {
+    let refresh_tokens = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id))
+            .filter(refresh_tokens::client_id.eq(client_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    let access_tokens = diesel::update(
+        access_tokens::table
+            .filter(access_tokens::user_id.eq(user_id))
+            .filter(access_tokens::client_id.eq(client_id))
+            .filter(access_tokens::revoked_at.is_null()),
+    )
+    .set(access_tokens::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(Revoked {
+        refresh_tokens,
+        access_tokens,
+    })
+}

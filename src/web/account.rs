@@ -207,32 +207,8 @@ pub async fn revoke_consent(
     state.csrf.verify(&req, &form.csrf_token)?;
     let (_, user) = or_respond!(signed_in(&state, &req, Action::AccountPage, "/account").await?);
     let ip = state.context(&req).ip;
-    let (uid, cid, auditor, now) = (
-        user.id.clone(),
-        form.client_id.clone(),
-        state.svc.auditor.clone(),
-        state.now(),
-    );
-    state
-        .svc
-        .db
-        .run(move |c| {
-            store::transaction(c, |c| {
-                if consents::revoke(c, &uid, &cid)? {
-                    auditor.record(
-                        c,
-                        now,
-                        AuditEvent::new("consent.revoked")
-                            .actor(uid.clone())
-                            .target(cid.clone())
-                            .ip(ip),
-                    )?;
-                }
-                Ok(())
-            })
-        })
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+    // The flow also revokes the app's tokens: a withdrawn consent must end its access too.
+    crate::flow::consents::withdraw(&state.svc, state.now(), &user.id, &form.client_id, ip).await?;
     Ok(see_other("/account"))
 }
 

@@ -308,30 +308,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/sessions/revoke",
             web::post().to(account::revoke_session),
         )
-        .route(
-            "/account/passkeys/begin",
-            web::post().to(passkeys::register_begin),
+        .service(
+            web::resource("/account/passkeys/begin")
+                .app_data(passkeys::json_config())
+                .route(web::post().to(passkeys::register_begin)),
         )
-        .route(
-            "/account/passkeys/finish",
-            web::post().to(passkeys::register_finish),
+        .service(
+            web::resource("/account/passkeys/finish")
+                .app_data(passkeys::json_config())
+                .route(web::post().to(passkeys::register_finish)),
         )
         .route("/account/passkeys/remove", web::post().to(passkeys::remove))
-        .route(
-            "/login/mfa/webauthn/begin",
-            web::post().to(passkeys::step_up_begin),
+        .service(
+            web::resource("/login/mfa/webauthn/begin")
+                .app_data(passkeys::json_config())
+                .route(web::post().to(passkeys::step_up_begin)),
         )
-        .route(
-            "/login/mfa/webauthn/finish",
-            web::post().to(passkeys::step_up_finish),
+        .service(
+            web::resource("/login/mfa/webauthn/finish")
+                .app_data(passkeys::json_config())
+                .route(web::post().to(passkeys::step_up_finish)),
         )
-        .route(
-            "/login/passkey/begin",
-            web::post().to(passkeys::passwordless_begin),
+        .service(
+            web::resource("/login/passkey/begin")
+                .app_data(passkeys::json_config())
+                .route(web::post().to(passkeys::passwordless_begin)),
         )
-        .route(
-            "/login/passkey/finish",
-            web::post().to(passkeys::passwordless_finish),
+        .service(
+            web::resource("/login/passkey/finish")
+                .app_data(passkeys::json_config())
+                .route(web::post().to(passkeys::passwordless_finish)),
         )
         .route("/authorize/resume", web::get().to(oidc::authorize_resume))
         .route("/static/webauthn.js", web::get().to(static_webauthn_js))

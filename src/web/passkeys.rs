@@ -15,6 +15,41 @@ use crate::flow::passkeys::{self, Passwordless};
 use crate::flow::{factors, FlowError};
 use crate::store::token_digest;
 
+/// The largest JSON body a passkey endpoint reads. A WebAuthn response is a few KiB; these
+/// endpoints are anonymous, so actix's 2 MiB default would let anyone make us buffer and parse
+/// megabytes per request.
+pub const JSON_LIMIT: usize = 16 * 1024;
+
+/// The JSON extractor settings for every passkey route: the size cap, and an answer in the
+/// shape static/webauthn.js reads (`{"error": …}`, 413 or 400) instead of actix's plain text.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as E;
+            // Logged by kind only: serde's message can quote the (attacker's) body.
+            let (status, msg, kind) = match &err {
+                E::Overflow { .. } | E::OverflowKnownLength { .. } => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request is too large.",
+                    "too_large",
+                ),
+                E::ContentType => (
+                    StatusCode::BAD_REQUEST,
+                    "The request must be JSON.",
+                    "content_type",
+                ),
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    "The request could not be read.",
+                    "malformed",
+                ),
+            };
+            tracing::info!(kind, "passkey request body refused");
+            actix_web::error::InternalError::from_response(err, json_error(status, msg)).into()
+        })
+}
+
 #[derive(Deserialize)]
 pub struct Finish {
     #[serde(default)]

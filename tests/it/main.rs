@@ -11,6 +11,7 @@ mod admin_users;
 mod audit;
 mod cli;
 mod enforcement;
+mod hardening;
 mod helpers;
 mod login;
 mod mfa;
