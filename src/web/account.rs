@@ -136,12 +136,12 @@ pub async fn show(
             }
             // A factor added in the last week is marked new: an unexpected one is the first
             // thing a person should notice.
-            let recent = |created: i64| now.micros() - created < NEW_FACTOR_SECS * 1_000_000;
-            let totp = totp_row.filter(|t| t.suspended_at.is_none()).map(|t| json!({ "created": Timestamp(t.created_at).display(), "last_used": t.last_used_at.map(|x| Timestamp(x).display()), "new": recent(t.created_at) }));
+            let is_new = |created: i64| now.micros() - created < NEW_FACTOR_SECS * 1_000_000;
+            let totp = totp_row.filter(|t| t.suspended_at.is_none()).map(|t| json!({ "created": Timestamp(t.created_at).display(), "last_used": t.last_used_at.map(|x| Timestamp(x).display()), "new": is_new(t.created_at) }));
             let passkeys: Vec<_> = passkey_rows
                 .into_iter()
                 .filter(|p| p.suspended_at.is_none())
-                .map(|p| json!({ "id": p.id, "name": p.name, "created": Timestamp(p.created_at).display(), "last_used": p.last_used_at.map(|x| Timestamp(x).display()), "new": recent(p.created_at) }))
+                .map(|p| json!({ "id": p.id, "name": p.name, "created": Timestamp(p.created_at).display(), "last_used": p.last_used_at.map(|x| Timestamp(x).display()), "new": is_new(p.created_at) }))
                 .collect();
             let recovery_left = stored::recovery_codes_left(c, &uid)?;
             Ok(json!({ "consents": consent_rows, "sessions": live, "signins": recent, "totp": totp, "passkeys": passkeys, "recovery_left": recovery_left, "suspended": suspended }))

@@ -610,6 +610,8 @@ async fn housekeeping_works_in_batches(b: Backend) {
                 login_hint: None,
                 created_at: now,
                 expires_at,
+                device_id: None,
+                assessed_session: None,
             };
             vigil::store::transaction(c, |c| {
                 for i in 0..dead {
@@ -781,4 +783,61 @@ async fn withdrawing_consent_ends_the_apps_tokens(b: Backend) {
 on_both_backends!(
     withdrawing_consent_ends_the_apps_tokens,
     super::withdrawing_consent_ends_the_apps_tokens
+);
+
+/// "This wasn't me" is containment: the application that holds the attacker's tokens receives a
+/// back-channel logout token for the user, audited as delivered.
+async fn a_report_tells_the_applications(b: Backend) {
+    let sink = Arc::new(Sink::default());
+    let rp_base = start_rp_endpoint(sink.clone());
+    let app = spawn_app(b).await.unwrap();
+    app.add_user("alice", false).await;
+    add_client(
+        &app,
+        ClientSpec {
+            id: "rp",
+            backchannel: Some(format!("{rp_base}/bc/rp")),
+            ..Default::default()
+        },
+    )
+    .await;
+    let rp1 = rp(&app, "rp", false).await;
+    let (t, _) = tokens_for(&app, &rp1, &["openid", "offline_access"]).await;
+    let sub = payload(t["id_token"].as_str().unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uid = sub.clone();
+    let signin = app
+        .svc
+        .db
+        .run(move |c| vigil::store::signins::recent_for_user(c, &uid, 1))
+        .await
+        .unwrap()
+        .remove(0)
+        .id;
+    let token = csrf_in(&app.get("/account").await.text().await.unwrap());
+    let r = app
+        .http
+        .post(app.url("/account/signins/report"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("signin_id", signin.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let audits = wait_for_deliveries(&app, 1).await;
+    assert_eq!(audits[0].1["delivered"], true, "{:?}", audits[0]);
+    let tokens = sink.tokens_for("rp");
+    assert_eq!(tokens.len(), 1);
+    let (header, claims) = verify_logout_token(&app, &tokens[0], "rp").await;
+    assert_eq!(header["typ"], "logout+jwt");
+    assert_eq!(claims["sub"], sub);
+    assert!(claims["events"][BACKCHANNEL_EVENT].is_object());
+}
+on_both_backends!(
+    a_report_tells_the_applications,
+    super::a_report_tells_the_applications
 );
