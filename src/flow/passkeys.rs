@@ -248,7 +248,7 @@ async fn assertion_failed(
         })
         .await?;
     if let Some(u) = user {
-        super::login::record_failure_counter_only(svc, now, &u.username, ctx).await?;
+        super::throttle::record_unreserved(svc, now, &u.username, ctx).await?;
     }
     Ok(())
 }
@@ -385,13 +385,8 @@ pub async fn passwordless_finish(
             &AuthError::InvalidCredentials,
         )));
     };
-    if let Some(retry) =
-        super::login::throttled(svc, now, &user.username, &ctx.ip.to_string()).await?
-    {
-        return Err(FlowError::Auth(AuthError::Throttled {
-            retry_after_secs: retry,
-        }));
-    }
+    // No password throttle here: a passkey cannot be guessed, and strangers' wrong passwords
+    // must not keep the owner out.
     // A passkey is already the strongest factor: only a deny-listed network stops it. The
     // assessment is still logged and learnt from.
     let mut verdict = super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;

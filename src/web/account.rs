@@ -420,7 +420,7 @@ pub async fn password_change(
     let form = form.into_inner();
     state.csrf.verify(&req, &form.csrf_token)?;
     let (s, user) = or_respond!(signed_in(&state, &req).await?);
-    let ip = state.context(&req).ip;
+    let ctx = state.context(&req);
     match crate::flow::accounts::change_own_password(
         &state.svc,
         state.now(),
@@ -428,7 +428,7 @@ pub async fn password_change(
         &s.id,
         form.current_password,
         form.new_password,
-        ip,
+        &ctx,
     )
     .await
     {
