@@ -19,3 +19,4 @@ mod policy;
 mod replay;
 mod risk;
 mod storage;
+mod throttle;
