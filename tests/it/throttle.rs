@@ -95,6 +95,7 @@ async fn parallel_wrong_passwords(backend: Backend, n: usize) {
     );
     assert_eq!(throttled, n - limit);
     assert_eq!(checked_failures(&app, "alice").await, limit);
+    eprintln!("{n} parallel wrong passwords: {refused} checked, {throttled} answered 429");
 }
 
 async fn forty_parallel_wrong_passwords_check_five(backend: Backend) {
@@ -424,6 +425,11 @@ async fn full_hash_queue_answers_503(backend: Backend) {
         .iter()
         .filter(|(s, _)| *s == StatusCode::SERVICE_UNAVAILABLE)
         .collect();
+    eprintln!(
+        "hash queue 0: {} of {} answered 503",
+        busy.len(),
+        answers.len()
+    );
     assert!(!busy.is_empty(), "some were refused as busy: {answers:?}");
     assert!(
         busy.iter().all(|(_, retry)| *retry),
