@@ -143,6 +143,8 @@ pub struct Settings {
     pub ip_denylist: Option<PathBuf>,
     pub log: String,
     pub password: PasswordParams,
+    /// Passwords allowed to wait for a hashing thread; `None`: 32 per core. Beyond it, 503.
+    pub hash_queue: Option<usize>,
     pub session: SessionSettings,
     pub throttle: ThrottleSettings,
     /// Encrypts private signing keys and TOTP secrets at rest (base64 of 32 bytes).
@@ -174,6 +176,7 @@ pub const KEYS: &[&str] = &[
     "argon2_memory_kib",
     "argon2_iterations",
     "argon2_parallelism",
+    "hash_queue",
     "session_idle_minutes",
     "session_absolute_hours",
     "throttle_account_failures",
@@ -296,6 +299,10 @@ impl Settings {
             absolute_secs: 3600
                 * i64::from(number(take("session_absolute_hours"), 12u32, 1, 24 * 90)?),
         };
+        let hash_queue = match take("hash_queue") {
+            Some(r) => Some(number(Some(r), 0usize, 0, 1_000_000)?),
+            None => None,
+        };
         let throttle = ThrottleSettings {
             account_failures: number(take("throttle_account_failures"), 5, 1, 10_000)?,
             ip_failures: number(take("throttle_ip_failures"), 30, 1, 1_000_000)?,
@@ -341,6 +348,7 @@ impl Settings {
             log,
             password,
             session,
+            hash_queue,
             throttle,
             master_key,
             master_key_file,

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod flow;
+pub mod net;
 pub mod oidc;
 pub mod risk;
 pub mod sealing;

@@ -18,6 +18,9 @@ pub enum AuthError {
     WeakPassword(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// Too many passwords are waiting to be hashed: try again shortly (not the client's fault).
+    #[error("the server is busy checking passwords; try again shortly")]
+    Busy,
     #[error("this code was already used")]
     TotpReplay,
     #[error("TOTP: {0}")]

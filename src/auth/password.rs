@@ -3,13 +3,14 @@
 //! rules), and a dummy hash so that an unknown username costs the same time as a known one.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AuthError;
 use crate::config::PasswordParams;
@@ -61,12 +62,25 @@ pub struct Checked {
     pub needs_rehash: bool,
 }
 
-/// Hashes and verifies passwords off the async workers, at most `permits` at a time.
+/// Hashes and verifies passwords off the async workers, at most `permits` at a time, with at
+/// most `queue` more waiting: beyond that a request is refused at once ([`AuthError::Busy`])
+/// rather than holding memory and a connection while a flood drains.
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    queue: usize,
+    waiting: Arc<AtomicUsize>,
     dummy: Arc<String>,
+}
+
+/// One place in the wait queue, given back however the wait ends (done, failed or cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Hasher {
@@ -78,19 +92,38 @@ impl std::fmt::Debug for Hasher {
 }
 
 impl Hasher {
-    /// `concurrency` bounds simultaneous hashes (the core count: more only queues in the kernel).
-    pub fn new(p: PasswordParams, concurrency: usize) -> Result<Self, AuthError> {
+    /// `concurrency` bounds simultaneous hashes (the core count: more only queues in the kernel);
+    /// `queue` bounds the requests waiting for one.
+    pub fn new(p: PasswordParams, concurrency: usize, queue: usize) -> Result<Self, AuthError> {
         let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
             .map_err(|e| AuthError::Hashing(e.to_string()))?;
         let mut h = Hasher {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            queue,
+            waiting: Arc::new(AtomicUsize::new(0)),
             dummy: Arc::new(String::new()),
         };
         // A real hash of a random value: verifying against it costs exactly what a real one does.
         let random = uuid::Uuid::new_v4().to_string();
         h.dummy = Arc::new(h.hash_blocking(&random)?);
         Ok(h)
+    }
+
+    /// A hashing slot: at once if one is free, else a place in the bounded queue, else `Busy`.
+    async fn slot(&self) -> Result<SemaphorePermit<'_>, AuthError> {
+        if let Ok(p) = self.permits.try_acquire() {
+            return Ok(p);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(AuthError::Busy);
+        }
+        let _place = Waiting(&self.waiting);
+        self.permits
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hashing(e.to_string()))
     }
 
     fn argon(&self) -> Argon2<'static> {
@@ -137,11 +170,7 @@ impl Hasher {
 
     /// Hash a new password on the blocking pool.
     pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Hashing(e.to_string()))?;
+        let _permit = self.slot().await?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.hash_blocking(password.expose_secret()))
             .await
@@ -155,11 +184,7 @@ impl Hasher {
         stored: Option<String>,
         password: SecretString,
     ) -> Result<Checked, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Hashing(e.to_string()))?;
+        let _permit = self.slot().await?;
         let me = self.clone();
         tokio::task::spawn_blocking(move || match stored {
             Some(hash) => me.verify_blocking(&hash, password.expose_secret()),
@@ -188,6 +213,7 @@ mod tests {
                 parallelism: 1,
             },
             2,
+            8,
         )
         .unwrap()
     }
@@ -229,6 +255,7 @@ mod tests {
                 parallelism: 1,
             },
             1,
+            8,
         )
         .unwrap();
         let r = stronger
@@ -242,5 +269,46 @@ mod tests {
                 needs_rehash: true
             }
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_answers_busy_at_once() {
+        // One slot, one place in the queue, and a hash slow enough that a third caller arrives
+        // while both are taken.
+        let h = Hasher::new(
+            PasswordParams {
+                memory_kib: 32 * 1024,
+                iterations: 4,
+                parallelism: 1,
+            },
+            1,
+            1,
+        )
+        .unwrap();
+        let stored = h.hash_blocking("correct horse battery staple").unwrap();
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let (h, s) = (h.clone(), stored.clone());
+                tokio::spawn(async move { h.verify(Some(s), "wrong".into()).await })
+            })
+            .collect();
+        let mut busy = 0;
+        let mut done = 0;
+        for c in calls {
+            match c.await.unwrap() {
+                Ok(r) => {
+                    assert!(!r.ok);
+                    done += 1;
+                }
+                Err(AuthError::Busy) => busy += 1,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert!(busy >= 1, "a full queue refuses");
+        assert!(done >= 1, "the slot and the queue are served");
+        assert!(done <= 6 - busy);
+        // The queue empties again: a later caller is served.
+        assert!(h.verify(Some(stored), "wrong".into()).await.is_ok());
+        assert_eq!(h.waiting.load(Ordering::SeqCst), 0);
     }
 }

@@ -219,19 +219,41 @@ pub async fn change_own_password(
     session: &crate::store::sessions::Session,
     current: SecretString,
     new: SecretString,
-    ip: std::net::IpAddr,
+    ctx: &super::RequestContext,
 ) -> Result<(), FlowError> {
     let keep_session = session.id.as_str();
     let proven = crate::oidc::acr_rank(&session.acr) >= crate::oidc::acr_rank(crate::oidc::ACR_MFA);
-    let checked = svc
+    use super::throttle::{self, Gate};
+    use crate::auth::AuthError;
+    // The current password is a secret like any other: a stolen session must not become an
+    // unthrottled password oracle.
+    let account = super::login::account_key(&user.username);
+    let r = match throttle::reserve(svc, now, &account, Some(&user.id), ctx).await? {
+        Gate::Proceed(r) => r,
+        Gate::Throttled {
+            retry_after_secs, ..
+        } => return Err(AuthError::Throttled { retry_after_secs }.into()),
+    };
+    let checked = match svc
         .hasher
         .verify(Some(user.password_hash.clone()), current)
-        .await?;
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            throttle::release(svc, r).await?;
+            return Err(e.into());
+        }
+    };
     if !checked.ok {
+        // The reservation stays: it is this failure's record.
+        tracing::info!(user.id = %user.id, client.ip = %ctx.ip, "current password refused");
         return Err(FlowError::Invalid(
             "Your current password is not right.".into(),
         ));
     }
+    throttle::release(svc, r).await?;
+    let ip = ctx.ip;
     check_policy(new.expose_secret(), &user.username)?;
     let hash = svc.hasher.hash(new).await?;
     let (auditor, uid, keep) = (

@@ -1,12 +1,12 @@
 //! A password sign-in, start to finish.
 //!
 //! ```text
-//!  attempt ──> throttled? ──yes──> Throttled (no hash computed: guessing costs us nothing)
-//!                 │no
+//!  attempt ──> reserve (throttle.rs) ──over the limit──> Throttled (no hash computed)
+//!                 │granted: the attempt counts as a failure until proven right
 //!                 v
 //!            verify (argon2id off the async workers; dummy hash for unknown users)
 //!                 │
-//!        wrong / disabled ──> failure counted for account and IP ──────────> Refused
+//!        wrong / disabled ──> the reservation stays as the failure ────────> Refused
 //!        ok, second factor enrolled ──> pending step-up (mfa.rs) ──────────> SecondFactor
 //!        ok, no second factor ──> new session (old one revoked) ───────────> SignedIn
 //! ```
@@ -17,14 +17,14 @@ use super::containment::set_risk;
 use super::enforce::{self, AccountRisk, AccountView, Action, Facts, Method, Refusal, Requirement};
 use super::risk::{evaluate, level_name, Verdict};
 use super::session::{self, Established};
-use super::{mfa, FlowError, RequestContext, Services};
+use super::{mfa, throttle, FlowError, RequestContext, Services};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::oidc::ACR_PWD;
 use crate::risk::{BlockReason, Decision, Level};
 use crate::store::signins::{self, SigninRow};
 use crate::store::users::{self, User};
-use crate::store::{self, new_id, throttle, token_digest, DbConn, StoreResult};
+use crate::store::{self, new_id, token_digest, DbConn, StoreResult};
 
 /// What someone typed into the login form, and where they are.
 pub struct PasswordAttempt {
@@ -62,33 +62,6 @@ pub enum Outcome {
 /// The key failures are counted under: what was typed, normalised, bounded in length.
 pub fn account_key(username: &str) -> String {
     username.trim().to_lowercase().chars().take(128).collect()
-}
-
-/// `Some(retry_after_secs)` when the account or the IP has used up its failures.
-pub async fn throttled(
-    svc: &Services,
-    now: Timestamp,
-    account: &str,
-    ip: &str,
-) -> Result<Option<i64>, FlowError> {
-    let limits = svc.settings.throttle;
-    let since = now.minus_secs(limits.window_secs).micros();
-    let (acct, ip_key) = (account.to_owned(), ip.to_owned());
-    let ((by_account, by_ip), oldest) = svc
-        .db
-        .run(move |c| {
-            Ok((
-                throttle::counts(c, &acct, &ip_key, since)?,
-                throttle::oldest_in_window(c, &acct, &ip_key, since)?,
-            ))
-        })
-        .await?;
-    if by_account >= i64::from(limits.account_failures) || by_ip >= i64::from(limits.ip_failures) {
-        let lifts_at = oldest.unwrap_or(now.micros()) + limits.window_secs * 1_000_000;
-        tracing::warn!(client.ip = %ip, by_account, by_ip, "sign-in throttled");
-        return Ok(Some(((lifts_at - now.micros()) / 1_000_000).max(1)));
-    }
-    Ok(None)
 }
 
 /// One row of the sign-in log.
@@ -209,65 +182,6 @@ mod erased {
     }
 }
 
-/// Count a failed factor for the account and IP, log it and audit it.
-pub async fn record_failure(
-    svc: &Services,
-    now: Timestamp,
-    account: &str,
-    user_id: Option<String>,
-    method: &'static str,
-    ctx: &RequestContext,
-) -> Result<(), FlowError> {
-    let (auditor, acct, ctx) = (svc.auditor.clone(), account.to_owned(), ctx.clone());
-    svc.db
-        .run(move |c| {
-            store::transaction(c, |c| {
-                throttle::record(c, &acct, &ctx.ip.to_string(), now.micros())?;
-                let outcome = if method == "password" {
-                    "failure"
-                } else {
-                    "step_up_failed"
-                };
-                log_signin(
-                    c,
-                    now,
-                    user_id.as_deref(),
-                    method,
-                    outcome,
-                    &ctx,
-                    None,
-                    None,
-                )?;
-                let mut ev = AuditEvent::new("login.failed")
-                    .ip(ctx.ip)
-                    .details(serde_json::json!({ "method": method }));
-                if let Some(id) = &user_id {
-                    ev = ev.target(id.clone());
-                }
-                auditor.record(c, now, ev)?;
-                match user_id {
-                    // The password was right but the second factor was not: someone may hold it.
-                    Some(uid) if method != "password" => {
-                        let actor = super::accounts::Actor::admin("system", ctx.ip);
-                        set_risk(
-                            c,
-                            &auditor,
-                            &actor,
-                            now,
-                            &uid,
-                            AccountRisk::AtRisk,
-                            "step_up_failed",
-                        )
-                        .map(|_| ())
-                    }
-                    _ => Ok(()),
-                }
-            })
-        })
-        .await?;
-    Ok(())
-}
-
 /// What a sign-in proved: how (for the log) and the resulting `acr`/`amr`.
 pub struct Proof {
     pub method: &'static str,
@@ -278,20 +192,6 @@ pub struct Proof {
     /// The authorization request this sign-in was made for: the new session counts as assessed
     /// for it (and only for it; any other request re-scores the session).
     pub tx: Option<String>,
-}
-
-/// Count a failure against the account and IP without another log row (the caller logged it).
-pub async fn record_failure_counter_only(
-    svc: &Services,
-    now: Timestamp,
-    account: &str,
-    ctx: &RequestContext,
-) -> Result<(), FlowError> {
-    let (acct, ip) = (account_key(account), ctx.ip.to_string());
-    svc.db
-        .run(move |c| throttle::record(c, &acct, &ip, now.micros()))
-        .await?;
-    Ok(())
 }
 
 /// Everything verified: a fresh session (the browser's previous one ends), failures cleared,
@@ -328,7 +228,7 @@ pub async fn establish(
                         store::sessions::revoke(c, &s.id, now.micros())?;
                     }
                 }
-                throttle::clear_account(c, &username)?;
+                store::throttle::clear_account(c, &username)?;
                 let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
                 let mut est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
                 if let Some(t) = &tx {
@@ -408,37 +308,49 @@ pub async fn password(
     attempt: PasswordAttempt,
 ) -> Result<Outcome, FlowError> {
     let account = account_key(&attempt.username);
-    let ip = attempt.ctx.ip.to_string();
 
-    // 1. Throttle before any hashing.
-    if let Some(retry_after_secs) = throttled(svc, now, &account, &ip).await? {
-        return Ok(Outcome::Throttled { retry_after_secs });
-    }
+    // 1. Reserve an attempt before any hashing (see throttle.rs): over the limit, no hash.
     let acct = account.clone();
     let user = svc
         .db
         .run(move |c| users::find_by_username(c, &acct))
         .await?;
+    let uid = user.as_ref().map(|u| u.id.clone());
+    let reservation =
+        match throttle::reserve(svc, now, &account, uid.as_deref(), &attempt.ctx).await? {
+            throttle::Gate::Proceed(r) => r,
+            throttle::Gate::Throttled {
+                retry_after_secs, ..
+            } => return Ok(Outcome::Throttled { retry_after_secs }),
+        };
 
     // 2. Verify. Unknown users are checked against the dummy hash: same time, same answer.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let checked = svc.hasher.verify(stored, attempt.password.clone()).await?;
+    let checked = match svc.hasher.verify(stored, attempt.password.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Not checked (the hasher was busy): not a failure.
+            throttle::release(svc, reservation).await?;
+            return Err(e.into());
+        }
+    };
     let user = match user {
         Some(u) if checked.ok && !u.disabled => u,
         other => {
-            record_failure(
+            throttle::failed(
                 svc,
                 now,
-                &account,
+                reservation,
                 other.map(|u| u.id),
                 "password",
                 &attempt.ctx,
             )
             .await?;
-            tracing::info!(client.ip = %ip, "sign-in refused");
+            tracing::info!(client.ip = %attempt.ctx.ip, "sign-in refused");
             return Ok(Outcome::Refused);
         }
     };
+    throttle::release(svc, reservation).await?;
 
     // 3. Upgrade the stored hash if the configured cost changed since it was made.
     if checked.needs_rehash {

@@ -7,16 +7,17 @@
 //!      ├─ TOTP code ok (step not used before) ──> session acr=mfa, amr=[pwd, otp, mfa]
 //!      ├─ WebAuthn assertion ok ───────────────> session acr=phr, amr=[pwd, hwk|swk, (user), mfa]
 //!      ├─ recovery code ok (single use) ───────> session acr=mfa, amr=[pwd, mfa]; asks to enrol anew
-//!      └─ wrong ──> counted like a wrong password (same throttle), pending stays until it expires
+//!      └─ wrong ──> counted like a wrong password (same reservation, throttle.rs); pending stays
 //! ```
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::enforce::{Factor, Requirement};
-use super::login::{account_key, establish, record_failure, throttled, Proof};
+use super::login::{account_key, establish, Proof};
 use super::risk::Verdict;
 use super::session::Established;
+use super::throttle::{self, Gate};
 use super::{random_token, FlowError, RequestContext, Services};
 use crate::auth::{recovery, totp, AuthError};
 use crate::clock::Timestamp;
@@ -244,17 +245,23 @@ pub async fn with_totp(
         return Ok(StepResult::NotAccepted);
     }
     let account = account_key(&p.user.username);
-    if let Some(retry_after_secs) = throttled(svc, now, &account, &ctx.ip.to_string()).await? {
-        return Ok(StepResult::Throttled { retry_after_secs });
-    }
+    let r = match throttle::reserve(svc, now, &account, Some(&p.user.id), ctx).await? {
+        Gate::Proceed(r) => r,
+        Gate::Throttled {
+            retry_after_secs, ..
+        } => return Ok(StepResult::Throttled { retry_after_secs }),
+    };
     match check_totp(svc, now, &p.user.id, code).await? {
-        Ok(()) => finish_with(svc, now, p, "totp", ACR_MFA, &["otp"], ctx).await,
+        Ok(()) => {
+            throttle::release(svc, r).await?;
+            finish_with(svc, now, p, "totp", ACR_MFA, &["otp"], ctx).await
+        }
         Err(AuthError::TotpReplay) => {
-            record_failure(svc, now, &account, Some(p.user.id.clone()), "totp", ctx).await?;
+            throttle::failed(svc, now, r, Some(p.user.id.clone()), "totp", ctx).await?;
             Ok(StepResult::Replayed)
         }
         Err(_) => {
-            record_failure(svc, now, &account, Some(p.user.id.clone()), "totp", ctx).await?;
+            throttle::failed(svc, now, r, Some(p.user.id.clone()), "totp", ctx).await?;
             Ok(StepResult::Wrong)
         }
     }
@@ -306,26 +313,22 @@ pub async fn with_recovery_code(
         return Ok(StepResult::NotAccepted);
     }
     let account = account_key(&p.user.username);
-    if let Some(retry_after_secs) = throttled(svc, now, &account, &ctx.ip.to_string()).await? {
-        return Ok(StepResult::Throttled { retry_after_secs });
-    }
+    let r = match throttle::reserve(svc, now, &account, Some(&p.user.id), ctx).await? {
+        Gate::Proceed(r) => r,
+        Gate::Throttled {
+            retry_after_secs, ..
+        } => return Ok(StepResult::Throttled { retry_after_secs }),
+    };
     let (uid, digest) = (p.user.id.clone(), recovery::digest(code));
     let spent = svc
         .db
         .run(move |c| factors::use_recovery_code(c, &uid, &digest, now.micros()))
         .await?;
     if !spent {
-        record_failure(
-            svc,
-            now,
-            &account,
-            Some(p.user.id.clone()),
-            "recovery_code",
-            ctx,
-        )
-        .await?;
+        throttle::failed(svc, now, r, Some(p.user.id.clone()), "recovery_code", ctx).await?;
         return Ok(StepResult::Wrong);
     }
+    throttle::release(svc, r).await?;
     finish_with(svc, now, p, "recovery_code", ACR_MFA, &[], ctx).await
 }
 

@@ -30,6 +30,7 @@ pub mod review;
 pub mod risk;
 pub mod session;
 pub mod signin_log;
+pub mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -118,8 +119,9 @@ impl Services {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let hasher =
-            Hasher::new(settings.password, cores).map_err(|e| StartError::Other(e.to_string()))?;
+        let queue = settings.hash_queue.unwrap_or(32 * cores);
+        let hasher = Hasher::new(settings.password, cores, queue)
+            .map_err(|e| StartError::Other(e.to_string()))?;
         Ok(Services {
             settings: Arc::new(settings),
             db,

@@ -265,7 +265,7 @@ async fn assertion_failed(
         })
         .await?;
     if let Some(u) = user {
-        super::login::record_failure_counter_only(svc, now, &u.username, ctx).await?;
+        super::throttle::record_unreserved(svc, now, &u.username, ctx).await?;
     }
     Ok(())
 }
@@ -407,13 +407,8 @@ pub async fn passwordless_finish(
             &AuthError::InvalidCredentials,
         )));
     };
-    if let Some(retry) =
-        super::login::throttled(svc, now, &user.username, &ctx.ip.to_string()).await?
-    {
-        return Err(FlowError::Auth(AuthError::Throttled {
-            retry_after_secs: retry,
-        }));
-    }
+    // No password throttle here: a passkey cannot be guessed, and strangers' wrong passwords
+    // must not keep the owner out.
     match pk.finish_discoverable(response, &row.data, &stored(&creds)) {
         Ok(a) if a.user_verified => {
             // A passkey is already the strongest factor; the sign-in is still scored, and the one

@@ -164,6 +164,7 @@ pub async fn observe(
     now: Timestamp,
     ctx: &RequestContext,
     account: &str,
+    user_id: Option<&str>,
 ) -> Result<SignInFeatures, FlowError> {
     let engine = &svc.risk;
     let mut f = SignInFeatures::at(now);
@@ -181,11 +182,18 @@ pub async fn observe(
     f.device = device;
     f.deny_listed = engine.deny_listed(ctx.ip);
     let since = now.minus_secs(svc.settings.throttle.window_secs).micros();
-    let (acct, ip) = (account.to_owned(), ctx.ip.to_string());
+    let (acct, ip) = (account.to_owned(), crate::net::ip_key(ctx.ip));
+    let (uid, ctx2) = (user_id.map(str::to_owned), ctx.clone());
     let (by_account, by_ip, distinct) = svc
         .db
         .run(move |c| {
             let (a, i) = store::throttle::counts(c, &acct, &ip, since)?;
+            // The owner's own browser is not judged by what strangers behind the same address
+            // (a NAT, a campus) get wrong: without this, one spraying run there raises every
+            // sign-in to medium risk and blocks users who have no second factor.
+            if super::throttle::is_known_device(c, uid.as_deref(), &ctx2)? {
+                return Ok((a, 0, 0));
+            }
             Ok((a, i, store::throttle::distinct_accounts(c, &ip, since)?))
         })
         .await?;
@@ -218,7 +226,7 @@ pub async fn evaluate(
     account: &str,
     client_id: Option<&str>,
 ) -> Result<Verdict, FlowError> {
-    let features = observe(svc, now, ctx, account).await?;
+    let features = observe(svc, now, ctx, account, Some(user_id)).await?;
     let (uid, cid) = (user_id.to_owned(), client_id.map(str::to_owned));
     let (profile, global, enrolled, saved, client_thresholds) = svc
         .db

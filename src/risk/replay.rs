@@ -671,8 +671,9 @@ type IpFailures = (VecDeque<(i64, String)>, HashMap<String, u32>);
 struct Failures {
     window_us: i64,
     account: HashMap<String, VecDeque<i64>>,
-    /// Per IP: failure times with the account, and failures per account in the window.
-    ip: HashMap<IpAddr, IpFailures>,
+    /// Per IP key (IPv6 by /64, as the server keys them): failure times with the account, and
+    /// failures per account in the window.
+    ip: HashMap<String, IpFailures>,
 }
 
 impl Failures {
@@ -715,7 +716,8 @@ impl Failures {
             }
             q.len()
         });
-        let (ip_recent, distinct) = match ip.and_then(|ip| self.ip.get_mut(&ip)) {
+        let (ip_recent, distinct) = match ip.and_then(|ip| self.ip.get_mut(&crate::net::ip_key(ip)))
+        {
             Some((q, per)) => {
                 Self::prune_ip(q, per, since);
                 (q.len(), per.len())
@@ -736,7 +738,7 @@ impl Failures {
             .or_default()
             .push_back(now);
         if let Some(ip) = ip {
-            let (q, per) = self.ip.entry(ip).or_default();
+            let (q, per) = self.ip.entry(crate::net::ip_key(ip)).or_default();
             q.push_back((now, account.to_owned()));
             *per.entry(account.to_owned()).or_insert(0) += 1;
         }

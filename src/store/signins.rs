@@ -75,3 +75,15 @@ pub fn latest_step_up_required(conn: &mut DbConn, user_id: &str) -> StoreResult<
         .first(conn)
         .optional()?)
 }
+
+/// Whether this browser (its device cookie) has completed a verified sign-in as this user: the
+/// test for "the real user's own device", which strangers cannot lock out.
+pub fn verified_on_device(conn: &mut DbConn, user_id: &str, device_id: &str) -> StoreResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        signins::table
+            .filter(signins::user_id.eq(user_id))
+            .filter(signins::device_id.eq(device_id))
+            .filter(signins::outcome.eq_any(["success", "step_up_passed"])),
+    ))
+    .get_result(conn)?)
+}

@@ -432,7 +432,7 @@ pub async fn password_change(
     state.csrf.verify(&req, &form.csrf_token)?;
     let (s, user) =
         or_respond!(signed_in(&state, &req, Action::ChangePassword, "/account/password").await?);
-    let ip = state.context(&req).ip;
+    let ctx = state.context(&req);
     match crate::flow::accounts::change_own_password(
         &state.svc,
         state.now(),
@@ -440,7 +440,7 @@ pub async fn password_change(
         &s,
         form.current_password,
         form.new_password,
-        ip,
+        &ctx,
     )
     .await
     {

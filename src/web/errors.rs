@@ -20,6 +20,9 @@ pub enum WebError {
     NotFound,
     #[error("throttled")]
     Throttled { retry_after_secs: i64 },
+    /// Overloaded (the password-hash queue is full): 503, come back in a moment.
+    #[error("busy")]
+    Busy,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -32,6 +35,7 @@ impl From<FlowError> for WebError {
             FlowError::Auth(crate::auth::AuthError::Throttled { retry_after_secs }) => {
                 WebError::Throttled { retry_after_secs }
             }
+            FlowError::Auth(crate::auth::AuthError::Busy) => WebError::Busy,
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -44,6 +48,7 @@ impl ResponseError for WebError {
             WebError::Csrf | WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -64,6 +69,13 @@ impl ResponseError for WebError {
                     human_wait(*retry_after_secs)
                 ),
             ),
+            WebError::Busy => {
+                tracing::warn!("password-hash queue full: answered 503");
+                (
+                    "Busy right now",
+                    "vigil is handling many sign-ins at this moment. Please try again in a few seconds.".to_owned(),
+                )
+            }
             WebError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
                 ("Something went wrong", "vigil could not complete this request. Please try again in a moment.".to_owned())
@@ -73,10 +85,14 @@ impl ResponseError for WebError {
     }
 }
 
+/// When to come back after a 503 Busy: the queue drains in well under this.
+pub const BUSY_RETRY_SECS: i64 = 2;
+
 impl WebError {
     fn retry_after(&self) -> Option<i64> {
         match self {
             WebError::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            WebError::Busy => Some(BUSY_RETRY_SECS),
             _ => None,
         }
     }

@@ -249,31 +249,21 @@ pub fn sign_in_redirect(next: &str, reauth: bool, mfa: bool) -> HttpResponse {
     see_other(&format!("/login?{}", q.finish()))
 }
 
-/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case the
-/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy. Nothing else is
-/// believed, because the risk engine is only as good as this value.
+/// The client's address: the socket peer, unless the peer is a trusted proxy; then the walk of
+/// `X-Forwarded-For` in [`crate::net::client_ip`]. Nothing else is believed, because the risk
+/// engine and the throttle are only as good as this value.
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> IpAddr {
     let peer = req
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = req
+    // A header that is not visible ASCII is one unparsable hop: it ends the walk.
+    let forwarded: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map_while(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|v| v.to_str().unwrap_or("?"))
         .collect();
-    hops.iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
+    crate::net::client_ip(peer, &forwarded, trusted)
 }
 
 /// A 303 redirect (after a POST, the browser must GET the target).

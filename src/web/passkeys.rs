@@ -86,6 +86,14 @@ fn flow_error(e: FlowError) -> Result<HttpResponse, WebError> {
             StatusCode::TOO_MANY_REQUESTS,
             &format!("Too many attempts. Try again in {retry_after_secs} seconds."),
         )),
+        FlowError::Auth(crate::auth::AuthError::Busy) => {
+            let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly.");
+            r.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(super::errors::BUSY_RETRY_SECS),
+            );
+            Ok(r)
+        }
         FlowError::Auth(a) => Ok(json_error(StatusCode::BAD_REQUEST, &a.to_string())),
         other => Err(WebError::from(other)),
     }

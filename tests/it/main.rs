@@ -21,3 +21,4 @@ mod policy;
 mod replay;
 mod risk;
 mod storage;
+mod throttle;

@@ -16,7 +16,7 @@ use webauthn_authenticator_rs::{AuthenticatorBackend, WebauthnAuthenticator as _
 use crate::helpers::{csrf_in, spawn_app_with, Backend, TestApp, ALWAYS_STEP_UP, PASSWORD};
 use crate::oidc::{add_client, location, query, rp, ClientSpec};
 
-async fn post_json(app: &TestApp, path: &str, csrf: &str, body: Value) -> (StatusCode, Value) {
+pub async fn post_json(app: &TestApp, path: &str, csrf: &str, body: Value) -> (StatusCode, Value) {
     let r = app
         .http
         .post(app.url(path))
@@ -30,7 +30,7 @@ async fn post_json(app: &TestApp, path: &str, csrf: &str, body: Value) -> (Statu
 }
 
 /// Register a passkey for the signed-in browser; returns the credential id (base64url).
-async fn register(
+pub async fn register(
     app: &TestApp,
     authr: &mut impl AuthenticatorBackend,
     name: &str,
@@ -51,7 +51,7 @@ async fn register(
     .await
 }
 
-fn assertion(
+pub fn assertion(
     app: &TestApp,
     authr: &mut impl AuthenticatorBackend,
     options: Value,
