@@ -182,6 +182,60 @@ mod erased {
     }
 }
 
+/// A risk decision that stops a sign-in for now (`step_up_required` or `blocked`): one row of
+/// the sign-in log (which queues a block for review) and one audit entry with the risk details,
+/// in one transaction. A block is also counted in the global statistics.
+pub async fn record_decision(
+    svc: &Services,
+    now: Timestamp,
+    user_id: &str,
+    method: &'static str,
+    outcome: &'static str,
+    ctx: &RequestContext,
+    verdict: &Verdict,
+) -> Result<(), FlowError> {
+    let (auditor, uid, ctx, v) = (
+        svc.auditor.clone(),
+        user_id.to_owned(),
+        ctx.clone(),
+        verdict.clone(),
+    );
+    let action = if outcome == "blocked" {
+        "login.blocked"
+    } else {
+        "login.step_up_required"
+    };
+    svc.db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                log_signin(c, now, Some(&uid), method, outcome, &ctx, None, Some(&v))?;
+                if outcome == "blocked" {
+                    super::risk::learn(c, Some(&uid), &v, false, now)?;
+                }
+                let details = crate::audit::with(
+                    serde_json::json!({ "method": method }),
+                    crate::audit::risk_details(
+                        &v.features,
+                        &v.assessment,
+                        &v.decision,
+                        v.candidate.as_ref(),
+                        v.geoip_build,
+                    ),
+                );
+                auditor.record(
+                    c,
+                    now,
+                    AuditEvent::new(action)
+                        .target(uid.clone())
+                        .ip(ctx.ip)
+                        .details(details),
+                )
+            })
+        })
+        .await?;
+    Ok(())
+}
+
 /// What a sign-in proved: how (for the log) and the resulting `acr`/`amr`.
 pub struct Proof {
     pub method: &'static str,
@@ -402,42 +456,16 @@ pub async fn password(
         }
         Requirement::StepUp { phishing_resistant } => {
             verdict.decision = Decision::StepUp { phishing_resistant };
-            let (ctx, uid, v) = (attempt.ctx.clone(), user.id.clone(), verdict.clone());
-            let auditor = svc.auditor.clone();
-            svc.db
-                .run(move |c| {
-                    store::transaction(c, |c| {
-                        log_signin(
-                            c,
-                            now,
-                            Some(&uid),
-                            "password",
-                            "step_up_required",
-                            &ctx,
-                            None,
-                            Some(&v),
-                        )?;
-                        let details = crate::audit::with(
-                            serde_json::json!({ "method": "password" }),
-                            crate::audit::risk_details(
-                                &v.features,
-                                &v.assessment,
-                                &v.decision,
-                                v.candidate.as_ref(),
-                                v.geoip_build,
-                            ),
-                        );
-                        auditor.record(
-                            c,
-                            now,
-                            AuditEvent::new("login.step_up_required")
-                                .target(uid.clone())
-                                .ip(ctx.ip)
-                                .details(details),
-                        )
-                    })
-                })
-                .await?;
+            record_decision(
+                svc,
+                now,
+                &user.id,
+                "password",
+                "step_up_required",
+                &attempt.ctx,
+                &verdict,
+            )
+            .await?;
             let pending = mfa::begin_step_up(
                 svc,
                 now,
@@ -461,46 +489,16 @@ pub async fn password(
                     reason: BlockReason::Policy,
                 },
             };
-            let (ctx, uid, auditor, v) = (
-                attempt.ctx.clone(),
-                user.id.clone(),
-                svc.auditor.clone(),
-                verdict.clone(),
-            );
-            svc.db
-                .run(move |c| {
-                    store::transaction(c, |c| {
-                        log_signin(
-                            c,
-                            now,
-                            Some(&uid),
-                            "password",
-                            "blocked",
-                            &ctx,
-                            None,
-                            Some(&v),
-                        )?;
-                        super::risk::learn(c, Some(&uid), &v, false, now)?;
-                        auditor.record(
-                            c,
-                            now,
-                            AuditEvent::new("login.blocked")
-                                .target(uid.clone())
-                                .ip(ctx.ip)
-                                .details(crate::audit::with(
-                                    serde_json::json!({ "method": "password" }),
-                                    crate::audit::risk_details(
-                                        &v.features,
-                                        &v.assessment,
-                                        &v.decision,
-                                        v.candidate.as_ref(),
-                                        v.geoip_build,
-                                    ),
-                                )),
-                        )
-                    })
-                })
-                .await?;
+            record_decision(
+                svc,
+                now,
+                &user.id,
+                "password",
+                "blocked",
+                &attempt.ctx,
+                &verdict,
+            )
+            .await?;
             tracing::warn!(user.id = %user.id, score = verdict.assessment.score, "sign-in blocked");
             return Ok(Outcome::Blocked {
                 message: refusal.message().to_owned(),

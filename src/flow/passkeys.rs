@@ -438,42 +438,10 @@ pub async fn passwordless_finish(
                         super::enforce::Requirement::Deny(r) => r.message(),
                         _ => crate::risk::BlockReason::Policy.message(),
                     };
-                    let (auditor, uid, v) = (svc.auditor.clone(), user.id.clone(), verdict.clone());
-                    let ctx2 = ctx.clone();
-                    svc.db
-                        .run(move |c| {
-                            store::transaction(c, |c| {
-                                log_signin(
-                                    c,
-                                    now,
-                                    Some(&uid),
-                                    "passkey",
-                                    "blocked",
-                                    &ctx2,
-                                    None,
-                                    Some(&v),
-                                )?;
-                                let details = crate::audit::with(
-                                    serde_json::json!({ "method": "passkey" }),
-                                    crate::audit::risk_details(
-                                        &v.features,
-                                        &v.assessment,
-                                        &v.decision,
-                                        v.candidate.as_ref(),
-                                        v.geoip_build,
-                                    ),
-                                );
-                                auditor.record(
-                                    c,
-                                    now,
-                                    AuditEvent::new("login.blocked")
-                                        .target(uid.clone())
-                                        .ip(ctx2.ip)
-                                        .details(details),
-                                )
-                            })
-                        })
-                        .await?;
+                    super::login::record_decision(
+                        svc, now, &user.id, "passkey", "blocked", ctx, &verdict,
+                    )
+                    .await?;
                     return Ok(Passwordless::Failed(message.to_owned()));
                 }
             }
