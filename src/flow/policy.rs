@@ -187,3 +187,33 @@ pub fn would_decide(a: &Assessment, medium: u8, high: u8, actions: &Policy) -> D
     };
     decide_with(a, medium, high, actions, all)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(medium: u8, high: u8) -> RuntimePolicy {
+        RuntimePolicy {
+            medium,
+            high,
+            actions: Policy::default(),
+            travel_speed_kmh: 900,
+            candidate: None,
+        }
+    }
+
+    #[test]
+    fn a_client_can_only_tighten_the_thresholds() {
+        let base = RiskConfig::default();
+        let p = policy(40, 70);
+        // Stricter: taken as is.
+        let c = p.config(&base, Some((20, 50)));
+        assert_eq!((c.thresholds.medium, c.thresholds.high), (20, 50));
+        // Laxer: the global thresholds stay (an attacker picks the request's client).
+        let c = p.config(&base, Some((90, 99)));
+        assert_eq!((c.thresholds.medium, c.thresholds.high), (40, 70));
+        // Mixed: each threshold is the stricter one, and high stays above medium.
+        let c = p.config(&base, Some((10, 100)));
+        assert_eq!((c.thresholds.medium, c.thresholds.high), (10, 70));
+    }
+}

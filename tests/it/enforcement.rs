@@ -1061,3 +1061,100 @@ on_both_backends!(
     admin_sees_and_dismisses_account_risk,
     super::admin_sees_and_dismisses_account_risk
 );
+
+/// After an admin's reset the user must choose a new password before any application gets a
+/// code: a sign-in that carries an authorization request lands on the password page.
+async fn a_forced_password_change_comes_before_any_code(b: Backend) {
+    let Some(app) = spawn_app_with(b, &[]).await else {
+        return;
+    };
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let rp = rp(&app, "rp", false).await;
+    let alice = vigil::flow::accounts::find(&app.svc, "alice")
+        .await
+        .unwrap();
+    use secrecy::ExposeSecret as _;
+    let temp = vigil::flow::accounts::reset_password(
+        &app.svc,
+        &Actor::new("admin"),
+        app.svc.clock.now(),
+        &alice.id,
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let s = rp.start(&["openid"], &[]);
+    let to_login = location(&app.http.get(s.url.as_str()).send().await.unwrap());
+    let tx = query(&format!("http://x{to_login}"))["tx"].clone();
+    let page = app.get(&to_login).await.text().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "alice"),
+            ("password", temp.expose_secret()),
+            ("csrf_token", &csrf_in(&page)),
+            ("tx", &tx),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&r),
+        "/account/password",
+        "no code before the change"
+    );
+    // The SSO session cannot be used for the application either.
+    let s = rp.start(&["openid"], &[]);
+    let to = location(&app.http.get(s.url.as_str()).send().await.unwrap());
+    assert_eq!(to, "/account/password");
+    let s = rp.start(&["openid"], &[("prompt", "none")]);
+    let to = location(&app.http.get(s.url.as_str()).send().await.unwrap());
+    assert_eq!(query(&to)["error"], "login_required", "{to}");
+}
+on_both_backends!(
+    a_forced_password_change_comes_before_any_code,
+    super::a_forced_password_change_comes_before_any_code
+);
+
+/// Both cookies stolen (session and device) and replayed from another continent at `/account`:
+/// the session is re-scored there and the thief is asked to sign in again.
+async fn account_pages_rescore_a_session_from_elsewhere(b: Backend) {
+    let Some(app) = spawn_app_with(b, GEO).await else {
+        return;
+    };
+    app.add_user("vic", false).await;
+    let home_jar = Arc::new(reqwest::cookie::Jar::default());
+    let home = browser(&app, &home_jar, BERLIN);
+    baseline(&app, &home, "vic", 3).await;
+    assert_eq!(location(&login(&app, &home, "vic", None).await), "/account");
+    app.clock.advance_secs(300);
+    let thief_jar = Arc::new(reqwest::cookie::Jar::default());
+    for name in ["vigil_session", "vigil_device"] {
+        let v = cookie(&app, &home_jar, name).unwrap();
+        plant(&app, &thief_jar, name, &v);
+    }
+    let thief = browser(&app, &thief_jar, SYDNEY);
+    let r = thief.get(app.url("/account")).send().await.unwrap();
+    let to = location(&r);
+    assert!(
+        r.status() == StatusCode::FORBIDDEN || to.starts_with("/login?reauth=1"),
+        "{} {to}",
+        r.status()
+    );
+    assert!(audit_actions(&app)
+        .await
+        .iter()
+        .any(|(a, _)| a == "session.reassessed"));
+    // At home the session still works.
+    assert_eq!(
+        home.get(app.url("/account")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+on_both_backends!(
+    account_pages_rescore_a_session_from_elsewhere,
+    super::account_pages_rescore_a_session_from_elsewhere
+);
