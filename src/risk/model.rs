@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use super::config::{model_version, RiskConfig, Thresholds};
 use super::state::{
     hour_of, ip_prefix, keys, GlobalStats, Keys, UserProfile, DEVICE, FEATURES, FINGERPRINT,
-    MISSING, NETWORK, REPUTATION_CAP,
+    MISSING, NETWORK, REPUTATION_CAP, REPUTATION_HALF_LIFE_DAYS,
 };
 use super::travel::impossible_travel;
 use super::{SignInFeatures, Signal};
@@ -161,7 +161,8 @@ pub fn assess(
     out.push(hour_term(f.at, profile, cfg));
     bound(&mut out, start, "hour", cfg.floors.hour, f64::INFINITY);
 
-    // Admin-marked attack values make the attacker likelier: w · ln(1 + marks).
+    // Admin-marked attack values make the attacker likelier: w · ln(1 + marks), the marks
+    // halved every REPUTATION_HALF_LIFE_DAYS since the value was last marked.
     let rep = &global.reputation;
     for (name, map, value) in [
         ("reputation_ip_prefix", &rep.ip_prefix, f.ip.map(ip_prefix)),
@@ -180,11 +181,16 @@ pub fn assess(
             .as_deref()
             .map_or(0, |v| map.count(v))
             .min(REPUTATION_CAP);
-        if marks > 0 {
+        let age_days = value
+            .as_deref()
+            .and_then(|v| map.last_seen(v))
+            .map_or(0.0, |t| (f.at.secs() - t).max(0) as f64 / 86_400.0);
+        let weight = f64::from(marks) * 0.5f64.powf(age_days / REPUTATION_HALF_LIFE_DAYS);
+        if marks > 0 && weight >= 0.01 {
             let mut c = term(
                 name,
                 value.unwrap_or_default(),
-                w.reputation * f64::from(marks).ln_1p(),
+                w.reputation * weight.ln_1p(),
                 None,
             );
             c.seen_globally = u64::from(marks);
@@ -724,6 +730,25 @@ mod tests {
             g.mark_attack(&f);
         }
         assert_eq!(g.reputation.asn.count("AS64498"), REPUTATION_CAP);
+    }
+
+    #[test]
+    fn attack_reputation_decays() {
+        let (p, mut g) = (trained(), population());
+        let f = feat(3, 1, last(&p).plus_secs(5 * 86_400));
+        let clean = score(&f, &p, &g).raw;
+        g.mark_attack(&f);
+        g.mark_attack(&f);
+        let fresh = score(&f, &p, &g).raw - clean;
+        // The same sign-in context 90 days later: three half-lives, an eighth of the marks.
+        let later = feat(3, 1, last(&p).plus_secs(95 * 86_400));
+        let mut g2 = population();
+        let clean_later = score(&later, &p, &g2).raw;
+        g2.mark_attack(&f);
+        g2.mark_attack(&f);
+        let old = score(&later, &p, &g2).raw - clean_later;
+        assert!(fresh > 0.0 && old > 0.0, "{fresh} {old}");
+        assert!(old < fresh / 2.0, "decayed: {old} vs {fresh}");
     }
 
     #[test]

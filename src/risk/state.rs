@@ -22,6 +22,9 @@ pub const GLOBAL_VALUES_PER_FEATURE: usize = 256;
 pub const GLOBAL_HISTORY_CAP: u32 = 1 << 24;
 /// An attack-marked value counts at most this often.
 pub const REPUTATION_CAP: u32 = 20;
+/// An attack mark loses half its weight every this many days: a network judged hostile once is
+/// not held against everyone behind it forever (addresses change hands).
+pub const REPUTATION_HALF_LIFE_DAYS: f64 = 30.0;
 
 pub(crate) const FEATURES: [&str; 8] = [
     "country",
@@ -49,6 +52,11 @@ impl CountMap {
     /// The count of `key` (0 if absent).
     pub fn count(&self, key: &str) -> u32 {
         self.0.get(key).map_or(0, |e| e.0)
+    }
+
+    /// When `key` was last counted (unix seconds), if it is held.
+    pub fn last_seen(&self, key: &str) -> Option<i64> {
+        self.0.get(key).map(|e| e.1)
     }
 
     /// Number of distinct values held.
