@@ -277,14 +277,20 @@ pub async fn establish(
         .db
         .run(move |c| {
             store::transaction(c, |c| {
-                if let Some(prev) = previous {
-                    if let Some(s) = store::sessions::find_live(c, &prev, now.micros())? {
-                        store::sessions::revoke(c, &s.id, now.micros())?;
-                    }
-                }
                 store::throttle::clear_account(c, &username)?;
                 let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
                 let mut est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
+                if let Some(prev) = previous {
+                    if let Some(s) = store::sessions::find_live(c, &prev, now.micros())? {
+                        store::sessions::revoke(c, &s.id, now.micros())?;
+                        // The same person continuing in the same browser (a step-up, a second
+                        // sign-in): their applications' refresh tokens follow the new session
+                        // instead of dying with the replaced one. Another account's do not.
+                        if s.user_id == uid {
+                            store::tokens::move_to_session(c, &s.id, &est.session.id)?;
+                        }
+                    }
+                }
                 if let Some(t) = &tx {
                     let ours = store::authz::find_request(c, t, now.micros())?
                         .is_some_and(|r| r.device_id == ctx.device_id);

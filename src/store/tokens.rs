@@ -172,3 +172,14 @@ pub fn revoke_for_user_client(
         access_tokens,
     })
 }
+
+/// Re-point the refresh tokens of session `from` to session `to` (the session that replaced it
+/// in the same browser for the same user), so a refresh is refused only when the session really
+/// ended.
+pub fn move_to_session(conn: &mut DbConn, from: &str, to: &str) -> StoreResult<usize> {
+    Ok(
+        diesel::update(refresh_tokens::table.filter(refresh_tokens::session_id.eq(from)))
+            .set(refresh_tokens::session_id.eq(to))
+            .execute(conn)?,
+    )
+}

@@ -1158,3 +1158,61 @@ on_both_backends!(
     account_pages_rescore_a_session_from_elsewhere,
     super::account_pages_rescore_a_session_from_elsewhere
 );
+
+/// A refresh token follows its session: a second sign-in (or a step-up) in the same browser
+/// keeps the application's refresh token alive; signing out ends it.
+async fn refresh_tokens_follow_their_session(b: Backend) {
+    let Some(app) = spawn_app_with(b, &[]).await else {
+        return;
+    };
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let held = hold(&app).await;
+    let refresh = |token: String| {
+        let url = app.url("/token");
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .basic_auth("rp", Some(SECRET))
+                .form(&[("grant_type", "refresh_token"), ("refresh_token", &token)])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let v: Value = r.json().await.unwrap();
+            (
+                status,
+                v["refresh_token"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    // Signing in again in the same browser replaces the session, not the application's grant.
+    app.clock.advance_secs(60);
+    let token = csrf_in(&app.get("/login?reauth=1").await.text().await.unwrap());
+    let r = app
+        .http
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/account");
+    let (status, next) = refresh(held.refresh.clone()).await;
+    assert_eq!(status, StatusCode::OK, "the grant survives a new sign-in");
+    // Signing out ends the session, and the refresh token with it.
+    sign_out_if_signed_in(&app).await;
+    let (status, _) = refresh(next).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a signed-out session refreshes nothing"
+    );
+}
+on_both_backends!(
+    refresh_tokens_follow_their_session,
+    super::refresh_tokens_follow_their_session
+);
