@@ -818,3 +818,559 @@ async fn forged_tokens_are_refused(b: Backend) {
     );
 }
 on_both_backends!(forged_tokens_are_refused, super::forged_tokens_are_refused);
+
+// ---------------------------------------------------------------------------------------------
+// Malformed input.
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+
+/// Requests per endpoint, per backend.
+const MALFORMED_PER_ENDPOINT: usize = 10_000;
+const SLOW: std::time::Duration = std::time::Duration::from_secs(1);
+/// Where a redirect from /authorize or /logout may go: a registered URI or vigil itself.
+const REGISTERED: &[&str] = &[
+    REDIRECT,
+    "https://rp.example.com/cb?x=1",
+    "https://rp.example.com/bye",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Endpoint {
+    Authorize,
+    Token,
+    Introspect,
+    Revoke,
+    Userinfo,
+    Login,
+    Logout,
+}
+
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint::Authorize,
+    Endpoint::Token,
+    Endpoint::Introspect,
+    Endpoint::Revoke,
+    Endpoint::Userinfo,
+    Endpoint::Login,
+    Endpoint::Logout,
+];
+
+struct Req {
+    post: bool,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+/// A well-formed value for a parameter, so that some requests get past the first checks.
+fn good(name: &str, csrf: &str, genuine: &str) -> String {
+    match name {
+        "response_type" => "code".into(),
+        "client_id" => "rp".into(),
+        "redirect_uri" => REDIRECT.into(),
+        "post_logout_redirect_uri" => "https://rp.example.com/bye".into(),
+        "scope" => "openid email".into(),
+        "code_challenge" => "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        "code_challenge_method" => "S256".into(),
+        "grant_type" => "authorization_code".into(),
+        "client_secret" => SECRET.into(),
+        "csrf_token" => csrf.into(),
+        "username" => "alice".into(),
+        "password" => "wrong password".into(),
+        "prompt" => "none".into(),
+        "max_age" => "0".into(),
+        "response_mode" => "form_post".into(),
+        "token" | "id_token_hint" | "refresh_token" => genuine.into(),
+        _ => "x".into(),
+    }
+}
+
+/// One value, already in its wire form (percent-encoded where it has to be, raw where the point
+/// is to be malformed).
+fn value(rng: &mut StdRng, name: &str, csrf: &str, genuine: &str) -> String {
+    match rng.gen_range(0..20) {
+        0..=7 => urlencode(&good(name, csrf, genuine)),
+        8 => String::new(),
+        9 => "%ff%fe".into(),
+        10 => [
+            "%",
+            "%z",
+            "%zz",
+            "%%",
+            "%0",
+            "%C0%80",
+            "%ED%A0%80",
+            "%F4%90%80%80",
+        ][rng.gen_range(0..8)]
+        .into(),
+        11 => (0..rng.gen_range(1..8))
+            .map(|_| format!("%{:02x}", rng.gen_range(0u8..0x20)))
+            .collect::<String>(),
+        12 => "%0d%0aLocation:%20https://evil.example%0d%0a".into(),
+        13 => {
+            // Oversized: mostly a few KiB, sometimes up to ~100 KiB.
+            let len = if rng.gen_bool(0.15) {
+                rng.gen_range(16 * 1024..100 * 1024)
+            } else {
+                rng.gen_range(256..4096)
+            };
+            "a".repeat(len)
+        }
+        14 => urlencode(
+            [
+                "é☃𝄞",
+                "\u{202e}",
+                "\u{feff}",
+                "null",
+                "[]",
+                "{}",
+                "-1",
+                "99999999999999999999",
+            ][rng.gen_range(0..8)],
+        ),
+        15 => urlencode(
+            [
+                "https://evil.example",
+                "//evil.example",
+                "javascript:alert(1)",
+                "https://rp.example.com/callback/../evil",
+                "https://rp.example.com/callback?x=1",
+                "https://rp.example.com/bye#frag",
+                "https://rp.example.com.evil.example/callback",
+                "/account",
+            ][rng.gen_range(0..8)],
+        ),
+        16 => urlencode("\"'<script>alert(1)</script>\\"),
+        17 => (0..rng.gen_range(1..64))
+            .map(|_| rng.gen_range(0x21u8..0x7f) as char)
+            .filter(|c| c.is_ascii_alphanumeric() || "-._~".contains(*c))
+            .collect(),
+        18 => urlencode(&good(name, csrf, genuine)).repeat(rng.gen_range(2..5)),
+        _ => format!("{}%20", urlencode(&good(name, csrf, genuine))),
+    }
+}
+
+fn params_of(e: Endpoint) -> &'static [&'static str] {
+    match e {
+        Endpoint::Authorize => &[
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "nonce",
+            "code_challenge",
+            "code_challenge_method",
+            "prompt",
+            "max_age",
+            "response_mode",
+            "login_hint",
+            "id_token_hint",
+            "acr_values",
+            "ui_locales",
+            "request",
+            "request_uri",
+        ],
+        Endpoint::Token => &[
+            "grant_type",
+            "code",
+            "redirect_uri",
+            "code_verifier",
+            "refresh_token",
+            "client_id",
+            "client_secret",
+            "scope",
+        ],
+        Endpoint::Introspect | Endpoint::Revoke => {
+            &["token", "token_type_hint", "client_id", "client_secret"]
+        }
+        Endpoint::Userinfo => &["access_token"],
+        Endpoint::Login => &["username", "password", "csrf_token", "tx"],
+        Endpoint::Logout => &[
+            "id_token_hint",
+            "client_id",
+            "post_logout_redirect_uri",
+            "state",
+            "ui_locales",
+        ],
+    }
+}
+
+/// `a=b&c=d…`: parameters missing, repeated, unknown, or with malformed values.
+fn encoded_params(rng: &mut StdRng, e: Endpoint, csrf: &str, genuine: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for name in params_of(e) {
+        if rng.gen_bool(0.25) {
+            continue; // missing
+        }
+        let times = if rng.gen_bool(0.08) {
+            rng.gen_range(2..4)
+        } else {
+            1
+        };
+        for _ in 0..times {
+            parts.push(format!("{name}={}", value(rng, name, csrf, genuine)));
+        }
+    }
+    match rng.gen_range(0..30) {
+        0 => parts.push("unknown=%ff".into()),
+        1 => parts.push("&&==&".into()),
+        2 => parts.push("novalue".into()),
+        3 => parts.push(format!("{}=1", "k".repeat(rng.gen_range(1..4096)))),
+        4 => parts.push("a[b]=c&a[]=d".into()),
+        _ => {}
+    }
+    if rng.gen_bool(0.3) {
+        // Shuffle: order must not matter.
+        for i in (1..parts.len()).rev() {
+            parts.swap(i, rng.gen_range(0..=i));
+        }
+    }
+    parts.join("&")
+}
+
+fn generate(rng: &mut StdRng, e: Endpoint, csrf: &str, genuine: &str) -> Req {
+    let params = encoded_params(rng, e, csrf, genuine);
+    let path = match e {
+        Endpoint::Authorize => "/authorize",
+        Endpoint::Token => "/token",
+        Endpoint::Introspect => "/introspect",
+        Endpoint::Revoke => "/revoke",
+        Endpoint::Userinfo => "/userinfo",
+        Endpoint::Login => "/login",
+        Endpoint::Logout => "/logout",
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let body_endpoint = matches!(
+        e,
+        Endpoint::Token | Endpoint::Introspect | Endpoint::Revoke | Endpoint::Login
+    );
+    // Client authentication, good or bad, for the endpoints that take it.
+    if matches!(e, Endpoint::Token | Endpoint::Introspect | Endpoint::Revoke) {
+        match rng.gen_range(0..6) {
+            0 | 1 => headers.push((
+                "authorization".into(),
+                format!("Basic {}", STANDARD.encode(format!("rp:{SECRET}"))),
+            )),
+            2 => headers.push(("authorization".into(), "Basic %%%".into())),
+            3 => headers.push((
+                "authorization".into(),
+                format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':', 0x00])),
+            )),
+            _ => {}
+        }
+    }
+    if e == Endpoint::Userinfo {
+        let v = match rng.gen_range(0..10) {
+            0 => format!("Bearer {genuine}"),
+            1 => "Bearer".into(),
+            2 => "Bearer ".into(),
+            3 => format!("bearer {}", "a".repeat(rng.gen_range(1..16 * 1024))),
+            4 => format!("Basic {}", STANDARD.encode("rp:x")),
+            5 => format!("Bearer {genuine} {genuine}"),
+            6 => format!("Bearer \t{}", genuine.replace('.', "\t.")),
+            7 => format!("Bearer {}", value(rng, "token", "", genuine)),
+            8 => "DPoP abc".into(),
+            _ => String::new(),
+        };
+        if !v.is_empty() {
+            headers.push(("authorization".into(), v.clone()));
+            if rng.gen_bool(0.1) {
+                headers.push(("authorization".into(), v));
+            }
+        }
+    }
+    let post = body_endpoint
+        || (matches!(
+            e,
+            Endpoint::Userinfo | Endpoint::Logout | Endpoint::Authorize
+        ) && rng.gen_bool(0.2));
+    if !post {
+        // http::Uri holds at most 64 KiB: the longest query a client can send at all.
+        let mut params = params;
+        params.truncate(60 * 1024);
+        return Req {
+            post,
+            path: format!("{path}?{params}"),
+            headers,
+            body: None,
+        };
+    }
+    let (ct, body): (Option<&str>, Vec<u8>) = match rng.gen_range(0..20) {
+        0..=12 => (
+            Some("application/x-www-form-urlencoded"),
+            params.into_bytes(),
+        ),
+        13 => {
+            let obj: serde_json::Map<String, Value> = params
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), json!(v)))
+                .collect();
+            (
+                Some("application/json"),
+                Value::Object(obj).to_string().into_bytes(),
+            )
+        }
+        14 => (Some("text/plain"), params.into_bytes()),
+        15 => (None, params.into_bytes()),
+        16 => (
+            Some("multipart/form-data; boundary=x"),
+            b"--x\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\nabc\r\n--x--".to_vec(),
+        ),
+        17 => (
+            Some("application/x-www-form-urlencoded; charset=utf-16"),
+            [&[0xffu8, 0xfe][..], params.as_bytes()].concat(),
+        ),
+        18 => {
+            // Huge: past every body limit.
+            let len = rng.gen_range(16 * 1024..160 * 1024);
+            (
+                Some("application/x-www-form-urlencoded"),
+                format!("token={}", "A".repeat(len)).into_bytes(),
+            )
+        }
+        _ => (
+            Some("application/x-www-form-urlencoded"),
+            (0..rng.gen_range(1..512)).map(|_| rng.gen()).collect(),
+        ),
+    };
+    if let Some(ct) = ct {
+        headers.push(("content-type".into(), ct.into()));
+    }
+    Req {
+        post,
+        path: path.into(),
+        headers,
+        body: Some(body),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    by_status: BTreeMap<u16, usize>,
+    max_latency: std::time::Duration,
+    failures: Vec<String>,
+}
+
+async fn send(app: &TestApp, e: Endpoint, r: Req) -> (u16, std::time::Duration, Option<String>) {
+    let url = app.url(&r.path);
+    let mut b = if r.post {
+        app.http.post(&url)
+    } else {
+        app.http.get(&url)
+    };
+    for (k, v) in &r.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    if let Some(body) = r.body {
+        b = b.body(body);
+    }
+    let started = Instant::now();
+    let resp = b.send().await;
+    let took = started.elapsed();
+    let short = |s: &str| s.chars().take(160).collect::<String>();
+    let resp = match resp {
+        Ok(r) => r,
+        Err(err) => {
+            return (
+                0,
+                took,
+                Some(format!("{e:?} {}: no answer: {err}", short(&r.path))),
+            )
+        }
+    };
+    let status = resp.status().as_u16();
+    let loc = location(&resp);
+    let _ = resp.bytes().await;
+    let took = started.elapsed();
+    let mut problem = None;
+    if status >= 500 {
+        problem = Some(format!("{e:?} {}: status {status}", short(&r.path)));
+    } else if took > SLOW {
+        problem = Some(format!("{e:?} {}: {took:?}", short(&r.path)));
+    } else if !loc.is_empty() {
+        let ours = loc.starts_with('/') && !loc.starts_with("//") && !loc.starts_with("/\\");
+        if !ours && !REGISTERED.iter().any(|u| loc.starts_with(u)) {
+            problem = Some(format!(
+                "{e:?} {}: redirect to {}",
+                short(&r.path),
+                short(&loc)
+            ));
+        }
+    }
+    (status, took, problem)
+}
+
+async fn malformed_requests_never_break_the_server(b: Backend) {
+    let app = spawn_app(b).await.unwrap();
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let csrf = app.csrf_from("/login").await;
+    let rp = rp(&app, "rp", false).await;
+    let (t, _) = tokens_for(&app, &rp, &["openid"]).await;
+    let genuine = t["access_token"].as_str().unwrap().to_owned();
+    let app = Arc::new(app);
+    let started = Instant::now();
+    let mut tallies: BTreeMap<Endpoint, Tally> = BTreeMap::new();
+    for (i, e) in ENDPOINTS.iter().enumerate() {
+        // One deterministic stream per endpoint: a failure replays with the same seed.
+        let mut rng = StdRng::seed_from_u64(0x5eed_0000 + i as u64);
+        let reqs: Vec<Req> = (0..MALFORMED_PER_ENDPOINT)
+            .map(|_| generate(&mut rng, *e, &csrf, &genuine))
+            .collect();
+        let results: Vec<_> = stream::iter(reqs.into_iter().map(|r| {
+            let app = app.clone();
+            let e = *e;
+            async move { send(&app, e, r).await }
+        }))
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+        let tally = tallies.entry(*e).or_default();
+        for (status, took, problem) in results {
+            tally.sent += 1;
+            *tally.by_status.entry(status).or_default() += 1;
+            tally.max_latency = tally.max_latency.max(took);
+            tally.failures.extend(problem);
+        }
+        // Still answering after the endpoint's whole stream.
+        assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    }
+    let mut failures = Vec::new();
+    let mut total = 0;
+    let mut max_latency = std::time::Duration::ZERO;
+    for (e, t) in &tallies {
+        eprintln!(
+            "malformed ({b:?}) {e:?}: {} requests, max {:?}, statuses {:?}",
+            t.sent, t.max_latency, t.by_status
+        );
+        total += t.sent;
+        max_latency = max_latency.max(t.max_latency);
+        failures.extend(t.failures.iter().cloned());
+        assert!(t.sent >= MALFORMED_PER_ENDPOINT);
+    }
+    eprintln!(
+        "malformed ({b:?}): {total} requests in {:.1} s, {} failures (5xx, >1 s, no answer, foreign redirect), max latency {max_latency:?}",
+        started.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    failures.sort();
+    failures.dedup_by_key(|f| f.chars().take(12).collect::<String>());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+on_both_backends!(
+    malformed_requests_never_break_the_server,
+    super::malformed_requests_never_break_the_server
+);
+
+/// RFC 6749 §5.2: `error_description` keeps to %x20-21 / %x23-5B / %x5D-7E.
+fn description_ok(d: &str) -> bool {
+    d.bytes()
+        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e))
+}
+
+async fn repeated_parameters_and_error_descriptions(b: Backend) {
+    let app = spawn_app(b).await.unwrap();
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let basic = format!("Basic {}", STANDARD.encode(format!("rp:{SECRET}")));
+
+    // /token: a repeated parameter is invalid_request (RFC 6749 §3.1), whichever it is.
+    for body in [
+        "grant_type=authorization_code&grant_type=refresh_token&code=x",
+        "grant_type=refresh_token&refresh_token=a&refresh_token=b",
+        "grant_type=authorization_code&code=a&code=a&redirect_uri=x",
+        "grant_type=client_credentials&scope=openid&scope=email",
+    ] {
+        let r = app
+            .http
+            .post(app.url("/token"))
+            .header("authorization", &basic)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_request", "{body}: {v}");
+    }
+    // /authorize: repeated redirect_uri is a page (the redirect cannot be trusted); any other
+    // repeated parameter goes back to the client as invalid_request.
+    let base = format!(
+        "/authorize?response_type=code&client_id=rp&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        urlencode(REDIRECT)
+    );
+    for extra in [
+        "&scope=openid&scope=email",
+        "&scope=openid&state=a&state=b",
+        "&scope=openid&response_type=code",
+        "&scope=openid&nonce=1&nonce=1",
+    ] {
+        let r = app.get(&format!("{base}{extra}")).await;
+        let loc = location(&r);
+        assert!(loc.starts_with(REDIRECT), "{extra}: {} {loc}", r.status());
+        assert_eq!(query(&loc)["error"], "invalid_request", "{extra}");
+        assert!(!query(&loc).contains_key("code"));
+    }
+    for q in [
+        format!(
+            "{base}&redirect_uri={}",
+            urlencode("https://rp.example.com/cb?x=1")
+        ),
+        format!("{base}&client_id=rp"),
+    ] {
+        let r = app.get(&q).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{q}");
+        assert!(location(&r).is_empty(), "{q}");
+    }
+
+    // Error descriptions never echo characters outside the RFC's set.
+    let mut rng = StdRng::seed_from_u64(6749);
+    let mut checked = 0;
+    for i in 0..200 {
+        let junk: String = if i == 0 {
+            "\"quoted\"\\back\r\nslash\u{7f}é".into()
+        } else {
+            (0..rng.gen_range(1..24))
+                .map(|_| char::from_u32(rng.gen_range(0..0x300)).unwrap_or('?'))
+                .collect()
+        };
+        for (path, field) in [
+            ("/token", "grant_type"),
+            ("/token", "code"),
+            ("/introspect", "token_type_hint"),
+            ("/revoke", "token_type_hint"),
+        ] {
+            let mut form = vec![(field, junk.as_str())];
+            if path == "/token" && field == "code" {
+                form.push(("grant_type", "authorization_code"));
+            } else if path != "/token" {
+                form.push(("token", "x"));
+            }
+            let r = app
+                .http
+                .post(app.url(path))
+                .header("authorization", &basic)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let text = r.text().await.unwrap();
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                if let Some(d) = v["error_description"].as_str() {
+                    assert!(description_ok(d), "{path} {field}={junk:?}: {d:?}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 200, "only {checked} descriptions seen");
+}
+on_both_backends!(
+    repeated_parameters_and_error_descriptions,
+    super::repeated_parameters_and_error_descriptions
+);
