@@ -208,11 +208,12 @@ impl KeySet {
         let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &v)
             .map_err(|e| VerifyError::Invalid(e.to_string()))?
             .claims;
-        let now = jsonwebtoken::get_current_timestamp();
+        // Now by vigil's clock: the set was loaded at most CACHE_SECS ago.
+        let now = self.loaded_at.micros() / 1_000_000 + CACHE_SECS;
         if claims
             .get("iat")
-            .and_then(serde_json::Value::as_u64)
-            .is_some_and(|iat| iat > now + v.leeway)
+            .and_then(serde_json::Value::as_i64)
+            .is_some_and(|iat| iat > now + v.leeway as i64)
         {
             return Err(VerifyError::Invalid("issued in the future".into()));
         }

@@ -265,10 +265,7 @@ fn forge(
     let mut push = |family: &str, variant: String, token: String| {
         out.push((family.to_owned(), format!("{name}/{variant}"), token));
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = jsonwebtoken::get_current_timestamp() as i64;
 
     // Claim changes: each one re-encoded with the original signature, unsigned, and HS256-keyed
     // with the RSA modulus.
@@ -580,10 +577,7 @@ async fn signed_by_vigil(
     let keys = app.svc.keys.current(app.svc.clock.now()).await.unwrap();
     let alg = g.header["alg"].as_str().unwrap().to_owned();
     let typ = g.header["typ"].as_str().unwrap().to_owned();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = jsonwebtoken::get_current_timestamp() as i64;
     for (k, v) in [
         ("iss", json!("https://evil.example")),
         ("iss", json!(format!("{}/", app.base))),
