@@ -238,6 +238,12 @@ pub async fn authorize_post(
             "The sign-in request must be a form.".into(),
         ));
     }
+    // The same cap as every other form (app.rs FormConfig).
+    if body.len() > 64 * 1024 {
+        return Err(WebError::BadRequest(
+            "The sign-in request is too large.".into(),
+        ));
+    }
     authorize_raw(state, req, &body).await
 }
 
