@@ -49,10 +49,21 @@ impl Presented {
                 let (id, secret) = text
                     .split_once(':')
                     .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-                Some((form_decode(id), form_decode(secret)))
+                let (id, secret) = (form_decode(id), form_decode(secret));
+                // NUL cannot be stored in PostgreSQL text: no client has it (and a lookup with it
+                // would be a database error).
+                if id.contains('\0') {
+                    return Err(OAuthError::invalid_client("malformed Basic credentials"));
+                }
+                Some((id, secret))
             }
             _ => None,
         };
+        // PostgreSQL text cannot hold NUL: no client id has one, and looking one up would be a
+        // database error, a 500 (found by tests/it/adversarial.rs).
+        if form_id.as_deref().is_some_and(|id| id.contains('\0')) {
+            return Err(OAuthError::invalid_client("unknown client"));
+        }
         Ok(Presented {
             basic,
             form_id,

@@ -198,12 +198,26 @@ impl KeySet {
         v.validate_aud = false;
         v.validate_exp = check_exp;
         v.leeway = 5;
+        // jsonwebtoken checks neither `nbf` (unless asked) nor `iat`: a token not yet valid, or
+        // "issued" in the future, was not issued by this clock and is refused everywhere
+        // (found by the forged-token suite, tests/it/adversarial.rs).
+        v.validate_nbf = true;
         if !check_exp {
             v.required_spec_claims.remove("exp");
         }
-        jsonwebtoken::decode::<T>(token, &key.decoding, &v)
-            .map(|d| d.claims)
-            .map_err(|e| VerifyError::Invalid(e.to_string()))
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &v)
+            .map_err(|e| VerifyError::Invalid(e.to_string()))?
+            .claims;
+        // Now by vigil's clock: the set was loaded at most CACHE_SECS ago.
+        let now = self.loaded_at.micros() / 1_000_000 + CACHE_SECS;
+        if claims
+            .get("iat")
+            .and_then(serde_json::Value::as_i64)
+            .is_some_and(|iat| iat > now + v.leeway as i64)
+        {
+            return Err(VerifyError::Invalid("issued in the future".into()));
+        }
+        serde_json::from_value(claims).map_err(|e| VerifyError::Invalid(e.to_string()))
     }
 }
 

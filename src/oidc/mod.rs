@@ -61,9 +61,28 @@ pub const KEY_GRACE_SECS: i64 = 660;
 #[error("{error}: {error_description}")]
 pub struct OAuthError {
     pub error: &'static str,
+    #[serde(serialize_with = "serialize_description")]
     pub error_description: String,
     #[serde(skip)]
     pub status: u16,
+}
+
+/// RFC 6749 §5.2 allows only %x20-21 / %x23-5B / %x5D-7E in `error_description`. Descriptions
+/// echo what the client sent (a `grant_type`, a parser's message quoting the body), so every
+/// description passes through here: anything else (quotes, backslashes, CR/LF, control
+/// characters, non-ASCII) becomes `?`, and it cannot break a JSON consumer, a redirect's query
+/// or the `WWW-Authenticate` header.
+pub fn clean_description(d: &str) -> String {
+    d.chars()
+        .map(|c| match c {
+            '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+fn serialize_description<S: serde::Serializer>(d: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&clean_description(d))
 }
 
 macro_rules! oauth_errors {
@@ -71,7 +90,11 @@ macro_rules! oauth_errors {
         impl OAuthError {
             $(
                 pub fn $fn_name(d: impl Into<String>) -> Self {
-                    OAuthError { error: $code, error_description: d.into(), status: $status }
+                    OAuthError {
+                        error: $code,
+                        error_description: clean_description(&d.into()),
+                        status: $status,
+                    }
                 }
             )*
         }

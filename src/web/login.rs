@@ -117,6 +117,13 @@ pub async fn submit(
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
     state.csrf.verify(&req, &form.csrf_token)?;
+    // PostgreSQL text cannot hold NUL: a name or tx with one matches nothing and must not reach
+    // the database, where it is an error (a 500; found by tests/it/adversarial.rs).
+    if form.username.contains('\0') || form.tx.as_deref().is_some_and(|t| t.contains('\0')) {
+        return Err(WebError::BadRequest(
+            "The sign-in form is malformed.".into(),
+        ));
+    }
     let now = state.now();
     let attempt = login::PasswordAttempt {
         username: form.username.clone(),

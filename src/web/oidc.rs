@@ -217,17 +217,91 @@ async fn authorize_with(
 pub async fn authorize_get(
     state: web::Data<AppState>,
     req: HttpRequest,
-    q: web::Query<AuthorizeParams>,
 ) -> Result<HttpResponse, WebError> {
-    authorize_with(state, req, q.into_inner()).await
+    let raw = req.query_string().as_bytes().to_vec();
+    authorize_raw(state, req, &raw).await
 }
 
 pub async fn authorize_post(
     state: web::Data<AppState>,
     req: HttpRequest,
-    f: web::Form<AuthorizeParams>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    authorize_with(state, req, f.into_inner()).await
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        return Err(WebError::BadRequest(
+            "The sign-in request must be a form.".into(),
+        ));
+    }
+    // The same cap as every other form (app.rs FormConfig).
+    if body.len() > 64 * 1024 {
+        return Err(WebError::BadRequest(
+            "The sign-in request is too large.".into(),
+        ));
+    }
+    authorize_raw(state, req, &body).await
+}
+
+/// The first parameter named more than once, if any.
+fn repeated(raw: &[u8]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    url::form_urlencoded::parse(raw)
+        .map(|(k, _)| k)
+        .find(|k| !seen.insert(k.clone()))
+        .map(|k| k.chars().take(64).collect())
+}
+
+/// RFC 6749 §3.1: a parameter must not be sent twice. serde would refuse the request with a
+/// bare page; when `client_id` and `redirect_uri` are each given once (and valid), the client
+/// hears `invalid_request` at its redirect URI instead (§4.1.2.1).
+async fn authorize_raw(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    raw: &[u8],
+) -> Result<HttpResponse, WebError> {
+    let bad = |e: serde_urlencoded::de::Error| {
+        WebError::BadRequest(format!("The address has invalid parameters ({e})."))
+    };
+    let Some(name) = repeated(raw) else {
+        let params: AuthorizeParams = serde_urlencoded::from_bytes(raw).map_err(bad)?;
+        return authorize_with(state, req, params).await;
+    };
+    if name == "client_id" || name == "redirect_uri" {
+        return Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request cannot be used",
+            &format!("The request names {name} more than once."),
+            None,
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<(String, String)> = url::form_urlencoded::parse(raw)
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query =
+        serde_urlencoded::to_string(&first).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let params: AuthorizeParams = serde_urlencoded::from_str(&query).map_err(bad)?;
+    let issuer = state.svc.settings.issuer.as_str().to_owned();
+    match authorize::validate(&state.svc.db, &issuer, params).await {
+        Ok(valid) => Ok(redirect(&Redirect::error(
+            &valid,
+            &issuer,
+            &OAuthError::invalid_request(format!("the parameter {name} is repeated")),
+        ))),
+        Err(Refusal::Page(msg)) => Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request cannot be used",
+            &msg,
+            None,
+        )),
+        Err(Refusal::Redirect(r)) => Ok(redirect(&r)),
+    }
 }
 
 #[derive(serde::Deserialize)]

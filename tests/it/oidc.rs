@@ -672,7 +672,15 @@ async fn redirect_uri_variants_and_unknown_clients_never_redirect() {
             urlencode("https://rp.example.com/cb?x=1")
         ))
         .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "duplicate parameter");
+    // A repeated parameter (here response_type) is invalid_request at the client (RFC 6749
+    // §3.1, §4.1.2.1), never a code.
+    let back = location(&r);
+    assert!(
+        back.starts_with("https://rp.example.com/cb?x=1&"),
+        "duplicate parameter: {back}"
+    );
+    assert_eq!(query(&back)["error"], "invalid_request");
+    assert!(!query(&back).contains_key("code"));
 }
 
 /// The value of a hidden input in a page.
