@@ -616,24 +616,7 @@ async fn compromise_then_remediation(b: Backend) {
     app.clock.advance_secs(3600);
     // The thief signs in (low risk, password only) and gets a code for the application...
     let thief = crate::helpers::client(app.port);
-    let html = thief
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = thief
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf_in(&html)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = crate::admin_users::login_with(&app, &thief, "alice", PASSWORD).await;
     assert_eq!(location(&r), "/account");
     let stolen = latest_signin(&app, "alice").await;
     // ...and an attacker's passkey would be added here: emulate one added after the sign-in.
@@ -702,24 +685,7 @@ async fn compromise_then_remediation(b: Backend) {
 
     // The old password alone no longer signs in, even at low risk: the second factor is asked.
     app.clock.advance_secs(60);
-    let html = thief
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = thief
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf_in(&html)),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = crate::admin_users::login_with(&app, &thief, "alice", PASSWORD).await;
     assert_eq!(location(&r), "/login/mfa");
 
     // Alice: password + TOTP, then she must choose a new password first.
