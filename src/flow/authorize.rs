@@ -80,9 +80,12 @@ async fn reassess(
         decision: Some((v.decision, v.assessment.level)),
         ..Facts::default()
     };
-    let need = enforce::check(svc, user, Some(s), &facts, Action::UseSession)
-        .await
-        .map_err(err)?;
+    // The verdict already read the account's factors: decide on those, no second query.
+    let account = enforce::AccountView {
+        user,
+        factors: v.available,
+    };
+    let need = enforce::require(&account, Some(s), &facts, Action::UseSession);
     let outcome = match need {
         Requirement::Allow => {
             v.decision = Decision::Allow;

@@ -463,11 +463,12 @@ pub async fn check_session(
     action: Action,
 ) -> Result<Requirement, super::FlowError> {
     let moved = session.ip.as_deref() != Some(ctx.ip.to_string().as_str());
-    let decision = if moved {
+    // A re-score reads the account's factors with the verdict; otherwise read them here.
+    let (decision, factors) = if moved {
         let v = super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;
-        Some((v.decision, v.assessment.level))
+        (Some((v.decision, v.assessment.level)), v.available)
     } else {
-        None
+        (None, factors_of(svc, &user.id).await?)
     };
     let facts = Facts {
         now: now.micros(),
@@ -475,7 +476,12 @@ pub async fn check_session(
         decision,
         ..Facts::default()
     };
-    let need = check(svc, user, Some(session), &facts, action).await?;
+    let need = require(
+        &AccountView { user, factors },
+        Some(session),
+        &facts,
+        action,
+    );
     if moved && need != Requirement::Allow {
         let (auditor, uid, sid, ip) = (
             svc.auditor.clone(),
