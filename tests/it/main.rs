@@ -8,6 +8,7 @@ mod admin_clients;
 mod admin_review;
 mod admin_signins;
 mod admin_users;
+mod asvs;
 mod adversarial;
 mod audit;
 mod cli;
