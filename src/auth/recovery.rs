@@ -54,7 +54,10 @@ mod tests {
         assert_eq!(d.len(), 10);
         assert!(codes.iter().all(|c| c.len() == LENGTH + LENGTH / 4 - 1));
         let bits = LENGTH as f64 * (super::ALPHABET.len() as f64).log2();
-        assert!(bits >= 112.0, "ASVS 6.5.2: a fast hash needs 112 bits, have {bits}");
+        assert!(
+            bits >= 112.0,
+            "ASVS 6.5.2: a fast hash needs 112 bits, have {bits}"
+        );
         let c = &codes[0];
         assert_eq!(
             super::digest(c),

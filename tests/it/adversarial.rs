@@ -837,7 +837,11 @@ async fn retired_keys_sign_nothing(b: Backend) {
     let jwks: Value = app.get("/jwks").await.json().await.unwrap();
     let old_kid = idt.header["kid"].clone();
     assert!(
-        !jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == old_kid),
+        !jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == old_kid),
         "the old key has left the JWKS"
     );
     let current = app.svc.keys.current(app.svc.clock.now()).await.unwrap();
