@@ -11,6 +11,7 @@ mod admin_users;
 mod adversarial;
 mod audit;
 mod cli;
+mod conformance;
 mod enforcement;
 mod hardening;
 mod helpers;
