@@ -642,7 +642,9 @@ fn check_id_token(
     assert!(c["sub"].as_str().is_some_and(|s| !s.is_empty()), "sub");
     assert!(c["sub"].as_str().unwrap().len() <= 255, "OIDC Core §2");
     if let Some(amr) = c.get("amr") {
-        assert!(amr.as_array().is_some_and(|a| a.iter().all(Value::is_string)));
+        assert!(amr
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string)));
     }
     match nonce {
         Some(n) => assert_eq!(c["nonce"], n),
@@ -768,7 +770,9 @@ async fn check_jwks(op: &Op) -> Value {
     assert!(!keys.is_empty());
     let mut kids = std::collections::HashSet::new();
     for k in keys {
-        let kid = k["kid"].as_str().expect("OIDC Core §10.1: every key has a kid");
+        let kid = k["kid"]
+            .as_str()
+            .expect("OIDC Core §10.1: every key has a kid");
         assert!(kids.insert(kid.to_owned()), "RFC 7517 §4.5: distinct kids");
         assert!(
             ["RSA", "EC", "OKP"].contains(&k["kty"].as_str().unwrap_or_default()),
@@ -813,7 +817,10 @@ async fn oidcc_response_type_missing(b: Backend) {
         );
     }
 }
-on_both_backends!(oidcc_response_type_missing, super::oidcc_response_type_missing);
+on_both_backends!(
+    oidcc_response_type_missing,
+    super::oidcc_response_type_missing
+);
 
 async fn oidcc_idtoken_signature(b: Backend) {
     let op = op(b).await;
@@ -824,7 +831,9 @@ async fn oidcc_idtoken_signature(b: Backend) {
         let (_, t) = happy(&op, &br, &r).await;
         let h = header(&t.id_raw);
         assert_eq!(h["alg"], "RS256", "OIDC Core §3.1.3.7: RS256 by default");
-        let kid = h["kid"].as_str().expect("OIDC Core §10.1: kid in the header");
+        let kid = h["kid"]
+            .as_str()
+            .expect("OIDC Core §10.1: kid in the header");
         assert!(
             jwks["keys"]
                 .as_array()
@@ -860,7 +869,10 @@ on_both_backends!(oidcc_userinfo_get, super::oidcc_userinfo_get);
 async fn oidcc_userinfo_post_header(b: Backend) {
     userinfo_module(b, UserinfoCall::PostHeader).await;
 }
-on_both_backends!(oidcc_userinfo_post_header, super::oidcc_userinfo_post_header);
+on_both_backends!(
+    oidcc_userinfo_post_header,
+    super::oidcc_userinfo_post_header
+);
 
 async fn oidcc_userinfo_post_body(b: Backend) {
     // The suite accepts a refusal with a warning; vigil takes the token from the body
@@ -974,7 +986,10 @@ on_both_backends!(oidcc_scope_all, super::oidcc_scope_all);
 async fn oidcc_alternate_happy_flow(b: Backend) {
     scope_module(b, "openid email", true).await;
 }
-on_both_backends!(oidcc_alternate_happy_flow, super::oidcc_alternate_happy_flow);
+on_both_backends!(
+    oidcc_alternate_happy_flow,
+    super::oidcc_alternate_happy_flow
+);
 
 /// A parameter the OP must accept without error ("must not cause an error"); a fresh browser
 /// gets the ordinary login page and completes the flow.
@@ -1077,7 +1092,10 @@ async fn same_auth_twice(b: Backend, first_extra: &[(&str, &str)], second: &[(&s
 async fn oidcc_prompt_none_logged_in(b: Backend) {
     same_auth_twice(b, &[], &[("prompt", "none")]).await;
 }
-on_both_backends!(oidcc_prompt_none_logged_in, super::oidcc_prompt_none_logged_in);
+on_both_backends!(
+    oidcc_prompt_none_logged_in,
+    super::oidcc_prompt_none_logged_in
+);
 
 async fn oidcc_max_age_1(b: Backend) {
     let op = op(b).await;
@@ -1087,7 +1105,10 @@ async fn oidcc_max_age_1(b: Backend) {
         op.app.clock.advance_secs(2); // the suite waits 2 s
         let r = AuthReq::new(mode, "openid").set("max_age", "1");
         let (a, second) = happy(&op, &br, &r).await;
-        assert!(a.login_page.is_some(), "max_age=1 asks for the password again");
+        assert!(
+            a.login_page.is_some(),
+            "max_age=1 asks for the password again"
+        );
         let at = second.id["auth_time"].as_i64().expect("auth_time");
         assert!(at > first.id["auth_time"].as_i64().unwrap());
         assert!((now_secs(&op) - at).abs() <= 5, "auth_time is recent");
@@ -1178,7 +1199,10 @@ async fn code_reuse(b: Backend, wait_secs: i64) {
         let a = authorize(&op, &br, &r).await;
         let code = code_of(&op, &r, &a.cb);
         let t = tokens_from(&op, &r, redeem(&op, &code, ClientAuth::Basic, &[]).await).await;
-        let refresh = t.refresh.clone().expect("offline_access gives a refresh token");
+        let refresh = t
+            .refresh
+            .clone()
+            .expect("offline_access gives a refresh token");
         assert_eq!(status_of_userinfo(&op, &t.access).await, StatusCode::OK);
         op.app.clock.advance_secs(wait_secs);
         let again = redeem(&op, &code, ClientAuth::Basic, &[]).await;
@@ -1441,8 +1465,8 @@ async fn oidcc_refresh_token(b: Backend) {
         let mut refresh_of = HashMap::new();
         for client in ["rp", "rp2"] {
             // AddPromptConsentToAuthorizationEndpointRequestIfScopeContainsOfflineAccess.
-            let mut r = AuthReq::for_client(client, mode, "openid offline_access")
-                .set("prompt", "consent");
+            let mut r =
+                AuthReq::for_client(client, mode, "openid offline_access").set("prompt", "consent");
             if client == "rp2" {
                 r = r.set("nonce", &"n".repeat(43));
             }
@@ -1538,7 +1562,13 @@ async fn oidcc_ensure_request_with_valid_pkce_succeeds(b: Backend) {
         let t = tokens_from(
             &op,
             &r,
-            redeem(&op, &code, ClientAuth::Basic, &[("code_verifier", &verifier)]).await,
+            redeem(
+                &op,
+                &code,
+                ClientAuth::Basic,
+                &[("code_verifier", &verifier)],
+            )
+            .await,
         )
         .await;
         userinfo(&op, &t, UserinfoCall::Get).await;
@@ -1698,7 +1728,10 @@ async fn oidcc_discovery_endpoint_verification(b: Backend) {
         // BCP 47 in canonical casing (language lower case, region upper case).
         let mut parts = s.split('-');
         let lang = parts.next().unwrap();
-        assert!(lang.len() >= 2 && lang.bytes().all(|b| b.is_ascii_lowercase()), "{s}");
+        assert!(
+            lang.len() >= 2 && lang.bytes().all(|b| b.is_ascii_lowercase()),
+            "{s}"
+        );
         for p in parts {
             assert!(p.bytes().all(|b| b.is_ascii_alphanumeric()), "{s}");
             if p.len() == 2 {
@@ -1727,7 +1760,9 @@ async fn oidcc_discovery_endpoint_verification(b: Backend) {
         "jwks_uri",
     ] {
         assert!(
-            d[k].as_str().unwrap().starts_with("https://op.example.com/"),
+            d[k].as_str()
+                .unwrap()
+                .starts_with("https://op.example.com/"),
             "{k}"
         );
     }
@@ -1814,7 +1849,11 @@ fn assert_post_logout_redirect(r: &reqwest::Response, state: Option<&str>) {
     assert_eq!(without_query(&loc), POST_LOGOUT);
     let q = query_of(&loc);
     match state {
-        Some(s) => assert_eq!(q.get("state").map(String::as_str), Some(s), "CheckPostLogoutState"),
+        Some(s) => assert_eq!(
+            q.get("state").map(String::as_str),
+            Some(s),
+            "CheckPostLogoutState"
+        ),
         None => assert!(!q.contains_key("state"), "CheckNoPostLogoutState"),
     }
     assert!(
@@ -1848,7 +1887,10 @@ async fn refused_logout(op: &Op, br: &reqwest::Client, params: &[(&str, &str)], 
     assert_page_not_redirect(&r);
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{why}");
     let html = r.text().await.unwrap();
-    assert!(html.contains(why), "the error page says why ({why}): {html:.600}");
+    assert!(
+        html.contains(why),
+        "the error page says why ({why}): {html:.600}"
+    );
     assert_still_logged_in(op, br).await;
 }
 
@@ -1940,7 +1982,10 @@ async fn oidcc_rp_initiated_logout_query_added_to_post_logout_redirect_uri(b: Ba
         &br,
         &[
             ("id_token_hint", &t.id_raw),
-            ("post_logout_redirect_uri", &format!("{POST_LOGOUT}?foo=bar")),
+            (
+                "post_logout_redirect_uri",
+                &format!("{POST_LOGOUT}?foo=bar"),
+            ),
             ("state", &random()),
         ],
         "not registered",
@@ -2024,7 +2069,12 @@ async fn oidcc_rp_initiated_logout_no_post_logout_redirect_uri(b: Backend) {
     let op = op(b).await;
     let (br, t) = signed_in(&op).await;
     // A valid hint for the signed-in user: signed out at once, on vigil's own page.
-    let r = end_session(&br, &op, &[("id_token_hint", &t.id_raw), ("state", &random())]).await;
+    let r = end_session(
+        &br,
+        &op,
+        &[("id_token_hint", &t.id_raw), ("state", &random())],
+    )
+    .await;
     assert_page_not_redirect(&r);
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("signed out"));
@@ -2117,7 +2167,11 @@ fn backchannel_receiver() -> (u16, Received) {
 
 async fn oidcc_backchannel_rp_initiated_logout(b: Backend) {
     let (port, received) = backchannel_receiver();
-    let op = op_with(b, Some(format!("http://127.0.0.1:{port}/backchannel_logout"))).await;
+    let op = op_with(
+        b,
+        Some(format!("http://127.0.0.1:{port}/backchannel_logout")),
+    )
+    .await;
     let (br, t) = signed_in(&op).await;
     let state = random();
     let r = end_session(
@@ -2187,7 +2241,10 @@ async fn oidcc_backchannel_rp_initiated_logout(b: Backend) {
     // CheckIdTokenSubMatchesLogoutToken, CheckIdTokenSidMatchesLogoutToken, no nonce.
     assert_eq!(claims["sub"], t.id["sub"]);
     assert_eq!(claims["sid"], t.id["sid"]);
-    assert!(claims["sid"].is_string(), "backchannel_logout_session_supported");
+    assert!(
+        claims["sid"].is_string(),
+        "backchannel_logout_session_supported"
+    );
     assert!(claims.get("nonce").is_none());
     assert_logged_out(&op, &br).await;
 }

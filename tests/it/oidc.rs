@@ -1180,9 +1180,7 @@ async fn rp_initiated_logout() {
     assert!(r.headers().get("location").is_none());
     assert!(r.text().await.unwrap().contains("not registered"));
     assert_eq!(app.get("/account").await.status(), StatusCode::OK);
-    let r = app
-        .get(&format!("/logout?id_token_hint={idt}"))
-        .await;
+    let r = app.get(&format!("/logout?id_token_hint={idt}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("signed out"));
 
