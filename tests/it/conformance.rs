@@ -1434,7 +1434,22 @@ async fn oidcc_claims_essential(b: Backend) {
             u["name"], USER_NAME,
             "the essential claim is returned (the suite warns otherwise)"
         );
+        assert!(
+            t.scope.split(' ').any(|s| s == "profile"),
+            "the granted scope says what was released: {}",
+            t.scope
+        );
+        // A `claims` value that is not a JSON object is a malformed request, at the client.
+        for bad in ["not json", "[]", r#"{"userinfo": "name"}"#] {
+            let r = AuthReq::new(mode, "openid").set("claims", bad);
+            let resp = br.get(r.url(&op.app)).send().await.unwrap();
+            let Landing::Callback(cb) = follow(&op.app, &br, resp).await else {
+                panic!("{bad}: the error goes back to the client");
+            };
+            assert_eq!(error_of(&op, &r, &cb, true), "invalid_request", "{bad}");
+        }
     }
+    assert_eq!(op.disc["claims_parameter_supported"], true);
 }
 on_both_backends!(oidcc_claims_essential, super::oidcc_claims_essential);
 
