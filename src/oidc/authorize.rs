@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use super::claims::scope_releasing;
 use super::{split_scope, OAuthError, ACRS, SCOPES};
 use crate::store::clients::{self, Client};
 use crate::store::Db;
@@ -31,6 +32,7 @@ pub struct AuthorizeParams {
     pub response_mode: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
+    pub claims: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +201,7 @@ pub async fn validate(db: &Db, issuer: &str, p: AuthorizeParams) -> Result<Valid
         &p.acr_values,
         &p.ui_locales,
         &p.code_challenge,
+        &p.claims,
     ]
     .into_iter()
     .any(too_long)
@@ -251,6 +254,29 @@ pub async fn validate(db: &Db, issuer: &str, p: AuthorizeParams) -> Result<Valid
         .collect();
     if !client.allows_grant("refresh_token") {
         scopes.retain(|s| s != "offline_access");
+    }
+    // OIDC Core §5.5, the `claims` parameter. vigil releases claims by scope, so a request for
+    // UserInfo claims it holds is honoured by granting the scope that releases them (the
+    // granted `scope` says so, the consent page shows it); anything else is ignored (§5.5.1: a
+    // claim not returned is not an error). Malformed JSON is invalid_request.
+    if let Some(raw) = &p.claims {
+        let bad = || fail(OAuthError::invalid_request("claims must be a JSON object"));
+        let parsed: serde_json::Value = serde_json::from_str(raw).map_err(|_| bad())?;
+        let members = parsed.as_object().ok_or_else(bad)?;
+        for (member, asked) in members {
+            if member != "userinfo" && member != "id_token" {
+                continue;
+            }
+            let asked = asked.as_object().ok_or_else(bad)?;
+            if member != "userinfo" {
+                continue;
+            }
+            for scope in asked.keys().filter_map(|c| scope_releasing(c)) {
+                if !scopes.iter().any(|s| s == scope) {
+                    scopes.push(scope.to_owned());
+                }
+            }
+        }
     }
 
     // PKCE (RFC 7636): S256 only; required for public clients and, by default, for all.

@@ -76,6 +76,15 @@ pub fn user_claims(user: &User, scopes: &[String]) -> Map<String, Value> {
     m
 }
 
+/// The scope that releases a standard claim vigil holds (the inverse of [`user_claims`]).
+pub fn scope_releasing(claim: &str) -> Option<&'static str> {
+    match claim {
+        "name" | "preferred_username" | "updated_at" => Some("profile"),
+        "email" | "email_verified" => Some("email"),
+        _ => None,
+    }
+}
+
 /// `at_hash`: the left half of the access token's hash, with the hash the JWS alg uses
 /// (SHA-256 for RS256/ES256, SHA-512 for EdDSA with Ed25519).
 pub fn at_hash(alg: &str, access_token: &str) -> String {

@@ -32,7 +32,7 @@ pub fn document(issuer: &str) -> String {
         ],
         "acr_values_supported": ACRS,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,

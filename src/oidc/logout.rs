@@ -81,6 +81,15 @@ pub async fn plan(svc: &Services, now: Timestamp, p: &LogoutParams) -> Result<Lo
             }
             Some(u.to_string())
         }
+        // The application is known and asked for an address it never registered: an error,
+        // not a silent sign-out (RP-Initiated Logout 1.0 §3; the conformance suite's
+        // bad-post-logout-redirect-uri and query-added modules expect this page).
+        (Some(_), Some(_)) => {
+            return Err(
+                "The sign-out request asks to return to an address (post_logout_redirect_uri) that is not registered for this application."
+                    .into(),
+            )
+        }
         _ => None,
     };
     Ok(LogoutPlan {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::claims::{at_hash, user_claims, AccessClaims, IdClaims};
+use super::claims::{at_hash, AccessClaims, IdClaims};
 use super::client_auth::{authenticate, Presented};
 use super::{split_scope, OAuthError, RiskClaim, LIFETIMES};
 use crate::audit::AuditEvent;
@@ -488,7 +488,8 @@ async fn issue(
             sid: g.sid.clone(),
             at_hash: Some(at_hash(alg, &access_token)),
             risk: g.risk.clone(),
-            extra: user_claims(&g.user, &g.scopes),
+            // The scope's claims come from UserInfo (OIDC Core §5.4), not the ID token.
+            extra: serde_json::Map::new(),
         };
         Some(keys.sign(alg, "JWT", &claims)?)
     } else {

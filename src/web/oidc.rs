@@ -423,13 +423,50 @@ pub async fn revoke_endpoint(
     }
 }
 
-pub async fn userinfo_endpoint(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+/// The form body of a UserInfo POST (RFC 6750 §2.2).
+#[derive(serde::Deserialize)]
+struct BodyToken {
+    access_token: Option<String>,
+}
+
+pub async fn userinfo_endpoint(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> HttpResponse {
     let bearer = authorization(&req).and_then(|h| {
         let (scheme, value) = h.split_once(' ')?;
         scheme
             .eq_ignore_ascii_case("bearer")
             .then(|| value.trim().to_owned())
     });
+    // RFC 6750 §2.2: a POST may carry the token as a form parameter instead of the header
+    // (OIDC Core §5.3.1; the conformance suite's oidcc-userinfo-post-body).
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let in_body = if req.method() == actix_web::http::Method::POST && is_form {
+        match read_form::<BodyToken>(&req, payload).await {
+            Ok(b) => b.access_token,
+            Err(e) => return oauth_error(&e),
+        }
+    } else {
+        None
+    };
+    let bearer = match (bearer, in_body) {
+        // §2: a client must not use more than one method in a request.
+        (Some(_), Some(_)) => {
+            return oauth_error(&OAuthError::invalid_request(
+                "the access token was sent both in the header and in the body",
+            ))
+        }
+        (h, b) => h.or(b),
+    };
     let Some(token) = bearer else {
         // RFC 6750 §3.1: no credentials, no error code.
         return HttpResponse::Unauthorized()

@@ -12,6 +12,7 @@ mod adversarial;
 mod asvs;
 mod audit;
 mod cli;
+mod conformance;
 mod enforcement;
 mod hardening;
 mod helpers;

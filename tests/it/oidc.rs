@@ -232,14 +232,8 @@ async fn the_whole_code_flow(b: Backend) {
     let claims = id_token
         .claims(&verifier, &s.nonce)
         .expect("valid ID token: signature via JWKS, iss, aud, nonce, exp");
-    assert_eq!(
-        claims.email().map(|e| e.as_str()),
-        Some("alice@example.com")
-    );
-    assert_eq!(
-        claims.preferred_username().map(|u| u.as_str()),
-        Some("alice")
-    );
+    // The scope's claims come from UserInfo (OIDC Core §5.4), not the ID token.
+    assert!(claims.email().is_none() && claims.preferred_username().is_none());
     assert_eq!(
         claims.auth_context_ref().map(|a| a.as_str()),
         Some("urn:vigil:acr:pwd")
@@ -286,6 +280,7 @@ async fn the_whole_code_flow(b: Backend) {
         .await
         .unwrap();
     assert_eq!(ui["email"], "alice@example.com");
+    assert_eq!(ui["preferred_username"], "alice");
     assert_eq!(ui["sub"], raw_id["sub"]);
     assert!(
         tokens.refresh_token().is_some(),
@@ -1172,7 +1167,7 @@ async fn rp_initiated_logout() {
         "signed out"
     );
 
-    // An unregistered URI is never redirected to: vigil's own page instead.
+    // An unregistered URI is never redirected to: an error page, and the session stays.
     let (t, _) = tokens_for(&app, &rp, &[]).await;
     let idt = t["id_token"].as_str().unwrap();
     let r = app
@@ -1181,6 +1176,11 @@ async fn rp_initiated_logout() {
             urlencode("https://evil.example.com/")
         ))
         .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("not registered"));
+    assert_eq!(app.get("/account").await.status(), StatusCode::OK);
+    let r = app.get(&format!("/logout?id_token_hint={idt}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("signed out"));
 
