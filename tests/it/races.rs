@@ -97,12 +97,18 @@ pub async fn active(http: &reqwest::Client, app: &TestApp, token: &str) -> bool 
 
 /// The status of GET /userinfo with the access token.
 pub async fn userinfo(http: &reqwest::Client, app: &TestApp, at: &str) -> StatusCode {
-    http.get(app.url("/userinfo"))
+    let r = http
+        .get(app.url("/userinfo"))
         .bearer_auth(at)
         .send()
         .await
-        .unwrap()
-        .status()
+        .unwrap();
+    let st = r.status();
+    if st != StatusCode::OK {
+        let h = format!("{:?}", r.headers().get("www-authenticate"));
+        eprintln!("userinfo {st}: {h} {}", r.text().await.unwrap_or_default());
+    }
+    st
 }
 
 async fn revoke(http: &reqwest::Client, app: &TestApp, token: &str) -> StatusCode {
@@ -190,6 +196,7 @@ async fn eight_redemptions_of_one_code(b: Backend) {
         for (st, body) in results.iter().filter(|r| r.0 != StatusCode::OK) {
             assert_eq!(*st, StatusCode::BAD_REQUEST);
             assert_eq!(body["error"], "invalid_grant", "{body}");
+            eprintln!("loser: {body}");
         }
         // The replays revoked what the winner got: its access token and its refresh token.
         let won = winners[0];
@@ -291,6 +298,15 @@ async fn concurrent_refreshes_within_interval(b: Backend) {
             let (won, rt0) = refresh_race(&app, &rp, n).await;
             let http = client(app.port);
             let (at, rt) = (s(&won, "access_token"), s(&won, "refresh_token"));
+            let all = app
+                .svc
+                .db
+                .run(|c| vigil::store::audit::page(c, 0, 10_000))
+                .await
+                .unwrap();
+            for e in all.iter().rev().take(6) {
+                eprintln!("audit: {} {}", e.action, e.details);
+            }
             assert_eq!(userinfo(&http, &app, &at).await, StatusCode::OK);
             assert!(active(&http, &app, &rt).await);
             // A late duplicate inside the interval: still refused, family still alive.
