@@ -189,7 +189,15 @@ async fn sign_in_load(port: u16, handed: Arc<Mutex<Handed>>) -> usize {
             return done;
         };
         let back = location(&r);
-        let Some(code) = query(&back).get("code").cloned() else {
+        let Some(code) = back
+            .starts_with(REDIRECT)
+            .then(|| query(&back).get("code").cloned())
+            .flatten()
+        else {
+            let st = r.status();
+            let body = r.text().await.unwrap_or_default();
+            assert!(!st.is_server_error(), "{st} {body}");
+            eprintln!("sign-in did not end at the RP: {st} {back} {body:.300}");
             return done;
         };
         let idx = {
@@ -482,13 +490,16 @@ async fn every_flow_across_skewed_nodes(backend: Backend) {
 
     // A code issued on B (its clock 60 s behind) redeemed on A.
     let s = rp.start(&["offline_access"], &[]);
-    let r = a.http.get(s.url.as_str()).send().await.unwrap();
     // SSO: the browser's session from A; the authorize request itself goes to B.
     let on_b = s.url.as_str().replace(&a.base, &b.base);
     let r2 = a.http.get(&on_b).send().await.unwrap();
-    drop(r);
+    let st = r2.status();
     let back = location(&r2);
-    assert!(back.starts_with(REDIRECT), "SSO on B with A's session: {back}");
+    assert!(
+        back.starts_with(REDIRECT),
+        "SSO on B with A's session: {st} {back} {}",
+        r2.text().await.unwrap()
+    );
     let (st, t5) = redeem(&http_a, &a, &query(&back)["code"], s.verifier.secret()).await;
     assert_eq!(st, StatusCode::OK, "code from B redeemed on A: {t5}");
 
