@@ -191,8 +191,14 @@ async fn authorization_code(
 
 /// A code presented after it was consumed: someone else may hold it. Revoke everything it
 /// produced (RFC 6749 §4.1.2) and answer `invalid_grant`.
-async fn code_replayed(svc: &Services, now: Timestamp, client: &Client, code_id: &str) -> OAuthError {
-    let (auditor, code_id, client_id) = (svc.auditor.clone(), code_id.to_owned(), client.id.clone());
+async fn code_replayed(
+    svc: &Services,
+    now: Timestamp,
+    client: &Client,
+    code_id: &str,
+) -> OAuthError {
+    let (auditor, code_id, client_id) =
+        (svc.auditor.clone(), code_id.to_owned(), client.id.clone());
     let revoked = svc
         .db
         .run(move |c| {
@@ -383,7 +389,10 @@ async fn refresh(
             // duplicate within the reuse interval is refused and the winner's family kept;
             // otherwise that is reuse too.
             let id = row.id.clone();
-            let now_row = svc.db.run(move |c| tokens::find_refresh_by_id(c, &id)).await?;
+            let now_row = svc
+                .db
+                .run(move |c| tokens::find_refresh_by_id(c, &id))
+                .await?;
             let (used_at, revoked) = match &now_row {
                 Some(r) => (r.used_at, r.revoked_at.is_some()),
                 None => (None, true),

@@ -94,7 +94,9 @@ impl Prober {
         let body = r.text().await.unwrap();
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let token = csrf_in(&body);
-        let body = body.replace(&token, "CSRF").replace(self.username, "USERNAME");
+        let body = body
+            .replace(&token, "CSRF")
+            .replace(self.username, "USERNAME");
         (
             Seen {
                 status,

@@ -136,7 +136,11 @@ struct Handed {
     spent: Vec<String>,
 }
 
-async fn form_token(http: &reqwest::Client, srv_url: &str, form: &[(&str, &str)]) -> Option<(StatusCode, Value)> {
+async fn form_token(
+    http: &reqwest::Client,
+    srv_url: &str,
+    form: &[(&str, &str)],
+) -> Option<(StatusCode, Value)> {
     let r = http
         .post(format!("{srv_url}/token"))
         .basic_auth("rp", Some(SECRET))
@@ -259,7 +263,11 @@ async fn sign_in_load(port: u16, handed: Arc<Mutex<Handed>>, max: usize) -> usiz
 }
 
 /// After the restart: everything handed out is fully valid or cleanly refused, never half.
-async fn check_after_restart(srv: &Server, db: &vigil::store::Db, handed: &Handed) -> (usize, usize, usize, usize) {
+async fn check_after_restart(
+    srv: &Server,
+    db: &vigil::store::Db,
+    handed: &Handed,
+) -> (usize, usize, usize, usize) {
     let http = browser(srv.port);
     let base = srv.url("");
     let base = base.trim_end_matches('/').to_owned();
@@ -289,7 +297,10 @@ async fn check_after_restart(srv: &Server, db: &vigil::store::Db, handed: &Hande
             at_active,
             "userinfo and introspection disagree"
         );
-        assert!(ui == StatusCode::OK || ui == StatusCode::UNAUTHORIZED, "{ui}");
+        assert!(
+            ui == StatusCode::OK || ui == StatusCode::UNAUTHORIZED,
+            "{ui}"
+        );
         if at_active {
             valid += 1;
         } else {
@@ -398,7 +409,14 @@ async fn kill_dash_nine_mid_load(b: Backend) {
         child: None,
     };
     let o = srv.run(
-        &["user", "add", "alice", "--email", "alice@example.com", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--password-stdin",
+        ],
         &format!("{PASSWORD}\n"),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -421,7 +439,11 @@ async fn kill_dash_nine_mid_load(b: Backend) {
     for (round, kill_after_ms) in [250u64, 600, 1100].into_iter().enumerate() {
         let handed = Arc::new(Mutex::new(Handed::default()));
         // Warm the fresh process up (first requests compile the user-agent parser's patterns).
-        assert_eq!(sign_in_load(port, handed.clone(), 1).await, 1, "warm-up sign-in");
+        assert_eq!(
+            sign_in_load(port, handed.clone(), 1).await,
+            1,
+            "warm-up sign-in"
+        );
         let tasks: Vec<_> = (0..workers)
             .map(|_| actix_web::rt::spawn(sign_in_load(port, handed.clone(), usize::MAX)))
             .collect();
@@ -497,7 +519,10 @@ async fn every_flow_across_skewed_nodes(backend: Backend) {
         StatusCode::OK,
         "A's access token at B's /userinfo"
     );
-    assert!(active(&b.http, &b, at3).await, "A's access token at B's /introspect");
+    assert!(
+        active(&b.http, &b, at3).await,
+        "A's access token at B's /introspect"
+    );
     assert!(active(&b.http, &b, t3["refresh_token"].as_str().unwrap()).await);
     // And back: refresh A's refresh token on B.
     let (st, t4) = refresh(&b.http, &b, t3["refresh_token"].as_str().unwrap()).await;
@@ -562,7 +587,10 @@ async fn every_flow_across_skewed_nodes(backend: Backend) {
             .await
             .unwrap();
         let b32 = query(&uri)["secret"].clone();
-        let secret = totp_rs::Secret::try_from_base32(&b32).unwrap().as_bytes().to_vec();
+        let secret = totp_rs::Secret::try_from_base32(&b32)
+            .unwrap()
+            .as_bytes()
+            .to_vec();
         let s = rp.start(&[], &[]);
         let url = s.url.as_str().replace(&a.base, &node.base);
         let browser = crate::helpers::client(node.port);
@@ -620,11 +648,26 @@ async fn every_flow_across_skewed_nodes(backend: Backend) {
             back = location(&r);
         }
         assert!(back.starts_with(REDIRECT), "{user}: {back}");
-        let (st, t) = redeem(&other.http, other, &query(&back)["code"], s.verifier.secret()).await;
+        let (st, t) = redeem(
+            &other.http,
+            other,
+            &query(&back)["code"],
+            s.verifier.secret(),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{user}: {t}");
-        assert_eq!(payload(t["id_token"].as_str().unwrap())["acr"], "urn:vigil:acr:mfa");
+        assert_eq!(
+            payload(t["id_token"].as_str().unwrap())["acr"],
+            "urn:vigil:acr:mfa"
+        );
     }
     let _ = password_at_login;
-    eprintln!("{backend:?}: every flow across nodes at +30 s and -30 s in {:?}", t0.elapsed());
+    eprintln!(
+        "{backend:?}: every flow across nodes at +30 s and -30 s in {:?}",
+        t0.elapsed()
+    );
 }
-on_both_backends!(every_flow_across_skewed_nodes, super::every_flow_across_skewed_nodes);
+on_both_backends!(
+    every_flow_across_skewed_nodes,
+    super::every_flow_across_skewed_nodes
+);

@@ -307,7 +307,11 @@ async fn concurrent_refreshes_within_interval(b: Backend) {
             );
             assert!(active(&http, &app, &rt).await);
             let (st, next) = refresh(&http, &app, &rt).await;
-            assert_eq!(st, StatusCode::OK, "the winner's refresh token rotates: {next}");
+            assert_eq!(
+                st,
+                StatusCode::OK,
+                "the winner's refresh token rotates: {next}"
+            );
             let rt2 = s(&next, "refresh_token");
             // After the interval the old token is reuse: the whole family goes.
             app.clock.advance_secs(11);
@@ -435,7 +439,9 @@ async fn one_totp_code_twice_at_once(b: Backend) {
         assert_eq!(app.get("/account").await.status(), StatusCode::OK);
         // A double-click is not an attack: the account is not flagged at risk by its own
         // step-up's twin (a failed step-up would set `at_risk`).
-        let user = vigil::flow::accounts::find(&app.svc, "alice").await.unwrap();
+        let user = vigil::flow::accounts::find(&app.svc, "alice")
+            .await
+            .unwrap();
         assert_eq!(
             user.risk_state, "none",
             "round {round}: the duplicate submission flagged the account: {out:?}"
@@ -446,7 +452,10 @@ async fn one_totp_code_twice_at_once(b: Backend) {
         t0.elapsed()
     );
 }
-on_both_backends!(one_totp_code_twice_at_once, super::one_totp_code_twice_at_once);
+on_both_backends!(
+    one_totp_code_twice_at_once,
+    super::one_totp_code_twice_at_once
+);
 
 /// 200 wrong passwords at once for one account, under limits above 200: every one is checked
 /// and counted (sign-in log and throttle counter), none is lost, and the next is throttled.
@@ -502,7 +511,9 @@ async fn two_hundred_parallel_wrong_passwords_all_counted(b: Backend) {
         "every wrong password checked: {}",
         tally(&statuses)
     );
-    let user = vigil::flow::accounts::find(&app.svc, "alice").await.unwrap();
+    let user = vigil::flow::accounts::find(&app.svc, "alice")
+        .await
+        .unwrap();
     let uid = user.id.clone();
     let logged = app
         .svc
