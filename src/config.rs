@@ -534,6 +534,23 @@ mod tests {
     }
 
     #[test]
+    fn refresh_reuse_interval_defaults_to_zero_and_is_bounded() {
+        let s = Settings::from_env_map(&env(&[])).unwrap();
+        assert_eq!(s.refresh_reuse_interval_secs, 0);
+        let s =
+            Settings::from_env_map(&env(&[("VIGIL_REFRESH_REUSE_INTERVAL_SECS", "30")])).unwrap();
+        assert_eq!(s.refresh_reuse_interval_secs, 30);
+        for bad in ["-1", "301", "soon"] {
+            let e = Settings::from_env_map(&env(&[("VIGIL_REFRESH_REUSE_INTERVAL_SECS", bad)]))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("VIGIL_REFRESH_REUSE_INTERVAL_SECS"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn ip_retention_days_is_bounded_and_zero_keeps_forever() {
         let s = Settings::from_env_map(&env(&[("VIGIL_IP_RETENTION_DAYS", "0")])).unwrap();
         assert_eq!(s.ip_retention_days, 0);

@@ -382,7 +382,15 @@ async fn refresh(
         risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
         code_id: row.code_id.clone(),
     };
-    match issue(svc, now, client, grant, Parent::Refresh(row.clone())).await? {
+    match issue(
+        svc,
+        now,
+        client,
+        grant,
+        Parent::Refresh(Box::new(row.clone())),
+    )
+    .await?
+    {
         Some(r) => Ok(r),
         None => {
             // Lost a race with another use (or a revocation) of the same token. A concurrent
@@ -482,7 +490,7 @@ async fn client_credentials(
 /// What a grant of tokens spends: an authorization code or a refresh token.
 enum Parent {
     Code(String),
-    Refresh(RefreshTokenRow),
+    Refresh(Box<RefreshTokenRow>),
 }
 
 /// Sign the access token (and ID token, and a rotated/new refresh token) for `grant`. The code
@@ -498,7 +506,7 @@ async fn issue(
 ) -> Result<Option<TokenResponse>, OAuthError> {
     let (parent, code_id) = match spends {
         Parent::Code(id) => (None, Some(id)),
-        Parent::Refresh(row) => (Some(row), None),
+        Parent::Refresh(row) => (Some(*row), None),
     };
     let issuer = svc.settings.issuer.as_str().to_owned();
     let scope = g.scopes.join(" ");
