@@ -18,8 +18,7 @@ use crate::helpers::{
     TEST_MASTER_KEY,
 };
 use crate::oidc::{
-    add_client, location, password_at_login, payload, query, rp, urlencode, ClientSpec, REDIRECT,
-    SECRET,
+    add_client, location, payload, query, rp, urlencode, ClientSpec, REDIRECT, SECRET,
 };
 use crate::on_both_backends;
 use crate::races::{active, fresh_code, redeem, refresh, userinfo};
@@ -661,7 +660,6 @@ async fn every_flow_across_skewed_nodes(backend: Backend) {
             "urn:vigil:acr:mfa"
         );
     }
-    let _ = password_at_login;
     eprintln!(
         "{backend:?}: every flow across nodes at +30 s and -30 s in {:?}",
         t0.elapsed()
