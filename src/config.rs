@@ -159,6 +159,10 @@ pub struct Settings {
     pub risk_travel_speed_kmh: u32,
     /// Raw client IPs are cleared after this many days (0 keeps them); see README "Audit log".
     pub ip_retention_days: u32,
+    /// Seconds after a refresh token's rotation during which presenting it again is refused
+    /// without revoking its family (two workers of one app refreshing at once). 0: any second
+    /// use is reuse and revokes the family.
+    pub refresh_reuse_interval_secs: i64,
 }
 
 /// The keys vigil understands, in the order the README's table lists them.
@@ -188,6 +192,7 @@ pub const KEYS: &[&str] = &[
     "risk_threshold_high",
     "risk_travel_speed_kmh",
     "ip_retention_days",
+    "refresh_reuse_interval_secs",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -331,7 +336,11 @@ impl Settings {
         let risk_travel_speed_kmh = number(take("risk_travel_speed_kmh"), 900, 100, 5000)?;
         // Up to ten years; 0 means keep raw IPs forever (no purge runs).
         let ip_retention_days = number(take("ip_retention_days"), 30u32, 0, 3650)?;
+        // Up to five minutes: a window for concurrent duplicates, not a second lifetime.
+        let refresh_reuse_interval_secs =
+            i64::from(number(take("refresh_reuse_interval_secs"), 0u32, 0, 300)?);
         Ok(Settings {
+            refresh_reuse_interval_secs,
             risk_policy,
             risk_candidate_policy,
             risk_threshold_medium,
@@ -522,6 +531,23 @@ mod tests {
         assert_eq!(s.database_url, DatabaseUrl::Sqlite("vigil.db".into()));
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.ip_retention_days, 30);
+    }
+
+    #[test]
+    fn refresh_reuse_interval_defaults_to_zero_and_is_bounded() {
+        let s = Settings::from_env_map(&env(&[])).unwrap();
+        assert_eq!(s.refresh_reuse_interval_secs, 0);
+        let s =
+            Settings::from_env_map(&env(&[("VIGIL_REFRESH_REUSE_INTERVAL_SECS", "30")])).unwrap();
+        assert_eq!(s.refresh_reuse_interval_secs, 30);
+        for bad in ["-1", "301", "soon"] {
+            let e = Settings::from_env_map(&env(&[("VIGIL_REFRESH_REUSE_INTERVAL_SECS", bad)]))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("VIGIL_REFRESH_REUSE_INTERVAL_SECS"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

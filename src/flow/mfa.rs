@@ -205,6 +205,19 @@ pub async fn finish_with(
     if taken.is_none() {
         return Ok(StepResult::Expired);
     }
+    finish_taken(svc, now, p, method, acr, extra, ctx).await
+}
+
+/// [`finish_with`] for a pending row the caller has already taken.
+async fn finish_taken(
+    svc: &Services,
+    now: Timestamp,
+    p: Pending,
+    method: &'static str,
+    acr: &str,
+    extra: &[&str],
+    ctx: &RequestContext,
+) -> Result<StepResult, FlowError> {
     let mut amr = p.amr.clone();
     for e in extra {
         if !amr.iter().any(|a| a == e) {
@@ -251,20 +264,92 @@ pub async fn with_totp(
             retry_after_secs, ..
         } => return Ok(StepResult::Throttled { retry_after_secs }),
     };
-    match check_totp(svc, now, &p.user.id, code).await? {
-        Ok(()) => {
+    match spend_totp_for(svc, now, &p.user.id, &p.flow_id, code).await? {
+        Spend::Spent => {
             throttle::release(svc, r).await?;
-            finish_with(svc, now, p, "totp", ACR_MFA, &["otp"], ctx).await
+            finish_taken(svc, now, p, "totp", ACR_MFA, &["otp"], ctx).await
         }
-        Err(AuthError::TotpReplay) => {
+        // This very step-up was completed by a concurrent twin (a double-submitted form):
+        // not a guess and not a replay by someone else — nothing is counted or flagged.
+        Spend::Completed => {
+            throttle::release(svc, r).await?;
+            Ok(StepResult::Expired)
+        }
+        Spend::Replay => {
             throttle::failed(svc, now, r, Some(p.user.id.clone()), "totp", ctx).await?;
             Ok(StepResult::Replayed)
         }
-        Err(_) => {
+        Spend::Wrong => {
             throttle::failed(svc, now, r, Some(p.user.id.clone()), "totp", ctx).await?;
             Ok(StepResult::Wrong)
         }
     }
+}
+
+/// What presenting a TOTP code at one pending step-up came to.
+enum Spend {
+    /// The code was right, its time step is spent and the pending row taken (one transaction).
+    Spent,
+    /// The pending row is gone: another request completed this same step-up.
+    Completed,
+    /// A right code whose time step was already spent elsewhere.
+    Replay,
+    Wrong,
+}
+
+/// Verify `code` and, in one transaction, spend its time step and take the pending step-up
+/// `flow_id`. A step found spent while the pending row is gone was spent by a concurrent
+/// completion of the same step-up (both happen in one transaction, so one is never seen
+/// without the other).
+async fn spend_totp_for(
+    svc: &Services,
+    now: Timestamp,
+    user_id: &str,
+    flow_id: &str,
+    code: &str,
+) -> Result<Spend, FlowError> {
+    let uid = user_id.to_owned();
+    let Some(row) = svc.db.run(move |c| factors::totp_for(c, &uid)).await? else {
+        return Ok(Spend::Wrong);
+    };
+    let secret = svc
+        .master
+        .open(&row.id, &row.secret_enc)
+        .map_err(|e| FlowError::Invalid(format!("stored TOTP secret: {e}")))?;
+    let step = match totp::verify(&secret, code, now, row.last_used_step) {
+        Ok(s) => Some(s),
+        Err(AuthError::TotpReplay) => None,
+        Err(_) => return Ok(Spend::Wrong),
+    };
+    let (id, fid) = (row.id.clone(), flow_id.to_owned());
+    let spend = svc
+        .db
+        .run(move |c| {
+            let out = store::transaction(c, |c| {
+                // The write comes first: on SQLite it takes the write lock before any read.
+                let fresh = match step {
+                    Some(step) => factors::use_totp_step(c, &id, step, now.micros())?,
+                    None => false,
+                };
+                if fresh {
+                    if flows::take(c, &fid, "step_up", now.micros())?.is_some() {
+                        return Ok(Spend::Spent);
+                    }
+                    // Completed meanwhile by another factor: give the step back.
+                    return Err(store::StoreError::Conflict("step-up completed".into()));
+                }
+                Ok(match flows::find(c, &fid, "step_up", now.micros())? {
+                    None => Spend::Completed,
+                    Some(_) => Spend::Replay,
+                })
+            });
+            match out {
+                Err(store::StoreError::Conflict(_)) => Ok(Spend::Completed),
+                other => other,
+            }
+        })
+        .await?;
+    Ok(spend)
 }
 
 /// Verify a code against the user's TOTP secret and spend its time step.

@@ -33,6 +33,10 @@ use crate::store::{new_id, Db, DbConn, StoreError};
 pub const ALGS: &[&str] = &["RS256", "ES256", "EdDSA"];
 /// How long a node trusts its cached key set before reloading it from the database.
 const CACHE_SECS: i64 = 10;
+/// How far ahead of this node's clock another node's may run: a token's `iat` up to this many
+/// seconds in the future is accepted (nodes of one deployment skewed by ±30 s, i.e. 60 s apart,
+/// work with room to spare; tests/it/faults.rs). `exp` and `nbf` keep a 5 s leeway.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 120;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -208,12 +212,14 @@ impl KeySet {
         let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &v)
             .map_err(|e| VerifyError::Invalid(e.to_string()))?
             .claims;
-        // Now by vigil's clock: the set was loaded at most CACHE_SECS ago.
+        // Now by vigil's clock: the set was loaded at most CACHE_SECS ago. Another node of the
+        // same deployment may run ahead of this one: its tokens' `iat` is tolerated up to
+        // MAX_CLOCK_SKEW_SECS in the future, and refused beyond.
         let now = self.loaded_at.micros() / 1_000_000 + CACHE_SECS;
         if claims
             .get("iat")
             .and_then(serde_json::Value::as_i64)
-            .is_some_and(|iat| iat > now + v.leeway as i64)
+            .is_some_and(|iat| iat > now + MAX_CLOCK_SKEW_SECS)
         {
             return Err(VerifyError::Invalid("issued in the future".into()));
         }

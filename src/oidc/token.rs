@@ -129,27 +129,7 @@ async fn authorization_code(
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))?;
     if row.used_at.is_some() {
-        // A replayed code: someone else may hold it. Revoke everything it produced.
-        let (auditor, code_id, client_id) =
-            (svc.auditor.clone(), row.id.clone(), client.id.clone());
-        svc.db
-            .run(move |c| {
-                store::transaction(c, |c| {
-                    tokens::revoke_by_code(c, &code_id, now.micros())?;
-                    auditor.record(
-                        c,
-                        now,
-                        AuditEvent::new("oidc.code_reused")
-                            .actor(client_id)
-                            .target(code_id.clone()),
-                    )
-                })
-            })
-            .await?;
-        tracing::warn!(client.id = %client.id, "authorization code reused; its tokens were revoked");
-        return Err(OAuthError::invalid_grant(
-            "the code is invalid, expired or already used",
-        ));
+        return Err(code_replayed(svc, now, client, &row.id).await);
     }
     if row.client_id != client.id {
         return Err(OAuthError::invalid_grant(
@@ -180,21 +160,8 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    let (code_id, user_id) = (row.id.clone(), row.user_id.clone());
-    let (consumed, user) = svc
-        .db
-        .run(move |c| {
-            Ok((
-                authz::consume_code(c, &code_id, now.micros())?,
-                users::find(c, &user_id)?,
-            ))
-        })
-        .await?;
-    if !consumed {
-        return Err(OAuthError::invalid_grant(
-            "the code is invalid, expired or already used",
-        ));
-    }
+    let user_id = row.user_id.clone();
+    let user = svc.db.run(move |c| users::find(c, &user_id)).await?;
     let user = user
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
@@ -211,11 +178,47 @@ async fn authorization_code(
         sid: Some(row.session_id),
         nonce: row.nonce,
         risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
-        code_id: Some(row.id),
+        code_id: Some(row.id.clone()),
     };
-    issue(svc, now, client, grant, None)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))
+    // The code is consumed in the transaction that stores its tokens: whoever sees it used
+    // also sees (and so can revoke) what it produced.
+    match issue(svc, now, client, grant, Parent::Code(row.id.clone())).await? {
+        Some(r) => Ok(r),
+        // Another redemption consumed it first: a replay like any other.
+        None => Err(code_replayed(svc, now, client, &row.id).await),
+    }
+}
+
+/// A code presented after it was consumed: someone else may hold it. Revoke everything it
+/// produced (RFC 6749 §4.1.2) and answer `invalid_grant`.
+async fn code_replayed(
+    svc: &Services,
+    now: Timestamp,
+    client: &Client,
+    code_id: &str,
+) -> OAuthError {
+    let (auditor, code_id, client_id) =
+        (svc.auditor.clone(), code_id.to_owned(), client.id.clone());
+    let revoked = svc
+        .db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                tokens::revoke_by_code(c, &code_id, now.micros())?;
+                auditor.record(
+                    c,
+                    now,
+                    AuditEvent::new("oidc.code_reused")
+                        .actor(client_id)
+                        .target(code_id.clone()),
+                )
+            })
+        })
+        .await;
+    if let Err(e) = revoked {
+        return e.into();
+    }
+    tracing::warn!(client.id = %client.id, "authorization code reused; its tokens were revoked");
+    OAuthError::invalid_grant("the code is invalid, expired or already used")
 }
 
 async fn refresh(
@@ -269,7 +272,13 @@ async fn refresh(
             .await
         }
     };
-    if row.used_at.is_some() {
+    if let Some(used_at) = row.used_at {
+        if within_reuse_interval(svc, now, used_at) {
+            tracing::info!(client.id = %client.id, "refresh token presented again within the reuse interval; refused, family kept");
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used",
+            ));
+        }
         reuse(svc, &row).await?;
         tracing::warn!(client.id = %client.id, "rotated refresh token reused; the family was revoked");
         return Err(OAuthError::invalid_grant(
@@ -373,16 +382,52 @@ async fn refresh(
         risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
         code_id: row.code_id.clone(),
     };
-    match issue(svc, now, client, grant, Some(row.clone())).await? {
+    match issue(
+        svc,
+        now,
+        client,
+        grant,
+        Parent::Refresh(Box::new(row.clone())),
+    )
+    .await?
+    {
         Some(r) => Ok(r),
         None => {
-            // Lost a race with another use of the same token: that is reuse too.
+            // Lost a race with another use (or a revocation) of the same token. A concurrent
+            // duplicate within the reuse interval is refused and the winner's family kept;
+            // otherwise that is reuse too.
+            let id = row.id.clone();
+            let now_row = svc
+                .db
+                .run(move |c| tokens::find_refresh_by_id(c, &id))
+                .await?;
+            let (used_at, revoked) = match &now_row {
+                Some(r) => (r.used_at, r.revoked_at.is_some()),
+                None => (None, true),
+            };
+            if revoked {
+                return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+            }
+            if used_at.is_some_and(|at| within_reuse_interval(svc, now, at)) {
+                tracing::info!(client.id = %client.id, "concurrent refresh within the reuse interval; refused, family kept");
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was already used",
+                ));
+            }
             reuse(svc, &row).await?;
             Err(OAuthError::invalid_grant(
                 "the refresh token was already used",
             ))
         }
     }
+}
+
+/// Whether a refresh token rotated at `used_at` is still inside the configured reuse interval
+/// at `now`. A rotation stamped "later" than `now` (another node's clock ahead of this one) is
+/// inside it. With the interval 0 (the default) nothing is.
+fn within_reuse_interval(svc: &Services, now: Timestamp, used_at: i64) -> bool {
+    let interval = svc.settings.refresh_reuse_interval_secs;
+    interval > 0 && now.micros() - used_at < interval * 1_000_000
 }
 
 async fn client_credentials(
@@ -442,17 +487,27 @@ async fn client_credentials(
     })
 }
 
-/// Sign the access token (and ID token, and a rotated/new refresh token) for `grant`. With a
-/// `parent`, the parent is marked used in the same transaction that stores its successor (a
-/// crash between cannot make the client's retry look like reuse); `None` when another request
-/// used the parent first.
+/// What a grant of tokens spends: an authorization code or a refresh token.
+enum Parent {
+    Code(String),
+    Refresh(Box<RefreshTokenRow>),
+}
+
+/// Sign the access token (and ID token, and a rotated/new refresh token) for `grant`. The code
+/// or refresh token it spends is marked used in the same transaction that stores the new tokens
+/// (a crash between cannot leave a spent code without its tokens, nor make a client's retry
+/// look like reuse); `None` when another request spent it first (or it was revoked meanwhile).
 async fn issue(
     svc: &Services,
     now: Timestamp,
     client: &Client,
     g: Grant,
-    parent: Option<RefreshTokenRow>,
+    spends: Parent,
 ) -> Result<Option<TokenResponse>, OAuthError> {
+    let (parent, code_id) = match spends {
+        Parent::Code(id) => (None, Some(id)),
+        Parent::Refresh(row) => (Some(*row), None),
+    };
     let issuer = svc.settings.issuer.as_str().to_owned();
     let scope = g.scopes.join(" ");
     let jti = new_id();
@@ -552,6 +607,11 @@ async fn issue(
             store::transaction(c, |c| {
                 if let Some(id) = &parent_id {
                     if !tokens::mark_refresh_used(c, id, now.micros())? {
+                        return Ok(false);
+                    }
+                }
+                if let Some(id) = &code_id {
+                    if !authz::consume_code(c, id, now.micros())? {
                         return Ok(false);
                     }
                 }

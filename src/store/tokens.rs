@@ -99,15 +99,39 @@ pub fn mark_refresh_used(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<b
     Ok(n == 1)
 }
 
+pub fn find_refresh_by_id(conn: &mut DbConn, id: &str) -> StoreResult<Option<RefreshTokenRow>> {
+    Ok(refresh_tokens::table
+        .find(id)
+        .select(RefreshTokenRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// How many passes a revocation makes at most before it stops looking for new children.
+const REVOKE_PASSES: usize = 8;
+
 /// Revoke a whole family: every refresh token and every access token it produced.
+///
+/// A rotation racing this (PostgreSQL, READ COMMITTED) may hold the parent's row lock: the
+/// first UPDATE then waits for it, revokes the parent, but cannot see the child the rotation
+/// inserted, because the child was not committed when the statement began. So the refresh
+/// tokens are revoked again until a pass finds none left alive; a pass that waited for a
+/// rotation is followed by one that sees its child. (A rotation that comes after a pass locked
+/// the parent finds it revoked and inserts nothing.) The access tokens are revoked last, when
+/// every such rotation has committed.
 pub fn revoke_family(conn: &mut DbConn, family_id: &str, now: i64) -> StoreResult<()> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::family_id.eq(family_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(now))
-    .execute(conn)?;
+    for _ in 0..REVOKE_PASSES {
+        let n = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::family_id.eq(family_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+        if n == 0 {
+            break;
+        }
+    }
     diesel::update(
         access_tokens::table
             .filter(access_tokens::family_id.eq(family_id))
@@ -119,14 +143,20 @@ pub fn revoke_family(conn: &mut DbConn, family_id: &str, now: i64) -> StoreResul
 }
 
 /// Revoke everything a code produced (the code was replayed).
+/// Several passes for the reason [`revoke_family`] gives.
 pub fn revoke_by_code(conn: &mut DbConn, code_id: &str, now: i64) -> StoreResult<()> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::code_id.eq(code_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(now))
-    .execute(conn)?;
+    for _ in 0..REVOKE_PASSES {
+        let n = diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::code_id.eq(code_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(now))
+        .execute(conn)?;
+        if n == 0 {
+            break;
+        }
+    }
     diesel::update(
         access_tokens::table
             .filter(access_tokens::code_id.eq(code_id))
