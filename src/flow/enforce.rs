@@ -330,6 +330,14 @@ pub fn require(
                 };
             }
             match facts.decision {
+                // As at sign-in: "always MFA" cannot refuse a low-risk reuse by an account
+                // that has no factor to ask for yet (the policy asks every account that has one).
+                Some((
+                    Decision::Block {
+                        reason: BlockReason::NoSecondFactor,
+                    },
+                    Level::Low,
+                )) => Requirement::Allow,
                 Some((d, _)) => decision_over_session(d, s),
                 None => Requirement::Allow,
             }
@@ -763,6 +771,36 @@ mod tests {
         assert_eq!(
             require(&a, Some(&stale), &f, Action::AdminChange),
             Requirement::Reauthenticate { mfa: true }
+        );
+    }
+
+    #[test]
+    fn always_mfa_lets_a_factorless_account_reuse_its_session_at_low_risk() {
+        // "Always MFA" (low = step_up) turns into Block(NoSecondFactor) for an account without
+        // a factor; at low risk sign-in lets it in, and so must the SSO reuse that follows.
+        let u = user("none");
+        let a = AccountView {
+            user: &u,
+            factors: NONE,
+        };
+        let no_factor = Decision::Block {
+            reason: BlockReason::NoSecondFactor,
+        };
+        let mut f = facts(1000);
+        f.decision = Some((no_factor, Level::Low));
+        assert_eq!(
+            require(&a, None, &f, Action::SignIn(Method::Password)),
+            Requirement::Allow
+        );
+        assert_eq!(
+            require(&a, Some(&session(ACR_PWD, 500)), &f, Action::UseSession),
+            Requirement::Allow
+        );
+        f.decision = Some((no_factor, Level::Medium));
+        assert_eq!(
+            require(&a, Some(&session(ACR_PWD, 500)), &f, Action::UseSession),
+            Requirement::Deny(Refusal::Blocked(BlockReason::NoSecondFactor)),
+            "above low risk the missing factor still refuses"
         );
     }
 
