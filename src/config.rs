@@ -272,7 +272,7 @@ impl Settings {
             None => None,
         };
         let log = take("log")
-            .map(|r| r.value)
+            .map(|r| log_filter(&r.value))
             .unwrap_or_else(|| "info".into());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
             return Err(ConfigError::new(
@@ -475,6 +475,18 @@ fn optional_file(raw: Option<Raw>, default: &str) -> Result<Option<PathBuf>, Con
     }
 }
 
+/// A log filter with each comma-separated directive trimmed. tracing-subscriber 0.3 reads a
+/// directive that starts with a space at shifted offsets: `info, vigil=debug` filtered a target
+/// ` vigi`, and a non-ASCII character after the space panicked at start-up (found by the
+/// `config_toml` fuzz target).
+pub fn log_filter(s: &str) -> String {
+    s.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `low=allow,medium=step_up,high=step_up_phishing_resistant,deny_listed=block`; levels not
 /// named keep their default.
 pub fn parse_policy(s: &str) -> Result<crate::risk::Policy, String> {
@@ -595,6 +607,18 @@ mod tests {
         }
         let s = Settings::from_toml("issuer = \"HTTPS://id.example.com/\"\n", "t.toml").unwrap();
         assert!(s.issuer.is_https());
+    }
+
+    #[test]
+    fn log_directives_are_trimmed() {
+        // Found by the config_toml fuzz target: a space then a non-ASCII character in a
+        // directive panicked inside tracing-subscriber instead of loading or failing cleanly.
+        let s = Settings::from_env_map(&env(&[("VIGIL_LOG", "info, \u{e9}=debug")]));
+        assert!(s.is_ok_and(|s| s.log == "info,\u{e9}=debug"));
+        let s = Settings::from_env_map(&env(&[("VIGIL_LOG", " info , vigil=debug ,")])).unwrap();
+        assert_eq!(s.log, "info,vigil=debug");
+        let s = Settings::from_toml("log = \"warn,\\t\u{fffd}x=info\"\n", "t.toml");
+        assert!(s.is_ok() || s.is_err(), "no panic");
     }
 
     #[test]
