@@ -396,7 +396,10 @@ fn read_toml(
     })?;
     for (k, v) in table {
         let Some(key) = KEYS.iter().find(|known| **known == k) else {
-            return Err(ConfigError::new(format!("{shown} key `{k}`"), "unknown key"));
+            return Err(ConfigError::new(
+                format!("{shown} key `{k}`"),
+                "unknown key",
+            ));
         };
         let value = match v {
             toml::Value::String(s) => s,

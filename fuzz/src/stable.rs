@@ -44,10 +44,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.sort();
-    files
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .collect()
+    files.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
 /// A variation of `seed`: byte flips, random bytes inserted or overwritten, deletions,

@@ -37,7 +37,9 @@ impl Presented {
     ) -> Result<Self, OAuthError> {
         let basic = match authorization {
             // `get`, not `h[..6]`: the sixth byte may fall inside a multi-byte character.
-            Some(h) if h.len() > 6 && h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) => {
+            Some(h)
+                if h.len() > 6 && h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) =>
+            {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(h[6..].trim())
                     .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
@@ -144,7 +146,13 @@ mod tests {
     #[test]
     fn malformed_headers_are_refused_not_panicked() {
         // A multi-byte character across the sixth byte once panicked (`h[..6]`).
-        for h in ["Basi\u{e9}xyz", "Basic\u{e9}", "Basic !!!", "Basic AAAA", "Basic gA=="] {
+        for h in [
+            "Basi\u{e9}xyz",
+            "Basic\u{e9}",
+            "Basic !!!",
+            "Basic AAAA",
+            "Basic gA==",
+        ] {
             let r = Presented::from_parts(Some(h), None, None);
             assert!(r.is_err() || r.is_ok_and(|p| p.basic.is_none()), "{h:?}");
         }

@@ -53,7 +53,10 @@ impl Csrf {
 
     /// The form token and the cookie value of [`Csrf::issue`], from the browser's current
     /// cookie value (if any).
-    pub fn issue_values(&self, previous_cookie: Option<&str>) -> Result<(String, String), WebError> {
+    pub fn issue_values(
+        &self,
+        previous_cookie: Option<&str>,
+    ) -> Result<(String, String), WebError> {
         let previous: Option<[u8; 64]> = previous_cookie
             .and_then(|c| B64_COOKIE.decode(c).ok())
             .and_then(|bytes| self.protect.parse_cookie(&bytes).ok())

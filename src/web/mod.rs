@@ -65,7 +65,10 @@ fn resolves_inside(s: &str) -> bool {
     base.join(s).is_ok_and(|u| {
         let p = u.path();
         u.origin() == base.origin()
-            && (p == "/account" || p.starts_with("/account/") || p == "/admin" || p.starts_with("/admin/"))
+            && (p == "/account"
+                || p.starts_with("/account/")
+                || p == "/admin"
+                || p.starts_with("/admin/"))
     })
 }
 
@@ -416,7 +419,12 @@ mod tests {
 
     #[test]
     fn next_stays_on_account_and_admin_pages() {
-        for ok in ["/account", "/account/sessions", "/account?notice=x", "/admin/users/./x"] {
+        for ok in [
+            "/account",
+            "/account/sessions",
+            "/account?notice=x",
+            "/admin/users/./x",
+        ] {
             assert_eq!(safe_next(ok), Some(ok), "{ok}");
         }
         // `/admin/../KK` was found by the `cookies` fuzz target (fuzz/): it passed the prefix

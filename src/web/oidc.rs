@@ -254,9 +254,8 @@ async fn authorize_raw(
     req: HttpRequest,
     raw: &[u8],
 ) -> Result<HttpResponse, WebError> {
-    let bad = |e: String| {
-        WebError::BadRequest(format!("The address has invalid parameters ({e})."))
-    };
+    let bad =
+        |e: String| WebError::BadRequest(format!("The address has invalid parameters ({e})."));
     let Some(name) = authorize::repeated(raw) else {
         let params = authorize::parse_params(raw).map_err(bad)?;
         return authorize_with(state, req, params).await;
