@@ -3,7 +3,7 @@
 //! random bytes from a fixed-seed generator, so a run is reproducible.
 //!
 //! Run with `cd fuzz && cargo test --lib --no-default-features` (add `--release` for many
-//! iterations). `VIGIL_FUZZ_ITERS` (default 3000) sets the generated inputs per target and
+//! iterations). `VIGIL_FUZZ_ITERS` (default 20,000) sets the generated inputs per target and
 //! `VIGIL_FUZZ_SEED` (default 1) the generator's seed. A failing input is written to
 //! `fuzz/artifacts/stable/<target>-<n>` (feed it to `cargo fuzz run <target> <file>`).
 
@@ -78,7 +78,7 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
 }
 
 fn run(target: &str, check: fn(&[u8])) {
-    let iters = env_num("VIGIL_FUZZ_ITERS", 3000);
+    let iters = env_num("VIGIL_FUZZ_ITERS", 20_000);
     let mut rng = Rng(env_num("VIGIL_FUZZ_SEED", 1) ^ target.len() as u64 * 0x51);
     let seeds = seeds(target);
     let mut inputs: Vec<Vec<u8>> = seeds.clone();
