@@ -295,7 +295,7 @@ fn input_len(input: &mut Input<'_>, max: usize) -> usize {
 /// - `parse_first_of_each` always succeeds and holds each parameter's first value.
 pub fn authorize_params(data: &[u8]) {
     let mut input = Input::new(data);
-    let raw = if input.byte() % 2 == 0 {
+    let raw = if input.byte().is_multiple_of(2) {
         input.rest().to_vec()
     } else {
         authorize_query(&mut input)
@@ -683,7 +683,7 @@ fn token_fields(p: &TokenParams) -> [(&'static str, &Option<String>); 8] {
 /// - a client id with NUL is refused before any lookup.
 pub fn token_body(data: &[u8]) {
     let mut input = Input::new(data);
-    let body: Vec<u8> = if input.byte() % 2 == 0 {
+    let body: Vec<u8> = if input.byte().is_multiple_of(2) {
         input.rest().to_vec()
     } else {
         let mut out = Vec::new();
@@ -735,7 +735,7 @@ pub fn token_body(data: &[u8]) {
 ///   (401) — never a panic; anything not Basic is left to the other methods.
 pub fn basic_auth(data: &[u8]) {
     let mut input = Input::new(data);
-    if input.byte() % 2 == 0 {
+    if input.byte().is_multiple_of(2) {
         let id = input.string(40);
         let secret = input.string(40);
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -797,7 +797,8 @@ struct Jws {
 fn jws_state() -> &'static Jws {
     static STATE: OnceLock<Jws> = OnceLock::new();
     STATE.get_or_init(|| {
-        let now = vigil::clock::Timestamp(chrono::Utc::now().timestamp_micros());
+        use vigil::clock::Clock as _;
+        let now = vigil::clock::SystemClock.now();
         let keys = vigil::oidc::keys::KeySet::ephemeral(now).expect("ephemeral keys");
         let secs = now.0 / 1_000_000;
         let claims = serde_json::json!({
@@ -1196,7 +1197,7 @@ fn fuzz_ip(input: &mut Input<'_>) -> IpAddr {
 /// - the parsed set does not depend on line order, repetition or comments.
 pub fn denylist(data: &[u8]) {
     let mut input = Input::new(data);
-    let text = if input.byte() % 2 == 0 {
+    let text = if input.byte().is_multiple_of(2) {
         String::from_utf8_lossy(input.rest()).into_owned()
     } else {
         let mut lines = Vec::new();
@@ -1477,7 +1478,7 @@ pub fn replay_csv(data: &[u8]) {
 pub fn device_hints(data: &[u8]) {
     use vigil::risk::device;
     let mut input = Input::new(data);
-    let (raw, exact) = if input.byte() % 2 == 0 {
+    let (raw, exact) = if input.byte().is_multiple_of(2) {
         (String::from_utf8_lossy(input.rest()).into_owned(), None)
     } else {
         // Per field: `Some(v)` when the value is known exactly (absent, or already clean).
@@ -1871,7 +1872,7 @@ fn config_text(input: &mut Input<'_>) -> String {
 /// - settings written back as TOML load again to the same settings.
 pub fn config_toml(data: &[u8]) {
     let mut input = Input::new(data);
-    let text = if input.byte() % 2 == 0 {
+    let text = if input.byte().is_multiple_of(2) {
         String::from_utf8_lossy(input.rest()).into_owned()
     } else {
         config_text(&mut input)

@@ -79,7 +79,7 @@ fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
 
 fn run(target: &str, check: fn(&[u8])) {
     let iters = env_num("VIGIL_FUZZ_ITERS", 20_000);
-    let mut rng = Rng(env_num("VIGIL_FUZZ_SEED", 1) ^ target.len() as u64 * 0x51);
+    let mut rng = Rng(env_num("VIGIL_FUZZ_SEED", 1) ^ (target.len() as u64 * 0x51));
     let seeds = seeds(target);
     let mut inputs: Vec<Vec<u8>> = seeds.clone();
     for i in 0..iters {
