@@ -72,6 +72,12 @@ pub struct Issuer(String);
 
 impl Issuer {
     pub fn parse(s: &str) -> Result<Self, String> {
+        // A URL parser drops surrounding spaces and removes tabs and newlines anywhere, but the
+        // issuer is compared as a string (`iss`, discovery): such characters would be kept in
+        // it and break every client.
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must not contain spaces or control characters".into());
+        }
         let url = Url::parse(s).map_err(|e| format!("not an absolute URL ({e})"))?;
         if url.scheme() != "https" && url.scheme() != "http" {
             return Err("must be an http:// or https:// URL".into());
@@ -88,7 +94,9 @@ impl Issuer {
         &self.0
     }
     pub fn is_https(&self) -> bool {
-        self.0.starts_with("https://")
+        // As the URL parser reads the scheme: `HTTPS://…` and `https:host` are https too
+        // (secure cookies, HSTS), though they do not start with `https://`.
+        Url::parse(&self.0).is_ok_and(|u| u.scheme() == "https")
     }
     /// The host name, used as the WebAuthn relying-party id.
     pub fn host(&self) -> String {
@@ -269,7 +277,7 @@ impl Settings {
             None => None,
         };
         let log = take("log")
-            .map(|r| r.value)
+            .map(|r| log_filter(&r.value))
             .unwrap_or_else(|| "info".into());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
             return Err(ConfigError::new(
@@ -364,6 +372,14 @@ impl Settings {
         })
     }
 
+    /// Settings from the text of a `vigil.toml` alone (no environment); `source` names it in
+    /// errors. What `VIGIL_CONFIG` does, without reading a file.
+    pub fn from_toml(text: &str, source: &str) -> Result<Self, ConfigError> {
+        let mut raw = BTreeMap::new();
+        read_toml(text, source, &mut raw)?;
+        Self::from_raw(raw)
+    }
+
     /// Defaults only (tests and the CLI start from here).
     pub fn defaults() -> Result<Self, ConfigError> {
         Self::from_raw(BTreeMap::new())
@@ -374,13 +390,23 @@ fn read_file(path: &Path, raw: &mut BTreeMap<&'static str, Raw>) -> Result<(), C
     let source = format!("VIGIL_CONFIG ({})", path.display());
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(&source, format!("cannot read the file ({e})")))?;
+    read_toml(&text, &path.display().to_string(), raw)
+}
+
+/// The keys of a `vigil.toml` text as raw values; `shown` names the file in errors.
+fn read_toml(
+    text: &str,
+    shown: &str,
+    raw: &mut BTreeMap<&'static str, Raw>,
+) -> Result<(), ConfigError> {
+    let source = format!("VIGIL_CONFIG ({shown})");
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         ConfigError::new(&source, format!("not valid TOML ({})", e.message()))
     })?;
     for (k, v) in table {
         let Some(key) = KEYS.iter().find(|known| **known == k) else {
             return Err(ConfigError::new(
-                format!("{} key `{k}`", path.display()),
+                format!("{shown} key `{k}`"),
                 "unknown key",
             ));
         };
@@ -395,7 +421,7 @@ fn read_file(path: &Path, raw: &mut BTreeMap<&'static str, Raw>) -> Result<(), C
                         toml::Value::String(s) => parts.push(s),
                         _ => {
                             return Err(ConfigError::new(
-                                format!("{} key `{k}`", path.display()),
+                                format!("{shown} key `{k}`"),
                                 "list items must be strings",
                             ))
                         }
@@ -405,7 +431,7 @@ fn read_file(path: &Path, raw: &mut BTreeMap<&'static str, Raw>) -> Result<(), C
             }
             _ => {
                 return Err(ConfigError::new(
-                    format!("{} key `{k}`", path.display()),
+                    format!("{shown} key `{k}`"),
                     "must be a string, number or list of strings",
                 ))
             }
@@ -414,7 +440,7 @@ fn read_file(path: &Path, raw: &mut BTreeMap<&'static str, Raw>) -> Result<(), C
             key,
             Raw {
                 value,
-                source_name: format!("{} key `{k}`", path.display()),
+                source_name: format!("{shown} key `{k}`"),
             },
         );
     }
@@ -459,6 +485,18 @@ fn optional_file(raw: Option<Raw>, default: &str) -> Result<Option<PathBuf>, Con
             Ok(p.is_file().then_some(p))
         }
     }
+}
+
+/// A log filter with each comma-separated directive trimmed. tracing-subscriber 0.3 reads a
+/// directive that starts with a space at shifted offsets: `info, vigil=debug` filtered a target
+/// ` vigi`, and a non-ASCII character after the space panicked at start-up (found by the
+/// `config_toml` fuzz target).
+pub fn log_filter(s: &str) -> String {
+    s.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `low=allow,medium=step_up,high=step_up_phishing_resistant,deny_listed=block`; levels not
@@ -577,6 +615,39 @@ mod tests {
         let e =
             Settings::from_env_map(&env(&[("VIGIL_GEOIP_CITY", "/nope/city.mmdb")])).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn issuer_scheme_is_case_insensitive_and_whitespace_is_refused() {
+        // Found writing the TOML fuzz target's invariants (fuzz/src/lib.rs): `HTTPS://…` (or
+        // `https:host`) was accepted as an issuer but not treated as https (no Secure cookies,
+        // no HSTS), and a space or tab the URL parser skips stayed in the issuer string.
+        assert!(Issuer::parse("HTTPS://id.example.com").unwrap().is_https());
+        assert!(Issuer::parse("https:id.example.com").unwrap().is_https());
+        assert!(Issuer::parse("https://id.example.com").unwrap().is_https());
+        assert!(!Issuer::parse("http://localhost:8080").unwrap().is_https());
+        for bad in [
+            "https://id.example.com ",
+            " https://id.example.com",
+            "https://id.exa\tmple.com",
+            "https://id.example.com/\n",
+        ] {
+            assert!(Issuer::parse(bad).is_err(), "{bad:?}");
+        }
+        let s = Settings::from_toml("issuer = \"HTTPS://id.example.com/\"\n", "t.toml").unwrap();
+        assert!(s.issuer.is_https());
+    }
+
+    #[test]
+    fn log_directives_are_trimmed() {
+        // Found by the config_toml fuzz target: a space then a non-ASCII character in a
+        // directive panicked inside tracing-subscriber instead of loading or failing cleanly.
+        let s = Settings::from_env_map(&env(&[("VIGIL_LOG", "info, \u{e9}=debug")]));
+        assert!(s.is_ok_and(|s| s.log == "info,\u{e9}=debug"));
+        let s = Settings::from_env_map(&env(&[("VIGIL_LOG", " info , vigil=debug ,")])).unwrap();
+        assert_eq!(s.log, "info,vigil=debug");
+        let s = Settings::from_toml("log = \"warn,\\t\u{fffd}x=info\"\n", "t.toml");
+        assert!(s.is_ok() || s.is_err(), "no panic");
     }
 
     #[test]

@@ -24,6 +24,10 @@ use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use super::AuthError;
 
+/// The largest browser response (JSON) a ceremony reads: a real one is a few KiB. The web
+/// layer caps request bodies at the same size; this holds for every caller.
+pub const MAX_RESPONSE_JSON: usize = 16 * 1024;
+
 /// The relying party: vigil's WebAuthn configuration, built once from the issuer.
 #[derive(Debug, Clone)]
 pub struct Passkeys {
@@ -124,7 +128,7 @@ impl Passkeys {
         response_json: &str,
         state_json: &str,
     ) -> Result<Registered, AuthError> {
-        let response: RegisterPublicKeyCredential = from_json(response_json, "response")?;
+        let response: RegisterPublicKeyCredential = response_from_json(response_json)?;
         let state: PasskeyRegistration = from_json(state_json, "state")?;
         let passkey = self
             .inner
@@ -227,7 +231,7 @@ impl Passkeys {
 /// part of webauthn-rs's `PublicKeyCredential` (serde ignores it) and is not signed by the
 /// authenticator: good enough to choose amr `hwk` vs `swk`, not a security boundary.
 fn parse_assertion(response_json: &str) -> Result<(PublicKeyCredential, bool), AuthError> {
-    let raw: Value = from_json(response_json, "response")?;
+    let raw: Value = response_from_json(response_json)?;
     let hardware =
         raw.get("authenticatorAttachment").and_then(Value::as_str) == Some("cross-platform");
     let response = serde_json::from_value(raw).map_err(|_| malformed("response"))?;
@@ -273,6 +277,14 @@ fn b64(bytes: &[u8]) -> String {
 
 fn from_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, AuthError> {
     serde_json::from_str(json).map_err(|_| malformed(what))
+}
+
+/// A browser's response: at most [`MAX_RESPONSE_JSON`] bytes of JSON.
+fn response_from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, AuthError> {
+    if json.len() > MAX_RESPONSE_JSON {
+        return Err(AuthError::Webauthn("the response is too large".into()));
+    }
+    from_json(json, "response")
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, AuthError> {

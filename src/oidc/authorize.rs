@@ -2,7 +2,7 @@
 //! untrustworthy client or redirect URI is never redirected to (RFC 6749 §4.1.2.1), and every
 //! later problem goes back to the verified redirect URI as an `error=`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::claims::scope_releasing;
 use super::{split_scope, OAuthError, ACRS, SCOPES};
@@ -12,25 +12,43 @@ use crate::store::Db;
 /// Upper bound for any single parameter: generous for real use, small enough to refuse abuse.
 const MAX_PARAM: usize = 2048;
 
-/// `/authorize` parameters as received (query string or form body).
-#[derive(Debug, Default, Clone, Deserialize)]
+/// `/authorize` parameters as received (query string or form body). Serialises back to the
+/// same form (absent parameters are left out), so a parsed request re-parses equal.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct AuthorizeParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub code_challenge_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token_hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub acr_values: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_uri: Option<String>,
     pub claims: Option<String>,
 }
@@ -139,6 +157,43 @@ pub enum Refusal {
     Redirect(Redirect),
 }
 
+/// The first parameter named more than once in a query string or form body, if any (its name,
+/// cut to 64 characters). RFC 6749 §3.1: a parameter must not be sent twice.
+pub fn repeated(raw: &[u8]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    url::form_urlencoded::parse(raw)
+        .map(|(k, _)| k)
+        .find(|k| !seen.insert(k.clone()))
+        .map(|k| k.chars().take(64).collect())
+}
+
+/// Read `/authorize` parameters from a query string or form body. A repeated known parameter
+/// is an error (serde refuses a duplicate field); unknown parameters are ignored.
+pub fn parse_params(raw: &[u8]) -> Result<AuthorizeParams, String> {
+    serde_urlencoded::from_bytes(raw).map_err(|e| e.to_string())
+}
+
+/// Read `/authorize` parameters keeping only the first value of a repeated one: used to find
+/// where to send the `invalid_request` about the repetition.
+pub fn parse_first_of_each(raw: &[u8]) -> Result<AuthorizeParams, String> {
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<(String, String)> = url::form_urlencoded::parse(raw)
+        .filter(|(k, _)| seen.insert(k.clone()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query = serde_urlencoded::to_string(&first).map_err(|e| e.to_string())?;
+    serde_urlencoded::from_str(&query).map_err(|e| e.to_string())
+}
+
+/// The registered redirect URI `requested` names: exact string comparison, no normalisation,
+/// no prefix matching (OAuth 2.0 Security BCP §4.1.3).
+pub fn match_redirect_uri<'a>(registered: &'a [String], requested: &str) -> Option<&'a str> {
+    registered
+        .iter()
+        .find(|reg| reg.as_str() == requested)
+        .map(String::as_str)
+}
+
 fn too_long(v: &Option<String>) -> bool {
     v.as_ref().is_some_and(|s| s.len() > MAX_PARAM)
 }
@@ -161,10 +216,28 @@ pub async fn validate(db: &Db, issuer: &str, p: AuthorizeParams) -> Result<Valid
         .ok_or_else(|| {
             Refusal::Page("The application that sent you here is not registered with vigil.".into())
         })?;
-    let redirect_uri = match &p.redirect_uri {
-        // Exact string comparison: no normalisation, no prefix matching.
-        Some(r) if client.redirect_uris.iter().any(|reg| reg == r) => r.clone(),
-        Some(_) => {
+    validate_for_client(client, issuer, p)
+}
+
+/// Validate `p` for `client` (the client its `client_id` names, already loaded): everything
+/// [`validate`] checks after the database lookup. Pure.
+pub fn validate_for_client(
+    client: Client,
+    issuer: &str,
+    p: AuthorizeParams,
+) -> Result<ValidRequest, Refusal> {
+    if p.client_id.as_deref() != Some(client.id.as_str()) {
+        return Err(Refusal::Page(
+            "The request does not name a known application (client_id).".into(),
+        ));
+    }
+    let redirect_uri = match p
+        .redirect_uri
+        .as_deref()
+        .map(|r| match_redirect_uri(&client.redirect_uris, r))
+    {
+        Some(Some(r)) => r.to_owned(),
+        Some(None) => {
             return Err(Refusal::Page(
                 "The application asked to send you to an address it has not registered. For your safety, vigil stopped here.".into(),
             ))

@@ -18,17 +18,13 @@ pub struct Presented {
 }
 
 /// Decode one `application/x-www-form-urlencoded` component (RFC 6749 §2.3.1 encodes the id
-/// and secret this way inside Basic credentials).
-fn form_decode(s: &str) -> String {
-    url::form_urlencoded::parse(s.as_bytes())
+/// and secret this way inside Basic credentials): `+` is a space, `%XX` a byte. A literal `&`
+/// or `=` (a client that did not encode) is kept as written, never a separator.
+pub fn form_decode(s: &str) -> String {
+    let escaped = s.replace('&', "%26").replace('=', "%3D");
+    url::form_urlencoded::parse(escaped.as_bytes())
         .next()
-        .map(|(k, v)| {
-            if v.is_empty() {
-                k.into_owned()
-            } else {
-                format!("{k}={v}")
-            }
-        })
+        .map(|(k, _)| k.into_owned())
         .unwrap_or_default()
 }
 
@@ -40,7 +36,10 @@ impl Presented {
         form_secret: Option<String>,
     ) -> Result<Self, OAuthError> {
         let basic = match authorization {
-            Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => {
+            // `get`, not `h[..6]`: the sixth byte may fall inside a multi-byte character.
+            Some(h)
+                if h.len() > 6 && h.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("basic ")) =>
+            {
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(h[6..].trim())
                     .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
@@ -118,5 +117,48 @@ pub async fn authenticate(db: &Db, p: Presented) -> Result<Client, OAuthError> {
         (Some(_), None) => Err(OAuthError::invalid_client("client authentication failed")),
         (None, None) => Ok(client),
         (None, Some(_)) => Err(OAuthError::invalid_client("a public client has no secret")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded_exactly() {
+        let p = Presented::from_parts(Some(&basic("my%20app:s%3Ae+c")), None, None).unwrap();
+        assert_eq!(p.basic, Some(("my app".into(), "s:e c".into())));
+        // A client that does not form-encode: `=` and `&` are characters, not separators
+        // (a base64 secret ending in `=` once lost it, `a&b` was read as `a`).
+        let p = Presented::from_parts(Some(&basic("app:c2VjcmV0=")), None, None).unwrap();
+        assert_eq!(p.basic, Some(("app".into(), "c2VjcmV0=".into())));
+        let p = Presented::from_parts(Some(&basic("a&b:x=y&z")), None, None).unwrap();
+        assert_eq!(p.basic, Some(("a&b".into(), "x=y&z".into())));
+    }
+
+    #[test]
+    fn malformed_headers_are_refused_not_panicked() {
+        // A multi-byte character across the sixth byte once panicked (`h[..6]`).
+        for h in [
+            "Basi\u{e9}xyz",
+            "Basic\u{e9}",
+            "Basic !!!",
+            "Basic AAAA",
+            "Basic gA==",
+        ] {
+            let r = Presented::from_parts(Some(h), None, None);
+            assert!(r.is_err() || r.is_ok_and(|p| p.basic.is_none()), "{h:?}");
+        }
+        assert!(Presented::from_parts(Some(&basic("no-colon")), None, None).is_err());
+        assert!(Presented::from_parts(Some(&basic("a%00:b")), None, None).is_err());
+        let p = Presented::from_parts(Some("Bearer x"), None, None).unwrap();
+        assert!(p.basic.is_none());
     }
 }

@@ -130,6 +130,31 @@ fn rsa_public_parts(pkcs8_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
     ))
 }
 
+/// The signing and verifying halves of a key: the private key (PKCS#8 DER) and its public JWK.
+fn key_pair(
+    alg_name: &str,
+    der: &[u8],
+    jwk: &serde_json::Value,
+) -> Result<(Algorithm, EncodingKey, DecodingKey), String> {
+    let alg = alg_of(alg_name).ok_or_else(|| "unknown algorithm".to_owned())?;
+    let s = |k: &str| jwk[k].as_str().unwrap_or_default().to_owned();
+    let (encoding, decoding) = match alg {
+        Algorithm::RS256 => (
+            EncodingKey::from_rsa_der(&rsa_pkcs1(der)?),
+            DecodingKey::from_rsa_components(&s("n"), &s("e")).map_err(|e| e.to_string())?,
+        ),
+        Algorithm::ES256 => (
+            EncodingKey::from_ec_der(der),
+            DecodingKey::from_ec_components(&s("x"), &s("y")).map_err(|e| e.to_string())?,
+        ),
+        _ => (
+            EncodingKey::from_ed_der(der),
+            DecodingKey::from_ed_components(&s("x")).map_err(|e| e.to_string())?,
+        ),
+    };
+    Ok((alg, encoding, decoding))
+}
+
 /// One usable key.
 struct LoadedKey {
     kid: String,
@@ -147,6 +172,36 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// A set held only in memory: one fresh active key per algorithm of [`ALGS`], loaded at
+    /// `now`, never stored or sealed. For tools and harnesses that sign and verify without a
+    /// database (the fuzz targets); the server always uses [`Keys::current`].
+    pub fn ephemeral(now: Timestamp) -> Result<KeySet, KeyError> {
+        let mut keys = Vec::new();
+        let mut jwks = Vec::new();
+        for (i, name) in ALGS.iter().enumerate() {
+            let (der, mut jwk) = generate(name)?;
+            let kid = format!("ephemeral-{i}-{name}");
+            jwk["kid"] = json!(kid);
+            jwk["use"] = json!("sig");
+            jwk["alg"] = json!(name);
+            let (alg, encoding, decoding) = key_pair(name, &der, &jwk)
+                .map_err(|e| KeyError::Generate(format!("{name}: {e}")))?;
+            jwks.push(jwk);
+            keys.push(LoadedKey {
+                kid,
+                alg,
+                active: true,
+                encoding,
+                decoding,
+            });
+        }
+        Ok(KeySet {
+            loaded_at: now,
+            keys,
+            jwks: json!({ "keys": jwks }).to_string(),
+        })
+    }
+
     /// The JWKS document (`/jwks`).
     pub fn jwks(&self) -> &str {
         &self.jwks
@@ -339,23 +394,7 @@ impl Keys {
                 .map_err(|e| bad(e.to_string()))?;
             let jwk: serde_json::Value =
                 serde_json::from_str(&r.public_jwk).map_err(|e| bad(e.to_string()))?;
-            let s = |k: &str| jwk[k].as_str().unwrap_or_default().to_owned();
-            let (encoding, decoding) = match alg {
-                Algorithm::RS256 => (
-                    EncodingKey::from_rsa_der(&rsa_pkcs1(&der).map_err(bad)?),
-                    DecodingKey::from_rsa_components(&s("n"), &s("e"))
-                        .map_err(|e| bad(e.to_string()))?,
-                ),
-                Algorithm::ES256 => (
-                    EncodingKey::from_ec_der(&der),
-                    DecodingKey::from_ec_components(&s("x"), &s("y"))
-                        .map_err(|e| bad(e.to_string()))?,
-                ),
-                _ => (
-                    EncodingKey::from_ed_der(&der),
-                    DecodingKey::from_ed_components(&s("x")).map_err(|e| bad(e.to_string()))?,
-                ),
-            };
+            let (_, encoding, decoding) = key_pair(&r.alg, &der, &jwk).map_err(bad)?;
             // Newest first: the first un-rotated key of an algorithm is the one that signs.
             let active = r.rotated_at.is_none() && !active_seen.contains_key(&r.alg);
             if active {

@@ -134,6 +134,15 @@ impl From<keys::KeyError> for OAuthError {
     }
 }
 
+/// Decode an `application/x-www-form-urlencoded` body (token, introspection, revocation) into
+/// `T`. A parameter sent twice is `invalid_request` (RFC 6749 §3.1: serde refuses a duplicate
+/// field), as is anything else serde cannot read; the description never quotes raw bytes
+/// outside RFC 6749 §5.2's character set ([`clean_description`]).
+pub fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, OAuthError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| OAuthError::invalid_request(format!("malformed body ({e})")))
+}
+
 /// Split a space-delimited parameter into its distinct values, in order.
 pub fn split_scope(s: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

@@ -51,14 +51,20 @@ impl DenyList {
             })?;
             match net {
                 IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
-                // `::ffff:a.b.c.d/1xx` is an IPv4 network written as IPv6: store it as IPv4.
-                IpNet::V6(n) => match (n.network().to_ipv4_mapped(), n.prefix_len() >= 96) {
-                    (Some(start), true) => v4.push((
-                        u32::from(start),
-                        n.broadcast().to_ipv4_mapped().map_or(u32::MAX, u32::from),
-                    )),
-                    _ => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
-                },
+                IpNet::V6(n) => {
+                    let (lo, hi) = (u128::from(n.network()), u128::from(n.broadcast()));
+                    // Lookups answer an IPv4-mapped address (`::ffff:a.b.c.d`) from the IPv4
+                    // ranges, so the mapped part of a network is stored as IPv4: all of
+                    // `::ffff:a.b.c.d/1xx`, and the mapped block inside a wider one such as
+                    // `::/0` (which once matched no IPv4-mapped address at all).
+                    let (mlo, mhi) = (lo.max(MAPPED.0), hi.min(MAPPED.1));
+                    if mlo <= mhi {
+                        v4.push((mapped_v4(mlo), mapped_v4(mhi)));
+                    }
+                    if lo < MAPPED.0 || hi > MAPPED.1 {
+                        v6.push((lo, hi));
+                    }
+                }
             }
         }
         Ok(DenyList {
@@ -95,6 +101,14 @@ impl DenyList {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `::ffff:0.0.0.0` to `::ffff:255.255.255.255`, the IPv4-mapped block (RFC 4291 §2.5.5.2).
+const MAPPED: (u128, u128) = (0xffff_0000_0000, 0xffff_ffff_ffff);
+
+/// The IPv4 address an address of the mapped block stands for (its low 32 bits).
+fn mapped_v4(x: u128) -> u32 {
+    (x & 0xffff_ffff) as u32
 }
 
 fn merge<T: Copy + Ord + num_like::Succ>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
@@ -207,6 +221,21 @@ mod tests {
         let err = DenyList::parse("1.2.3.4/33").unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
         assert!(DenyList::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn wide_ipv6_networks_cover_their_ipv4_mapped_addresses() {
+        // Found writing the deny-list fuzz target's oracle (fuzz/src/lib.rs): `::/0` contains
+        // `::ffff:192.0.2.1`, yet lookups of mapped addresses consulted only the IPv4 ranges.
+        let d = DenyList::parse("::/0").unwrap();
+        assert!(d.contains(ip("::ffff:192.0.2.1")));
+        assert!(d.contains(ip("192.0.2.1")), "the same client, unmapped");
+        assert!(d.contains(ip("2001:db8::1")));
+        let d = DenyList::parse("::ffff:0:0/95").unwrap();
+        assert!(d.contains(ip("10.0.0.1")) && d.contains(ip("::fffe:0:1")));
+        assert!(!d.contains(ip("2001:db8::1")));
+        let d = DenyList::parse("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(d, DenyList::parse("10.0.0.0/8").unwrap());
     }
 
     #[test]

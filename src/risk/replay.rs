@@ -218,7 +218,7 @@ pub struct Rows<R> {
     input: R,
     line: u64,
     last: Option<Timestamp>,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl<R: BufRead> Rows<R> {
@@ -227,7 +227,7 @@ impl<R: BufRead> Rows<R> {
             input,
             line: 0,
             last: None,
-            buf: String::new(),
+            buf: Vec::new(),
         }
     }
 }
@@ -239,13 +239,18 @@ impl<R: BufRead> Iterator for Rows<R> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             self.buf.clear();
-            match self.input.read_line(&mut self.buf) {
+            match self.input.read_until(b'\n', &mut self.buf) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => return Some(Err((0, e.to_string()))),
             }
             self.line += 1;
-            let text = self.buf.trim_end_matches(['\n', '\r']);
+            // A line that is not UTF-8 is a malformed row with its number (it once stopped the
+            // replay as an I/O error, even with `skip_malformed`, and shifted later numbers).
+            let Ok(text) = std::str::from_utf8(&self.buf) else {
+                return Some(Err((self.line, "not UTF-8".into())));
+            };
+            let text = text.trim_end_matches(['\n', '\r']);
             if self.line == 1 {
                 let ok = split_csv(text.trim_start_matches('\u{feff}'))
                     .is_ok_and(|h| h.iter().map(|s| s.trim()).eq(HEADER));
@@ -1131,4 +1136,26 @@ pub fn table(report: &Value) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_a_malformed_row_with_its_number() {
+        // Found writing the replay-CSV fuzz target (fuzz/): such a line was an I/O error (line 0)
+        // that stopped even a `skip_malformed` replay, and later line numbers were off by one.
+        let good = "1,2020-02-03 12:43:30.772,u1,,10.0.0.1,NO,-,-,1,Mozilla,,,,True,False,False\n";
+        let mut input = HEADER.join(",").into_bytes();
+        input.push(b'\n');
+        input.extend_from_slice(b"2,\xff\xfe,u2\n");
+        input.extend_from_slice(good.as_bytes());
+        input.extend_from_slice(b"\xc3\n");
+        let got: Vec<_> = Rows::new(&input[..]).collect();
+        assert_eq!(got.len(), 3);
+        assert!(matches!(&got[0], Err((2, r)) if r == "not UTF-8"));
+        assert!(got[1].as_ref().is_ok_and(|r| r.user == "u1"));
+        assert!(matches!(&got[2], Err((4, _))));
+    }
 }

@@ -39,6 +39,16 @@ pub fn security_headers(https: bool) -> DefaultHeaders {
     h
 }
 
+/// The device id a `vigil_device` cookie value carries, if it has the shape vigil issues
+/// (`random_token`: 43 characters of base64url); anything else gets a fresh id.
+pub fn device_id(cookie_value: &str) -> Option<&str> {
+    let ok = cookie_value.len() == 43
+        && cookie_value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then_some(cookie_value)
+}
+
 /// Give every browser a long-lived random device id; the risk engine uses it to recognise
 /// devices. The id is put in the request's extensions so the first request can use it too.
 pub async fn device_cookie(
@@ -47,12 +57,7 @@ pub async fn device_cookie(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let existing = req
         .cookie(DEVICE_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| {
-            v.len() == 43
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        });
+        .and_then(|c| device_id(c.value()).map(str::to_owned));
     let secure = req
         .app_data::<actix_web::web::Data<super::AppState>>()
         .is_some_and(|s| s.secure_cookies());

@@ -51,8 +51,25 @@ pub fn safe_next(s: &str) -> Option<&str> {
             || s.starts_with("/admin?"))
         && !s.contains("//")
         && !s.contains('\\')
-        && s.chars().all(|c| !c.is_control());
+        && s.chars().all(|c| !c.is_control())
+        && resolves_inside(s);
     ok.then_some(s)
+}
+
+/// Where a browser goes with `s` is where a URL parser resolves it: dot segments (`..`, also
+/// as `%2e%2e`) must not climb out of /account or /admin (`/admin/../x` once passed).
+fn resolves_inside(s: &str) -> bool {
+    let Ok(base) = url::Url::parse("http://vigil.invalid/") else {
+        return false;
+    };
+    base.join(s).is_ok_and(|u| {
+        let p = u.path();
+        u.origin() == base.origin()
+            && (p == "/account"
+                || p.starts_with("/account/")
+                || p == "/admin"
+                || p.starts_with("/admin/"))
+    })
 }
 
 /// Where a browser lands after signing in without an application: the password page when the
@@ -394,4 +411,35 @@ async fn static_hints_js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../static/hints.js"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_account_and_admin_pages() {
+        for ok in [
+            "/account",
+            "/account/sessions",
+            "/account?notice=x",
+            "/admin/users/./x",
+        ] {
+            assert_eq!(safe_next(ok), Some(ok), "{ok}");
+        }
+        // `/admin/../KK` was found by the `cookies` fuzz target (fuzz/): it passed the prefix
+        // checks and led to /KK.
+        for bad in [
+            "/admin/../KK",
+            "/account/..",
+            "/account/%2e%2e/logout",
+            "/admin/%2E%2E/%2e%2e/x",
+            "//evil.example/account",
+            "/account\\@evil.example",
+            "/accounts",
+            "https://evil.example/account",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
+    }
 }

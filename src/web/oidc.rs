@@ -78,8 +78,7 @@ async fn read_form<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
-    serde_urlencoded::from_bytes(&body)
-        .map_err(|e| OAuthError::invalid_request(format!("malformed body ({e})")))
+    crate::oidc::parse_form(&body)
 }
 
 fn authorization(req: &HttpRequest) -> Option<String> {
@@ -247,15 +246,6 @@ pub async fn authorize_post(
     authorize_raw(state, req, &body).await
 }
 
-/// The first parameter named more than once, if any.
-fn repeated(raw: &[u8]) -> Option<String> {
-    let mut seen = std::collections::HashSet::new();
-    url::form_urlencoded::parse(raw)
-        .map(|(k, _)| k)
-        .find(|k| !seen.insert(k.clone()))
-        .map(|k| k.chars().take(64).collect())
-}
-
 /// RFC 6749 §3.1: a parameter must not be sent twice. serde would refuse the request with a
 /// bare page; when `client_id` and `redirect_uri` are each given once (and valid), the client
 /// hears `invalid_request` at its redirect URI instead (§4.1.2.1).
@@ -264,11 +254,10 @@ async fn authorize_raw(
     req: HttpRequest,
     raw: &[u8],
 ) -> Result<HttpResponse, WebError> {
-    let bad = |e: serde_urlencoded::de::Error| {
-        WebError::BadRequest(format!("The address has invalid parameters ({e})."))
-    };
-    let Some(name) = repeated(raw) else {
-        let params: AuthorizeParams = serde_urlencoded::from_bytes(raw).map_err(bad)?;
+    let bad =
+        |e: String| WebError::BadRequest(format!("The address has invalid parameters ({e})."));
+    let Some(name) = authorize::repeated(raw) else {
+        let params = authorize::parse_params(raw).map_err(bad)?;
         return authorize_with(state, req, params).await;
     };
     if name == "client_id" || name == "redirect_uri" {
@@ -279,14 +268,7 @@ async fn authorize_raw(
             None,
         ));
     }
-    let mut seen = std::collections::HashSet::new();
-    let first: Vec<(String, String)> = url::form_urlencoded::parse(raw)
-        .filter(|(k, _)| seen.insert(k.clone()))
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let query =
-        serde_urlencoded::to_string(&first).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    let params: AuthorizeParams = serde_urlencoded::from_str(&query).map_err(bad)?;
+    let params = authorize::parse_first_of_each(raw).map_err(bad)?;
     let issuer = state.svc.settings.issuer.as_str().to_owned();
     match authorize::validate(&state.svc.db, &issuer, params).await {
         Ok(valid) => Ok(redirect(&Redirect::error(

@@ -18,7 +18,7 @@ use crate::store::token_digest;
 /// The largest JSON body a passkey endpoint reads. A WebAuthn response is a few KiB; these
 /// endpoints are anonymous, so actix's 2 MiB default would let anyone make us buffer and parse
 /// megabytes per request.
-pub const JSON_LIMIT: usize = 16 * 1024;
+pub const JSON_LIMIT: usize = crate::auth::webauthn::MAX_RESPONSE_JSON;
 
 /// The JSON extractor settings for every passkey route: the size cap, and an answer in the
 /// shape static/webauthn.js reads (`{"error": …}`, 413 or 400) instead of actix's plain text.
