@@ -466,6 +466,17 @@ pub fn authorize_validate(data: &[u8]) {
             } else {
                 None
             },
+            claims: param(
+                &mut input,
+                &[
+                    r#"{"userinfo":{"name":{"essential":true}}}"#,
+                    r#"{"userinfo":{"email":null,"phone_number":null}}"#,
+                    r#"{"id_token":{"email":{"essential":true}}}"#,
+                    r#"{"userinfo":[]}"#,
+                    "[]",
+                    "not json",
+                ],
+            ),
         }
     };
     let registered = |u: &str| client.redirect_uris.iter().any(|r| r == u);
