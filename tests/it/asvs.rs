@@ -14,17 +14,26 @@ fn location(r: &reqwest::Response) -> String {
         .to_owned()
 }
 
-/// Sign in with a fresh browser; returns the browser.
-async fn browser_signed_in(app: &TestApp, username: &str, password: &str) -> reqwest::Client {
-    let browser = client(app.port);
-    let html = browser
-        .get(app.url("/login"))
+/// The text of a page, as `browser` sees it.
+async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> String {
+    browser
+        .get(app.url(path))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Fill and submit the login form in a fresh browser; returns the browser and the answer.
+async fn fresh_login(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+) -> (reqwest::Client, reqwest::Response) {
+    let browser = client(app.port);
+    let html = page(app, &browser, "/login").await;
     let r = browser
         .post(app.url("/login"))
         .form(&[
@@ -35,31 +44,18 @@ async fn browser_signed_in(app: &TestApp, username: &str, password: &str) -> req
         .send()
         .await
         .unwrap();
+    (browser, r)
+}
+
+/// Sign in with a fresh browser; returns the browser.
+async fn browser_signed_in(app: &TestApp, username: &str, password: &str) -> reqwest::Client {
+    let (browser, r) = fresh_login(app, username, password).await;
     assert_eq!(location(&r), "/account", "{username} signs in");
     browser
 }
 
 async fn try_password(app: &TestApp, username: &str, password: &str) -> StatusCode {
-    let browser = client(app.port);
-    let html = browser
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    browser
-        .post(app.url("/login"))
-        .form(&[
-            ("username", username),
-            ("password", password),
-            ("csrf_token", csrf_in(&html).as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .status()
+    fresh_login(app, username, password).await.1.status()
 }
 
 async fn change_password(
@@ -68,14 +64,7 @@ async fn change_password(
     current: &str,
     new: &str,
 ) -> (StatusCode, String, String) {
-    let html = browser
-        .get(app.url("/account/password"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(app, browser, "/account/password").await;
     let r = browser
         .post(app.url("/account/password"))
         .form(&[
@@ -96,14 +85,7 @@ async fn password_fields_are_masked_and_manager_friendly(b: Backend) {
     app.add_user("pat", false).await;
     let login = app.get("/login").await.text().await.unwrap();
     let browser = browser_signed_in(&app, "pat", PASSWORD).await;
-    let change = browser
-        .get(app.url("/account/password"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let change = page(&app, &browser, "/account/password").await;
     for (page, html, autocomplete) in [
         ("/login", &login, "current-password"),
         ("/account/password", &change, "new-password"),
@@ -251,25 +233,7 @@ async fn session_ids_carry_256_random_bits(b: Backend) {
     app.add_user("tess", false).await;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..3 {
-        let browser = client(app.port);
-        let html = browser
-            .get(app.url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let r = browser
-            .post(app.url("/login"))
-            .form(&[
-                ("username", "tess"),
-                ("password", PASSWORD),
-                ("csrf_token", csrf_in(&html).as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let (_, r) = fresh_login(&app, "tess", PASSWORD).await;
         let cookie = r
             .headers()
             .get_all("set-cookie")
@@ -304,14 +268,7 @@ async fn users_see_and_end_their_other_sessions(b: Backend) {
     app.add_user("uma", false).await;
     let laptop = browser_signed_in(&app, "uma", PASSWORD).await;
     let phone = browser_signed_in(&app, "uma", PASSWORD).await;
-    let html = laptop
-        .get(app.url("/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&app, &laptop, "/account").await;
     let doc = scraper::Html::parse_document(&html);
     let rows = scraper::Selector::parse("#sessions tbody tr").unwrap();
     assert_eq!(doc.select(&rows).count(), 2, "both sessions listed");
@@ -352,14 +309,7 @@ async fn users_see_and_end_their_other_sessions(b: Backend) {
         .await
         .unwrap();
     assert_eq!(vic_sessions.len(), 1);
-    let html = laptop
-        .get(app.url("/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&app, &laptop, "/account").await;
     let _ = laptop
         .post(app.url("/account/sessions/revoke"))
         .form(&[
