@@ -1788,6 +1788,10 @@ fn render_settings(s: &vigil::config::Settings) -> String {
         ("risk_threshold_high", s.risk_threshold_high.to_string()),
         ("risk_travel_speed_kmh", s.risk_travel_speed_kmh.to_string()),
         ("ip_retention_days", s.ip_retention_days.to_string()),
+        (
+            "refresh_reuse_interval_secs",
+            s.refresh_reuse_interval_secs.to_string(),
+        ),
     ];
     if let Some(k) = &s.master_key {
         t.push(("master_key", toml_str(k)));
