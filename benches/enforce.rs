@@ -83,6 +83,7 @@ fn world(rt: &tokio::runtime::Runtime) -> World {
                 secret: Some(SecretString::from(SECRET.to_owned())),
                 backchannel_logout_uri: None,
                 id_token_alg: None,
+                access_token_alg: None,
                 pkce_optional: false,
                 min_acr: None,
             },

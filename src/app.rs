@@ -49,7 +49,6 @@ pub fn run(
     listener: TcpListener,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
-    let https = state.secure_cookies();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -60,7 +59,7 @@ pub fn run(
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .wrap(from_fn(mw::device_cookie))
-            .wrap(mw::security_headers(https))
+            .wrap(from_fn(mw::headers))
             .wrap(Compress::default())
             .wrap(from_fn(mw::access_log))
             .configure(w::routes)

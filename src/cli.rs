@@ -184,6 +184,9 @@ pub struct ClientAdd {
     /// Sign this client's ID tokens with RS256 (default), ES256 or EdDSA.
     #[arg(long)]
     pub id_token_alg: Option<String>,
+    /// Sign this client's access tokens with RS256 (default), ES256 or EdDSA.
+    #[arg(long, value_name = "ALG")]
+    pub access_token_alg: Option<String>,
     /// Let a confidential client omit PKCE (public clients always need it).
     #[arg(long)]
     pub pkce_optional: bool,

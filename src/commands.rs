@@ -181,6 +181,7 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
                 secret: Some(SecretString::from(DEMO_CLIENT.1.to_owned())),
                 backchannel_logout_uri: None,
                 id_token_alg: None,
+                access_token_alg: None,
                 pkce_optional: false,
                 min_acr: None,
             },
@@ -294,6 +295,7 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
             secret_stdin,
             backchannel_logout_uri,
             id_token_alg,
+            access_token_alg,
             pkce_optional,
             min_acr,
         }) => {
@@ -317,6 +319,7 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
                     secret,
                     backchannel_logout_uri,
                     id_token_alg,
+                    access_token_alg,
                     pkce_optional,
                     min_acr,
                 },

@@ -4,12 +4,13 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AuthError;
@@ -72,6 +73,10 @@ pub struct Hasher {
     queue: usize,
     waiting: Arc<AtomicUsize>,
     dummy: Arc<String>,
+    /// Argon2 working memory (19 MiB at the default cost), kept between verifications: a fresh
+    /// allocation of that size per sign-in costs thousands of page faults. At most one buffer
+    /// per permit exists, so the pool never holds more than `concurrency` of them.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 /// One place in the wait queue, given back however the wait ends (done, failed or cancelled).
@@ -103,6 +108,7 @@ impl Hasher {
             queue,
             waiting: Arc::new(AtomicUsize::new(0)),
             dummy: Arc::new(String::new()),
+            memory: Arc::new(Mutex::new(Vec::new())),
         };
         // A real hash of a random value: verifying against it costs exactly what a real one does.
         let random = uuid::Uuid::new_v4().to_string();
@@ -146,12 +152,47 @@ impl Hasher {
                 needs_rehash: false,
             };
         };
-        let ok = self
-            .argon()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = match self.verify_in_pooled_memory(&parsed, password.as_bytes()) {
+            Some(ok) => ok,
+            // Not an argon2id hash this path understands: the crate's own verifier decides.
+            None => self
+                .argon()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+        };
         let needs_rehash = ok && !self.matches_params(&parsed);
         Checked { ok, needs_rehash }
+    }
+
+    /// Recompute an argon2id hash with working memory from the pool and compare in constant
+    /// time; `None` when the hash is not argon2id with a salt and an output.
+    fn verify_in_pooled_memory(&self, parsed: &PasswordHash<'_>, password: &[u8]) -> Option<bool> {
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+            return None;
+        }
+        let params = Params::try_from(parsed).ok()?;
+        let version = Version::try_from(parsed.version.unwrap_or(0x13)).ok()?;
+        let expected = parsed.hash?;
+        let mut salt_buf = [0u8; 64];
+        let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
+        let mut blocks = self
+            .memory
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        let need = params.block_count();
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+        let mut out = vec![0u8; expected.len()];
+        let computed = Argon2::new(Algorithm::Argon2id, version, params)
+            .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..need])
+            .is_ok();
+        if let Ok(mut pool) = self.memory.lock() {
+            pool.push(blocks);
+        }
+        Some(computed && bool::from(out.as_slice().ct_eq(expected.as_bytes())))
     }
 
     fn matches_params(&self, parsed: &PasswordHash<'_>) -> bool {
@@ -269,6 +310,41 @@ mod tests {
                 needs_rehash: true
             }
         );
+    }
+
+    #[test]
+    fn pooled_memory_agrees_with_the_crates_verifier() {
+        // Hashes of two costs, verified in turn so buffers are reused dirty and at other sizes.
+        let small = cheap();
+        let big = Hasher::new(
+            PasswordParams {
+                memory_kib: 4096,
+                iterations: 2,
+                parallelism: 1,
+            },
+            1,
+            8,
+        )
+        .unwrap();
+        let hashes = [
+            small.hash_blocking("first passphrase").unwrap(),
+            big.hash_blocking("first passphrase").unwrap(),
+            small.hash_blocking("second passphrase").unwrap(),
+        ];
+        for _ in 0..3 {
+            for stored in &hashes {
+                let parsed = PasswordHash::new(stored).unwrap();
+                for pw in ["first passphrase", "second passphrase", "First passphrase"] {
+                    let crate_says = small
+                        .argon()
+                        .verify_password(pw.as_bytes(), &parsed)
+                        .is_ok();
+                    let pooled = small.verify_in_pooled_memory(&parsed, pw.as_bytes());
+                    assert_eq!(pooled, Some(crate_says), "{stored} / {pw}");
+                }
+            }
+        }
+        assert!(small.memory.lock().unwrap().len() <= 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,13 +135,14 @@ async fn reassess(
     );
     let label = outcome.as_ref().map(|o| o.0).unwrap_or("success");
     let auditor = svc.auditor.clone();
+    let engine = svc.risk.clone();
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
                 let session =
                     (label == "success").then_some((sid.as_str(), acr.as_str(), amr.as_str()));
                 log_signin(c, now, Some(&uid), "sso", label, &ctx2, session, Some(&v2))?;
-                super::risk::learn(c, Some(&uid), &v2, false, now)?;
+                super::risk::learn(c, &engine, Some(&uid), &v2, false, now)?;
                 if label == "success" {
                     authz::set_assessed_session(c, &tx_id, &sid)?;
                 }

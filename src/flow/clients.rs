@@ -27,6 +27,8 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     /// RS256 (default), ES256 or EdDSA.
     pub id_token_alg: Option<String>,
+    /// The access tokens' algorithm: RS256 (default), ES256 or EdDSA.
+    pub access_token_alg: Option<String>,
     /// Let a confidential client skip PKCE (public clients always need it).
     pub pkce_optional: bool,
     /// The least `acr` this client accepts (urn:vigil:acr:mfa or phr).
@@ -55,6 +57,7 @@ pub async fn register(
         grants: n.grants,
         backchannel_logout_uri: n.backchannel_logout_uri,
         id_token_alg: n.id_token_alg,
+        access_token_alg: n.access_token_alg,
         pkce_optional: n.pkce_optional,
         min_acr: n.min_acr,
         risk_thresholds: None,
@@ -129,6 +132,7 @@ fn summary(c: &Client) -> serde_json::Value {
         "grants": c.grant_types,
         "require_pkce": c.require_pkce,
         "id_token_alg": c.id_token_alg,
+        "access_token_alg": c.access_token_alg,
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "min_acr": c.min_acr,
         "risk_thresholds": c.risk_thresholds.map(|(m, h)| [m, h]),
@@ -150,6 +154,8 @@ pub struct ClientSettings {
     pub backchannel_logout_uri: Option<String>,
     /// RS256 (default), ES256 or EdDSA.
     pub id_token_alg: Option<String>,
+    /// The access tokens' algorithm: RS256 (default), ES256 or EdDSA.
+    pub access_token_alg: Option<String>,
     /// Let a confidential client skip PKCE (public clients always need it).
     pub pkce_optional: bool,
     /// The least `acr` this client accepts.
@@ -217,6 +223,12 @@ impl ClientSettings {
                 "unknown ID token algorithm `{id_token_alg}`; use RS256, ES256 or EdDSA"
             )));
         }
+        let access_token_alg = self.access_token_alg.unwrap_or_else(|| "RS256".into());
+        if !crate::oidc::keys::ALGS.contains(&access_token_alg.as_str()) {
+            return Err(FlowError::Invalid(format!(
+                "unknown access token algorithm `{access_token_alg}`; use RS256, ES256 or EdDSA"
+            )));
+        }
         if let Some(a) = &self.min_acr {
             if !crate::oidc::ACRS.contains(&a.as_str()) {
                 return Err(FlowError::Invalid(format!(
@@ -252,6 +264,7 @@ impl ClientSettings {
             created_at: now.micros(),
             backchannel_logout_uri,
             id_token_alg,
+            access_token_alg,
             min_acr: self.min_acr,
             risk_thresholds: self.risk_thresholds,
         })
@@ -384,7 +397,7 @@ pub async fn remove(
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
-                clients::delete(c, &id2)?;
+                clients::delete(c, &id2, now.micros())?;
                 auditor.record(c, now, actor.event("client.removed").target(id2.clone()))
             })
         })

@@ -28,9 +28,13 @@ pub async fn withdraw(
         .run(move |c| {
             store::transaction(c, |c| {
                 let had_consent = consents::revoke(c, &uid, &cid)?;
-                let revoked = tokens::revoke_for_user_client(c, &uid, &cid, now.micros())?;
-                let changed =
-                    had_consent || revoked.refresh_tokens > 0 || revoked.access_tokens > 0;
+                let revoked = tokens::revoke_for_user(
+                    c,
+                    &uid,
+                    Some(&cid),
+                    crate::oidc::grant_revocation(now),
+                )?;
+                let changed = had_consent || revoked.refresh_tokens > 0 || revoked.grants > 0;
                 if changed {
                     auditor.record(
                         c,
@@ -42,7 +46,7 @@ pub async fn withdraw(
                             .details(serde_json::json!({
                                 "consent": had_consent,
                                 "refresh_tokens_revoked": revoked.refresh_tokens,
-                                "access_tokens_revoked": revoked.access_tokens,
+                                "grants_revoked": revoked.grants,
                             })),
                     )?;
                 }

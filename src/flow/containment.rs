@@ -20,7 +20,7 @@ use super::Services;
 use crate::audit::Auditor;
 use crate::clock::Timestamp;
 use crate::store::sessions::{self, Session};
-use crate::store::{factors, users, DbConn, StoreResult};
+use crate::store::{factors, tokens, users, DbConn, StoreResult};
 
 /// Why the account is being contained (goes into the audit entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,8 @@ pub fn contain(
     keep_session: Option<&str>,
 ) -> StoreResult<Contained> {
     let ended = sessions::revoke_all_returning(conn, user_id, keep_session, now.micros())?;
-    let tokens_revoked = users::revoke_tokens(conn, user_id, now.micros())?;
+    let revoked = tokens::revoke_for_user(conn, user_id, None, crate::oidc::grant_revocation(now))?;
+    let tokens_revoked = revoked.refresh_tokens + revoked.grants;
     let factors_suspended = match cause.since() {
         Some(since) => factors::suspend_added_since(conn, user_id, since, now.micros())?,
         None => 0,

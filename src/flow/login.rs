@@ -205,12 +205,13 @@ pub async fn record_decision(
     } else {
         "login.step_up_required"
     };
+    let engine = svc.risk.clone();
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
                 log_signin(c, now, Some(&uid), method, outcome, &ctx, None, Some(&v))?;
                 if outcome == "blocked" {
-                    super::risk::learn(c, Some(&uid), &v, false, now)?;
+                    super::risk::learn(c, &engine, Some(&uid), &v, false, now)?;
                 }
                 let details = crate::audit::with(
                     serde_json::json!({ "method": method }),
@@ -273,6 +274,7 @@ pub async fn establish(
         user.username.clone(),
     );
     let previous = previous_digest;
+    let engine = svc.risk.clone();
     let est = svc
         .db
         .run(move |c| {
@@ -302,7 +304,7 @@ pub async fn establish(
                     let claim = serde_json::to_string(&v.claim()).unwrap_or_default();
                     store::sessions::set_risk(c, &est.session.id, &claim)?;
                     est.session.risk = Some(claim);
-                    super::risk::learn(c, Some(&uid), v, true, now)?;
+                    super::risk::learn(c, &engine, Some(&uid), v, true, now)?;
                     if v.assessment.level == Level::High {
                         // A high-risk sign-in got in: from now on every sign-in steps up.
                         let actor = super::accounts::Actor::admin("system", ctx.ip);

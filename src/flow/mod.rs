@@ -27,10 +27,12 @@ pub mod passkeys;
 pub mod policy;
 pub mod reports;
 pub mod review;
+pub mod revocations;
 pub mod risk;
 pub mod session;
 pub mod signin_log;
 pub mod throttle;
+pub mod token_log;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -58,6 +60,10 @@ pub struct Services {
     /// WebAuthn, when the issuer has a domain name (browsers refuse IP addresses).
     pub passkeys: Option<Arc<crate::auth::webauthn::Passkeys>>,
     pub risk: Arc<risk::RiskEngine>,
+    /// What this node knows has been revoked (access tokens are checked against it).
+    pub revocations: Arc<revocations::RevocationCache>,
+    /// The batched access-token issuance log.
+    pub token_log: Arc<token_log::TokenLog>,
 }
 
 /// Failures of a flow, for the web layer to map to a page or an OAuth error.
@@ -124,6 +130,8 @@ impl Services {
             .map_err(|e| StartError::Other(e.to_string()))?;
         Ok(Services {
             settings: Arc::new(settings),
+            revocations: Arc::new(revocations::RevocationCache::new()),
+            token_log: token_log::TokenLog::new(db.clone()),
             db,
             hasher,
             auditor: Auditor::new(ip_key.into_bytes()),

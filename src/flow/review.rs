@@ -224,6 +224,8 @@ pub async fn decide(
             })
         })
         .await?;
+    // A verdict may have changed the population statistics: score with the new ones.
+    svc.risk.global.invalidate();
     let contained = result?;
     let _ = notify(svc, now, &contained).await;
     Ok(())

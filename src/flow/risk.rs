@@ -4,13 +4,19 @@
 //! ```text
 //!  request ─► observe (GeoIP, UA + hints + device cookie, deny list, failure counts)
 //!          ─► evaluate: assess(features, profile, global) ─► decide(policy, enrolled factors)
-//!  verified sign-in ─► profile.learn + global.learn   (same transaction as the sign-in row)
+//!  verified sign-in ─► profile.learn (same transaction as the sign-in row) + global.learn
 //!  refused / blocked ─► global.learn only: an attacker holding a password trains nothing
 //! ```
+//!
+//! The population statistics (`global`) are one row every sign-in would otherwise read, parse
+//! and rewrite — a hotspot that serialises sign-ins. Each node keeps them in memory
+//! ([`GlobalCache`]) and merges what it learned into the row at most every [`GLOBAL_SYNC`], with
+//! a compare-and-set so two nodes never lose each other's counts.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,9 +28,99 @@ use crate::risk::{
     self, assess, decide, Assessment, AvailableFactors, Decision, DenyList, FailureCounts, GeoDb,
     GlobalStats, Level, Policy, RiskConfig, SignInFeatures, UserProfile,
 };
-use crate::store::{self, factors, DbConn, StoreResult};
+use crate::store::{self, factors, Db, DbConn, StoreResult};
 
 const GLOBAL: &str = "global";
+
+/// How stale a node's population statistics may get, and how long its own learning waits to be
+/// merged into the shared row.
+pub const GLOBAL_SYNC: Duration = Duration::from_secs(2);
+
+/// This node's copy of the population statistics, plus what it learned since its last merge.
+#[derive(Debug, Default)]
+pub struct GlobalCache {
+    current: RwLock<(Arc<GlobalStats>, Option<Instant>)>,
+    pending: Mutex<Vec<SignInFeatures>>,
+    merging: tokio::sync::Mutex<()>,
+}
+
+fn parse_global(json: Option<&str>) -> GlobalStats {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
+}
+
+impl GlobalCache {
+    /// Count a sign-in attempt; merged into the shared row with the next sync.
+    pub fn learn(&self, f: &SignInFeatures) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.push(f.clone());
+        }
+    }
+
+    /// The statistics to score with: this node's copy, merged and re-read first when it is
+    /// older than [`GLOBAL_SYNC`] (one request merges while the others wait).
+    pub async fn snapshot(&self, db: &Db, now: Timestamp) -> StoreResult<Arc<GlobalStats>> {
+        if let Some(g) = self.fresh() {
+            return Ok(g);
+        }
+        let _merging = self.merging.lock().await;
+        if let Some(g) = self.fresh() {
+            return Ok(g);
+        }
+        self.merge(db, now).await
+    }
+
+    fn fresh(&self) -> Option<Arc<GlobalStats>> {
+        let c = self.current.read().ok()?;
+        c.1.is_some_and(|t| t.elapsed() < GLOBAL_SYNC)
+            .then(|| c.0.clone())
+    }
+
+    /// Merge what this node learned into the shared row and take the result as the new copy.
+    /// On failure the learning is kept for the next attempt.
+    pub async fn merge(&self, db: &Db, now: Timestamp) -> StoreResult<Arc<GlobalStats>> {
+        let batch = self
+            .pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        let started = Instant::now();
+        let b2 = batch.clone();
+        let written = db
+            .run(move |c| {
+                store::risk::update_state(c, GLOBAL, now.micros(), &mut |cur| {
+                    let mut g = parse_global(cur);
+                    for f in &b2 {
+                        g.learn(f);
+                    }
+                    serde_json::to_string(&g).unwrap_or_default()
+                })
+            })
+            .await;
+        match written {
+            Ok(json) => {
+                let g = Arc::new(parse_global(Some(&json)));
+                if let Ok(mut c) = self.current.write() {
+                    *c = (g.clone(), Some(started));
+                }
+                Ok(g)
+            }
+            Err(e) => {
+                if let Ok(mut p) = self.pending.lock() {
+                    p.extend(batch);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Forget the copy (an admin's verdict changed the row): the next snapshot re-reads it.
+    pub fn invalidate(&self) {
+        if let Ok(mut c) = self.current.write() {
+            c.1 = None;
+        }
+    }
+}
 
 /// The engine's configuration and the data it reads on every sign-in.
 pub struct RiskEngine {
@@ -37,6 +133,8 @@ pub struct RiskEngine {
     /// A report-only candidate: evaluated and logged beside the enforced decision.
     pub candidate: Option<Policy>,
     pub model: String,
+    /// The population statistics as this node sees them.
+    pub global: GlobalCache,
 }
 
 impl std::fmt::Debug for RiskEngine {
@@ -78,6 +176,7 @@ impl RiskEngine {
             cfg,
             policy: settings.risk_policy,
             candidate: settings.risk_candidate_policy,
+            global: GlobalCache::default(),
         })
     }
 
@@ -205,14 +304,10 @@ pub async fn observe(
     Ok(f)
 }
 
-fn load_state(conn: &mut DbConn, user_id: &str) -> StoreResult<(UserProfile, GlobalStats)> {
-    let profile = store::risk::profile(conn, user_id)?
+fn load_profile(conn: &mut DbConn, user_id: &str) -> StoreResult<UserProfile> {
+    Ok(store::risk::profile(conn, user_id)?
         .and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_default();
-    let global = store::risk::state(conn, GLOBAL)?
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_default();
-    Ok((profile, global))
+        .unwrap_or_default())
 }
 
 /// Score and decide a sign-in by `user_id`, under the policy in force (the admins' saved
@@ -228,17 +323,17 @@ pub async fn evaluate(
 ) -> Result<Verdict, FlowError> {
     let features = observe(svc, now, ctx, account, Some(user_id)).await?;
     let (uid, cid) = (user_id.to_owned(), client_id.map(str::to_owned));
-    let (profile, global, enrolled, saved, client_thresholds) = svc
+    let global = svc.risk.global.snapshot(&svc.db, now).await?;
+    let (profile, enrolled, saved, client_thresholds) = svc
         .db
         .run(move |c| {
-            let (p, g) = load_state(c, &uid)?;
+            let p = load_profile(c, &uid)?;
             let client = match cid {
                 Some(id) => store::clients::find(c, &id)?.and_then(|cl| cl.risk_thresholds),
                 None => None,
             };
             Ok((
                 p,
-                g,
                 factors::enrolled(c, &uid)?,
                 super::policy::stored(c)?,
                 client,
@@ -268,16 +363,19 @@ pub async fn evaluate(
     })
 }
 
-/// Learn from a sign-in inside its transaction: the user's profile only when `verified`.
+/// Learn from a sign-in inside its transaction: the user's profile only when `verified`; the
+/// population statistics always (merged later, see [`GlobalCache`]).
 pub fn learn(
     conn: &mut DbConn,
+    engine: &RiskEngine,
     user_id: Option<&str>,
     v: &Verdict,
     verified: bool,
     now: Timestamp,
 ) -> StoreResult<()> {
+    engine.global.learn(&v.features);
     if let (Some(uid), true) = (user_id, verified) {
-        let (mut profile, _) = load_state(conn, uid)?;
+        let mut profile = load_profile(conn, uid)?;
         profile.learn(&v.features);
         store::risk::put_profile(
             conn,
@@ -286,16 +384,7 @@ pub fn learn(
             now.micros(),
         )?;
     }
-    let mut global: GlobalStats = store::risk::state(conn, GLOBAL)?
-        .and_then(|j| serde_json::from_str(&j).ok())
-        .unwrap_or_default();
-    global.learn(&v.features);
-    store::risk::put_state(
-        conn,
-        GLOBAL,
-        &serde_json::to_string(&global).unwrap_or_default(),
-        now.micros(),
-    )
+    Ok(())
 }
 
 /// An admin's verdict on a logged sign-in (the review queue's hook): "legitimate" teaches the
@@ -308,7 +397,7 @@ pub fn apply_verdict(
     now: Timestamp,
 ) -> StoreResult<()> {
     if legitimate {
-        let (mut profile, _) = load_state(conn, user_id)?;
+        let mut profile = load_profile(conn, user_id)?;
         profile.learn(features);
         store::risk::put_profile(
             conn,
@@ -317,17 +406,13 @@ pub fn apply_verdict(
             now.micros(),
         )
     } else {
-        let mut global: GlobalStats = store::risk::state(conn, GLOBAL)?
-            .and_then(|j| serde_json::from_str(&j).ok())
-            .unwrap_or_default();
-        global.mark_attack(features);
         // Ending the account's sessions and tokens is containment's job (the caller's).
-        store::risk::put_state(
-            conn,
-            GLOBAL,
-            &serde_json::to_string(&global).unwrap_or_default(),
-            now.micros(),
-        )
+        store::risk::update_state(conn, GLOBAL, now.micros(), &mut |cur| {
+            let mut g = parse_global(cur);
+            g.mark_attack(features);
+            serde_json::to_string(&g).unwrap_or_default()
+        })
+        .map(|_| ())
     }
 }
 

@@ -30,6 +30,11 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<RiskClaim>,
+    /// The grant the token came from (an authorization code's id, which its refresh family
+    /// keeps): revoking the grant — code replay, refresh reuse, containment — ends every token
+    /// that carries it, with no row per token. Absent on `client_credentials` tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 /// ID token claims (OIDC Core §2) plus the scope's standard claims, flattened.

@@ -6,8 +6,10 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
 use super::OAuthError;
-use crate::store::clients::{self, Client};
-use crate::store::{token_digest, Db};
+use crate::clock::Timestamp;
+use crate::flow::Services;
+use crate::store::clients::Client;
+use crate::store::token_digest;
 
 /// What the request presented.
 #[derive(Debug, Default)]
@@ -71,8 +73,13 @@ impl Presented {
     }
 }
 
-/// Authenticate the client, or fail with `invalid_client` (401) / `invalid_request`.
-pub async fn authenticate(db: &Db, p: Presented) -> Result<Client, OAuthError> {
+/// Authenticate the client, or fail with `invalid_client` (401) / `invalid_request`. Clients
+/// come from the node's cache (`flow::revocations`), which drops them when one changes anywhere.
+pub async fn authenticate(
+    svc: &Services,
+    now: Timestamp,
+    p: Presented,
+) -> Result<Client, OAuthError> {
     let (id, secret) = match (p.basic, p.form_id, p.form_secret) {
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::invalid_request(
@@ -97,9 +104,9 @@ pub async fn authenticate(db: &Db, p: Presented) -> Result<Client, OAuthError> {
     if id.len() > 128 {
         return Err(OAuthError::invalid_client("unknown client"));
     }
-    let lookup = id.clone();
-    let client = db
-        .run(move |c| clients::find(c, &lookup))
+    let client = svc
+        .revocations
+        .client(&svc.db, now, &id)
         .await?
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
     match (&client.secret_hash, secret) {

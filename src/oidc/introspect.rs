@@ -30,7 +30,8 @@ pub async fn introspect(
     p: IntrospectParams,
 ) -> Result<Value, OAuthError> {
     let client = authenticate(
-        &svc.db,
+        svc,
+        now,
         Presented::from_parts(authorization, p.client_id, p.client_secret)?,
     )
     .await?;

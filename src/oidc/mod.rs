@@ -49,6 +49,19 @@ pub const LIFETIMES: Lifetimes = Lifetimes {
     refresh_absolute: 30 * 24 * 3600,
 };
 
+/// How far a grant's revocation at `now` must reach: tokens issued within an access token's
+/// lifetime may be alive, and no token of a grant outlives its family's absolute lifetime plus
+/// one access token.
+pub fn grant_revocation(now: crate::clock::Timestamp) -> crate::store::tokens::GrantRevocation {
+    crate::store::tokens::GrantRevocation {
+        now: now.micros(),
+        until: now
+            .plus_secs(LIFETIMES.refresh_absolute + LIFETIMES.access_token)
+            .micros(),
+        tokens_since: now.minus_secs(LIFETIMES.access_token).micros(),
+    }
+}
+
 /// The JOSE `typ` of ID tokens (token.rs signs them with it). A hint must carry exactly this:
 /// access tokens (`at+jwt`) and logout tokens (`logout+jwt`) share `iss`, `sub` and `aud`.
 pub const ID_TOKEN_TYP: &str = "JWT";

@@ -26,7 +26,8 @@ pub async fn revoke(
     p: RevokeParams,
 ) -> Result<(), OAuthError> {
     let client = authenticate(
-        &svc.db,
+        svc,
+        now,
         Presented::from_parts(authorization, p.client_id, p.client_secret)?,
     )
     .await?;
@@ -42,7 +43,7 @@ pub async fn revoke(
         if r.client_id == client_id {
             let family = r.family_id.clone();
             svc.db
-                .run(move |c| tokens::revoke_family(c, &family, now.micros()))
+                .run(move |c| tokens::revoke_family(c, &family, super::grant_revocation(now)))
                 .await?;
         }
         return Ok(());
@@ -54,7 +55,10 @@ pub async fn revoke(
     if let Ok(c) = claims {
         if c.client_id == client.id {
             svc.db
-                .run(move |db| tokens::revoke_access(db, &c.jti, now.micros()))
+                .run(move |db| {
+                    let until = c.exp.saturating_add(5).saturating_mul(1_000_000);
+                    tokens::revoke_access(db, &c.jti, now.micros(), until)
+                })
                 .await?;
         }
     }

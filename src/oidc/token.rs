@@ -76,7 +76,7 @@ pub async fn token(
             truncate(&grant_type)
         )));
     }
-    let client = authenticate(&svc.db, presented).await?;
+    let client = authenticate(svc, now, presented).await?;
     if !client.allows_grant(&grant_type) || (client.public && grant_type == "client_credentials") {
         return Err(OAuthError::unauthorized_client(format!(
             "this client may not use {grant_type}"
@@ -203,7 +203,7 @@ async fn code_replayed(
         .db
         .run(move |c| {
             store::transaction(c, |c| {
-                tokens::revoke_by_code(c, &code_id, now.micros())?;
+                tokens::revoke_by_code(c, &code_id, super::grant_revocation(now))?;
                 auditor.record(
                     c,
                     now,
@@ -258,7 +258,7 @@ async fn refresh(
         async move {
             db.run(move |c| {
                 store::transaction(c, |c| {
-                    tokens::revoke_family(c, &family, now.micros())?;
+                    tokens::revoke_family(c, &family, super::grant_revocation(now))?;
                     auditor.record(
                         c,
                         now,
@@ -355,7 +355,7 @@ async fn refresh(
         svc.db
             .run(move |c| {
                 store::transaction(c, |c| {
-                    tokens::revoke_family(c, &family, now.micros())?;
+                    tokens::revoke_family(c, &family, super::grant_revocation(now))?;
                     auditor.record(
                         c,
                         now,
@@ -464,19 +464,21 @@ async fn client_credentials(
         amr: None,
         sid: None,
         risk: None,
+        grant_id: None,
     };
     let keys = svc.keys.current(now).await?;
-    let access_token = keys.sign("RS256", "at+jwt", &claims)?;
-    let row = AccessTokenRow {
+    let access_token = keys.sign(&client.access_token_alg, "at+jwt", &claims)?;
+    // No write: the token is self-contained; the issuance log is batched.
+    svc.token_log.record(AccessTokenRow {
         jti,
         client_id: client.id.clone(),
         user_id: None,
         code_id: None,
         family_id: None,
         expires_at: now.plus_secs(LIFETIMES.access_token).micros(),
-        revoked_at: None,
-    };
-    svc.db.run(move |c| tokens::insert_access(c, &row)).await?;
+        issued_at: now.micros(),
+        grant_type: "client_credentials".into(),
+    });
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -511,6 +513,12 @@ async fn issue(
     let issuer = svc.settings.issuer.as_str().to_owned();
     let scope = g.scopes.join(" ");
     let jti = new_id();
+    // The grant every token of this exchange belongs to: a new family is named after its code.
+    let grant_id = match (&parent, &code_id) {
+        (Some(p), _) => p.family_id.clone(),
+        (None, Some(code)) => code.clone(),
+        (None, None) => new_id(),
+    };
     let access = AccessClaims {
         iss: issuer.clone(),
         sub: g.user.id.clone(),
@@ -525,9 +533,10 @@ async fn issue(
         amr: Some(g.amr.clone()),
         sid: g.sid.clone(),
         risk: Some(g.risk.clone()),
+        grant_id: Some(grant_id.clone()),
     };
     let keys = svc.keys.current(now).await?;
-    let access_token = keys.sign("RS256", "at+jwt", &access)?;
+    let access_token = keys.sign(&client.access_token_alg, "at+jwt", &access)?;
     let id_token = if g.scopes.iter().any(|s| s == "openid") {
         let alg = client.id_token_alg.as_str();
         let claims = IdClaims {
@@ -554,10 +563,11 @@ async fn issue(
         g.scopes.iter().any(|s| s == "offline_access") && client.allows_grant("refresh_token");
     let (refresh_plain, refresh_row) = if wants_refresh {
         let plain = random_token();
-        let (family_id, family_expires_at) = match &parent {
-            Some(p) => (p.family_id.clone(), p.family_expires_at),
-            None => (new_id(), now.plus_secs(LIFETIMES.refresh_absolute).micros()),
+        let family_expires_at = match &parent {
+            Some(p) => p.family_expires_at,
+            None => now.plus_secs(LIFETIMES.refresh_absolute).micros(),
         };
+        let family_id = grant_id.clone();
         let row = RefreshTokenRow {
             id: new_id(),
             token_hash: token_digest(&plain),
@@ -593,12 +603,15 @@ async fn issue(
         client_id: client.id.clone(),
         user_id: Some(g.user.id.clone()),
         code_id: g.code_id.clone(),
-        family_id: refresh_row
-            .as_ref()
-            .map(|r| r.family_id.clone())
-            .or(parent.as_ref().map(|p| p.family_id.clone())),
+        family_id: Some(grant_id),
         expires_at: now.plus_secs(LIFETIMES.access_token).micros(),
-        revoked_at: None,
+        issued_at: now.micros(),
+        grant_type: if parent.is_some() {
+            "refresh_token"
+        } else {
+            "authorization_code"
+        }
+        .into(),
     };
     let parent_id = parent.as_ref().map(|p| p.id.clone());
     let stored = svc
@@ -615,7 +628,6 @@ async fn issue(
                         return Ok(false);
                     }
                 }
-                tokens::insert_access(c, &access_row)?;
                 if let Some(r) = &refresh_row {
                     tokens::insert_refresh(c, r)?;
                 }
@@ -626,6 +638,7 @@ async fn issue(
     if !stored {
         return Ok(None);
     }
+    svc.token_log.record(access_row);
     Ok(Some(TokenResponse {
         access_token,
         token_type: "Bearer",

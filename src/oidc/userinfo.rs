@@ -7,7 +7,6 @@ use super::claims::{user_claims, AccessClaims};
 use super::{split_scope, OAuthError};
 use crate::clock::Timestamp;
 use crate::flow::Services;
-use crate::store::tokens;
 use crate::store::users;
 
 /// A valid, unrevoked access token's claims, or `invalid_token`.
@@ -20,12 +19,14 @@ pub async fn verify_access_token(
     let claims: AccessClaims = keys
         .verify(token, svc.settings.issuer.as_str(), Some("at+jwt"), true)
         .map_err(|e| OAuthError::invalid_token(e.to_string()))?;
-    let jti = claims.jti.clone();
-    let row = svc.db.run(move |c| tokens::find_access(c, &jti)).await?;
-    match row {
-        Some(r) if r.revoked_at.is_none() => Ok(claims),
-        _ => Err(OAuthError::invalid_token("the access token was revoked")),
+    if svc
+        .revocations
+        .is_revoked(&svc.db, now, &claims.jti, claims.grant_id.as_deref())
+        .await?
+    {
+        return Err(OAuthError::invalid_token("the access token was revoked"));
     }
+    Ok(claims)
 }
 
 /// The claims the token's scopes release about its user.

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::revocations;
 use super::schema::clients;
 use super::{from_json, to_json, DbConn, StoreError, StoreResult};
 
@@ -24,6 +25,7 @@ pub struct ClientRow {
     pub min_acr: Option<String>,
     pub risk_threshold_medium: Option<i64>,
     pub risk_threshold_high: Option<i64>,
+    pub access_token_alg: String,
 }
 
 /// A client as the rest of vigil sees it: lists decoded, secret digest kept opaque.
@@ -42,6 +44,9 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// RS256 (the default, required by OIDC), ES256 or EdDSA.
     pub id_token_alg: String,
+    /// The access tokens' algorithm (RFC 9068 leaves it to the deployment): RS256 (the default),
+    /// or ES256 / EdDSA, which sign several times faster.
+    pub access_token_alg: String,
     /// The least assurance this client accepts, whatever the request or the risk score says.
     pub min_acr: Option<String>,
     /// This client's own score thresholds for medium and high (None: the global ones).
@@ -74,6 +79,7 @@ impl TryFrom<ClientRow> for Client {
             created_at: r.created_at,
             backchannel_logout_uri: r.backchannel_logout_uri,
             id_token_alg: r.id_token_alg,
+            access_token_alg: r.access_token_alg,
             min_acr: r.min_acr,
             risk_thresholds: r.risk_threshold_medium.zip(r.risk_threshold_high),
         })
@@ -100,6 +106,7 @@ impl Client {
             updated_at: now,
             backchannel_logout_uri: self.backchannel_logout_uri.clone(),
             id_token_alg: self.id_token_alg.clone(),
+            access_token_alg: self.access_token_alg.clone(),
             min_acr: self.min_acr.clone(),
             risk_threshold_medium: self.risk_thresholds.map(|t| t.0),
             risk_threshold_high: self.risk_thresholds.map(|t| t.1),
@@ -107,17 +114,20 @@ impl Client {
     }
 }
 
+// Every change below also tells the other nodes (`revocations::note_client_change`): they
+// cache clients and drop their copy when they read it.
+
 pub fn insert(conn: &mut DbConn, client: &Client, now: i64) -> StoreResult<()> {
     diesel::insert_into(clients::table)
         .values(client.to_row(now))
         .execute(conn)
-        .map(|_| ())
         .map_err(|e| match StoreError::from(e) {
             StoreError::Conflict(_) => {
                 StoreError::Conflict(format!("client `{}` already exists", client.id))
             }
             other => other,
-        })
+        })?;
+    revocations::note_client_change(conn, &client.id, now)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> StoreResult<Option<Client>> {
@@ -141,10 +151,10 @@ pub fn list(conn: &mut DbConn) -> StoreResult<Vec<Client>> {
 }
 
 /// Remove a client; `NotFound` when there was none.
-pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
+pub fn delete(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<()> {
     let n = diesel::delete(clients::table.find(id)).execute(conn)?;
     if n == 1 {
-        Ok(())
+        revocations::note_client_change(conn, id, now)
     } else {
         Err(StoreError::NotFound)
     }
@@ -166,13 +176,14 @@ pub fn update(conn: &mut DbConn, client: &Client, now: i64) -> StoreResult<()> {
             clients::updated_at.eq(now),
             clients::backchannel_logout_uri.eq(r.backchannel_logout_uri),
             clients::id_token_alg.eq(r.id_token_alg),
+            clients::access_token_alg.eq(r.access_token_alg),
             clients::min_acr.eq(r.min_acr),
             clients::risk_threshold_medium.eq(r.risk_threshold_medium),
             clients::risk_threshold_high.eq(r.risk_threshold_high),
         ))
         .execute(conn)?;
     if n == 1 {
-        Ok(())
+        revocations::note_client_change(conn, &client.id, now)
     } else {
         Err(StoreError::NotFound)
     }
@@ -193,7 +204,7 @@ pub fn set_secret_hash(
         ))
         .execute(conn)?;
     if n == 1 {
-        Ok(())
+        revocations::note_client_change(conn, id, now)
     } else {
         Err(StoreError::NotFound)
     }

@@ -21,11 +21,16 @@ pub struct Swept {
     pub mfa_flows: usize,
     pub auth_codes: usize,
     pub login_failures: usize,
+    pub revocations: usize,
 }
 
 impl Swept {
     pub fn total(&self) -> usize {
-        self.authz_requests + self.mfa_flows + self.auth_codes + self.login_failures
+        self.authz_requests
+            + self.mfa_flows
+            + self.auth_codes
+            + self.login_failures
+            + self.revocations
     }
 }
 
@@ -103,10 +108,13 @@ pub fn sweep(conn: &mut DbConn, c: Cutoffs) -> StoreResult<Swept> {
                 .execute(conn)?,
         )
     })?;
+    // A revocation is kept until nothing it names can be alive.
+    let revocations = super::revocations::purge(conn, c.now, BATCH)?;
     Ok(Swept {
         authz_requests,
         mfa_flows,
         auth_codes,
         login_failures,
+        revocations,
     })
 }

@@ -15,6 +15,7 @@ pub mod housekeeping;
 pub mod keys;
 pub mod retention;
 pub mod reviews;
+pub mod revocations;
 pub mod risk;
 pub mod schema;
 pub mod secrets;
@@ -26,6 +27,8 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -88,6 +91,90 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    commits: Arc<AtomicU64>,
+}
+
+/// Counts durable commits on one connection: a transaction that wrote, or a write statement
+/// outside any transaction (which commits on its own). The figure the load tool divides by
+/// operations; read-only transactions cost no fsync and are not counted.
+struct CommitCounter {
+    commits: Arc<AtomicU64>,
+    in_transaction: bool,
+    wrote: bool,
+}
+
+/// The first few bytes of a statement's SQL, without formatting the rest of it.
+struct Head {
+    buf: [u8; 8],
+    len: usize,
+}
+
+impl std::fmt::Write for Head {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for b in s.bytes() {
+            if self.len == 0 && b.is_ascii_whitespace() {
+                continue;
+            }
+            if self.len == self.buf.len() {
+                // Enough: stop the formatting early.
+                return Err(std::fmt::Error);
+            }
+            self.buf[self.len] = b.to_ascii_uppercase();
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+fn writes(query: &dyn std::fmt::Display) -> bool {
+    use std::fmt::Write as _;
+    let mut head = Head {
+        buf: [0; 8],
+        len: 0,
+    };
+    let _ = write!(head, "{query}");
+    let h = &head.buf[..head.len];
+    [
+        &b"INSERT"[..],
+        b"UPDATE",
+        b"DELETE",
+        b"CREATE",
+        b"DROP",
+        b"ALTER",
+    ]
+    .iter()
+    .any(|w| h.starts_with(w))
+}
+
+impl diesel::connection::Instrumentation for CommitCounter {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent as E;
+        match event {
+            E::BeginTransaction { depth, .. } if depth.get() == 1 => {
+                self.in_transaction = true;
+                self.wrote = false;
+            }
+            E::StartQuery { query, .. } => {
+                if writes(query) {
+                    if self.in_transaction {
+                        self.wrote = true;
+                    } else {
+                        self.commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            E::CommitTransaction { depth, .. } if depth.get() == 1 => {
+                if self.wrote {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                }
+                self.in_transaction = false;
+            }
+            E::RollbackTransaction { depth, .. } if depth.get() == 1 => {
+                self.in_transaction = false;
+            }
+            _ => {}
+        }
+    }
 }
 
 impl ManageConnection for Manager {
@@ -95,9 +182,16 @@ impl ManageConnection for Manager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConn, ConnectionError> {
+        let counter = || CommitCounter {
+            commits: self.commits.clone(),
+            in_transaction: false,
+            wrote: false,
+        };
         match &self.url {
             DatabaseUrl::Postgres(url) => {
-                Ok(DbConn::Postgres(diesel::PgConnection::establish(url)?))
+                let mut c = diesel::PgConnection::establish(url)?;
+                c.set_instrumentation(counter());
+                Ok(DbConn::Postgres(c))
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut c = diesel::SqliteConnection::establish(&path.to_string_lossy())?;
@@ -108,6 +202,7 @@ impl ManageConnection for Manager {
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                c.set_instrumentation(counter());
                 Ok(DbConn::Sqlite(c))
             }
         }
@@ -128,6 +223,9 @@ impl ManageConnection for Manager {
 pub struct Db {
     pool: Pool<Manager>,
     backend: &'static str,
+    /// Bumped after each `run` whose closure wrote a revocation (see `store::revocations`).
+    revocation_epoch: Arc<AtomicU64>,
+    commits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -145,6 +243,7 @@ impl Db {
             DatabaseUrl::Sqlite(_) => (8, "sqlite"),
             DatabaseUrl::Postgres(_) => (16, "postgres"),
         };
+        let commits = Arc::new(AtomicU64::new(0));
         let pool = Pool::builder()
             .max_size(size)
             // No background replenishing: a connection still being opened on r2d2's thread when
@@ -153,13 +252,31 @@ impl Db {
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
             .test_on_check_out(false)
-            .build(Manager { url: url.clone() })
+            .build(Manager {
+                url: url.clone(),
+                commits: commits.clone(),
+            })
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            revocation_epoch: Default::default(),
+            commits,
+        })
     }
 
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// Changes after every revocation this node (this `Db`) has committed.
+    pub fn revocation_epoch(&self) -> u64 {
+        self.revocation_epoch.load(Ordering::Acquire)
+    }
+
+    /// Durable commits this node has made (write transactions and lone write statements).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// A connection for synchronous callers (the CLI, start-up).
@@ -174,9 +291,17 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
+        let epoch = self.revocation_epoch.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
-            f(&mut conn)
+            revocations::take_written();
+            let out = f(&mut conn);
+            // Whatever `f` revoked is committed (or rolled back) by now: let this node's
+            // revocation cache know before the caller answers anyone.
+            if revocations::take_written() {
+                epoch.fetch_add(1, Ordering::AcqRel);
+            }
+            out
         })
         .await
         .map_err(|e| StoreError::Pool(format!("blocking task failed: {e}")))?

@@ -56,6 +56,7 @@ diesel::table! {
         min_acr -> Nullable<Text>,
         risk_threshold_medium -> Nullable<BigInt>,
         risk_threshold_high -> Nullable<BigInt>,
+        access_token_alg -> Text,
     }
 }
 
@@ -161,7 +162,18 @@ diesel::table! {
         code_id -> Nullable<Text>,
         family_id -> Nullable<Text>,
         expires_at -> BigInt,
-        revoked_at -> Nullable<BigInt>,
+        issued_at -> BigInt,
+        grant_type -> Text,
+    }
+}
+
+diesel::table! {
+    revocations (seq) {
+        seq -> BigInt,
+        kind -> Text,
+        value -> Text,
+        revoked_at -> BigInt,
+        expires_at -> BigInt,
     }
 }
 
@@ -313,6 +325,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authz_requests,
     auth_codes,
     access_tokens,
+    revocations,
     refresh_tokens,
     consents,
     totp_credentials,

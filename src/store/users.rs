@@ -242,27 +242,6 @@ pub fn search(conn: &mut DbConn, q: &str, limit: i64) -> StoreResult<Vec<User>> 
         .load(conn)?)
 }
 
-/// Revoke every refresh and access token issued to the user (sessions are ended separately):
-/// "sign out everywhere" must also stop the applications that hold tokens.
-pub fn revoke_tokens(conn: &mut DbConn, user_id: &str, now: i64) -> StoreResult<usize> {
-    use super::schema::{access_tokens, refresh_tokens};
-    let r = diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::user_id.eq(user_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::revoked_at.eq(now))
-    .execute(conn)?;
-    let a = diesel::update(
-        access_tokens::table
-            .filter(access_tokens::user_id.eq(user_id))
-            .filter(access_tokens::revoked_at.is_null()),
-    )
-    .set(access_tokens::revoked_at.eq(now))
-    .execute(conn)?;
-    Ok(r + a)
-}
-
 /// Delete an account and everything that hangs off it. Most tables cascade on both backends,
 /// but the rows without a foreign key (access tokens, review-queue entries) would not, and
 /// deleting explicitly does not depend on SQLite's `foreign_keys` pragma. `NotFound` when absent.

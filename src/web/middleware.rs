@@ -6,7 +6,7 @@ use actix_web::body::MessageBody;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 
 use super::DEVICE_COOKIE;
@@ -16,28 +16,74 @@ use crate::flow::random_token;
 #[derive(Debug, Clone)]
 pub struct DeviceId(pub String);
 
-/// Headers every response carries unless a handler set its own.
-pub fn security_headers(https: bool) -> DefaultHeaders {
-    let mut h = DefaultHeaders::new()
-        .add((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-        ))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((HeaderName::from_static("cross-origin-opener-policy"), "same-origin"))
-        .add((HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"))
-        .add((header::CACHE_CONTROL, "no-store"));
-    if https {
-        h = h.add((
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
-        ));
-    }
-    h
+/// The endpoints only programs call (the token endpoint family, discovery, health): no browser
+/// renders them, so they get no device cookie and no page headers, only `no-store` and
+/// `nosniff` — per request that is work and bytes a busy API would pay for nothing.
+pub fn is_api(path: &str) -> bool {
+    matches!(
+        path,
+        "/token"
+            | "/introspect"
+            | "/revoke"
+            | "/userinfo"
+            | "/jwks"
+            | "/.well-known/openid-configuration"
+            | "/healthz"
+            | "/readyz"
+            | "/metrics"
+    )
 }
+
+/// The page headers of [`security_headers`] on browser pages; on API endpoints ([`is_api`])
+/// only `Cache-Control: no-store` (RFC 6749 §5.1) and `X-Content-Type-Options: nosniff`.
+pub async fn headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let api = is_api(req.path());
+    let https = req
+        .app_data::<actix_web::web::Data<super::AppState>>()
+        .is_some_and(|s| s.secure_cookies());
+    let mut res = next.call(req).await?;
+    let h = res.headers_mut();
+    let mut add = |name: HeaderName, value: &'static str| {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    add(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    add(header::CACHE_CONTROL, "no-store");
+    if !api {
+        for (name, value) in PAGE_HEADERS {
+            add(name.clone(), value);
+        }
+        if https {
+            add(
+                header::STRICT_TRANSPORT_SECURITY,
+                "max-age=31536000; includeSubDomains",
+            );
+        }
+    }
+    Ok(res)
+}
+
+const PAGE_HEADERS: [(HeaderName, &str); 5] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    ),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    ),
+    (
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=()",
+    ),
+];
 
 /// The device id a `vigil_device` cookie value carries, if it has the shape vigil issues
 /// (`random_token`: 43 characters of base64url); anything else gets a fresh id.
@@ -51,10 +97,13 @@ pub fn device_id(cookie_value: &str) -> Option<&str> {
 
 /// Give every browser a long-lived random device id; the risk engine uses it to recognise
 /// devices. The id is put in the request's extensions so the first request can use it too.
-pub async fn device_cookie(
+pub async fn device_cookie<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<B>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if is_api(req.path()) {
+        return next.call(req).await.map(|r| r.map_into_boxed_body());
+    }
     let existing = req
         .cookie(DEVICE_COOKIE)
         .and_then(|c| device_id(c.value()).map(str::to_owned));
@@ -79,7 +128,7 @@ pub async fn device_cookie(
             res.headers_mut().append(header::SET_COOKIE, v);
         }
     }
-    Ok(res)
+    Ok(res.map_into_boxed_body())
 }
 
 /// One structured line per request. The path only: query strings can carry codes and tokens.

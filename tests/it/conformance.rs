@@ -103,6 +103,7 @@ async fn add_suite_client(app: &TestApp, o: ClientOpts<'_>) {
             secret: Some(SecretString::from(SECRET.to_owned())),
             backchannel_logout_uri: o.backchannel,
             id_token_alg: None,
+            access_token_alg: None,
             // The suite sends PKCE only in oidcc-ensure-request-with-valid-pkce-succeeds; a
             // certification run registers its client with --pkce-optional.
             pkce_optional: true,

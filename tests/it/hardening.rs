@@ -778,7 +778,7 @@ async fn withdrawing_consent_ends_the_apps_tokens(b: Backend) {
     assert_eq!(audits.len(), 1);
     assert_eq!(audits[0].0.as_deref(), Some("rp"));
     assert_eq!(audits[0].1["refresh_tokens_revoked"], 1);
-    assert_eq!(audits[0].1["access_tokens_revoked"], 1);
+    assert_eq!(audits[0].1["grants_revoked"], 1);
 }
 on_both_backends!(
     withdrawing_consent_ends_the_apps_tokens,

@@ -327,6 +327,7 @@ async fn a_client_minimum_acr_wins_over_a_low_score() {
             secret: Some(crate::oidc::SECRET.to_owned().into()),
             backchannel_logout_uri: None,
             id_token_alg: None,
+            access_token_alg: None,
             pkce_optional: false,
             min_acr: Some("urn:vigil:acr:mfa".into()),
         },

@@ -72,6 +72,7 @@ pub async fn add_client(app: &TestApp, spec: ClientSpec<'_>) {
             secret: (!spec.public).then(|| SecretString::from(SECRET.to_owned())),
             backchannel_logout_uri: spec.backchannel,
             id_token_alg: spec.alg.map(str::to_owned),
+            access_token_alg: None,
             pkce_optional: false,
             min_acr: None,
         },

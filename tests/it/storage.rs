@@ -120,6 +120,7 @@ fn every_table_round_trips(b: Backend) {
         created_at: now,
         backchannel_logout_uri: Some("https://app.example.com/bc".into()),
         id_token_alg: "ES256".into(),
+        access_token_alg: "EdDSA".into(),
         min_acr: None,
         risk_thresholds: Some((40, 75)),
     };
@@ -127,6 +128,7 @@ fn every_table_round_trips(b: Backend) {
     let back = store::clients::find(&mut c, "app").unwrap().unwrap();
     assert_eq!(back.redirect_uris, client.redirect_uris);
     assert_eq!(back.id_token_alg, "ES256");
+    assert_eq!(back.access_token_alg, "EdDSA");
 
     // OIDC tables: request -> code (single use) -> tokens (rotation) -> consent.
     let req = store::authz::AuthzRequest {
@@ -205,30 +207,49 @@ fn every_table_round_trips(b: Backend) {
         revoked_at: None,
     };
     store::tokens::insert_refresh(&mut c, &rt).unwrap();
-    store::tokens::insert_access(
+    store::tokens::insert_access_batch(
         &mut c,
-        &store::tokens::AccessTokenRow {
+        &[store::tokens::AccessTokenRow {
             jti: "j1".into(),
             client_id: "app".into(),
             user_id: Some("u1".into()),
             code_id: Some("c1".into()),
             family_id: Some("f1".into()),
             expires_at: now + 5,
-            revoked_at: None,
-        },
+            issued_at: now,
+            grant_type: "authorization_code".into(),
+        }],
     )
     .unwrap();
+    assert!(store::tokens::find_access(&mut c, "j1").unwrap().is_some());
     assert!(store::tokens::mark_refresh_used(&mut c, "r1", now).unwrap());
     assert!(
         !store::tokens::mark_refresh_used(&mut c, "r1", now).unwrap(),
         "rotation is single use"
     );
-    store::tokens::revoke_family(&mut c, "f1", now).unwrap();
-    assert!(store::tokens::find_access(&mut c, "j1")
-        .unwrap()
-        .unwrap()
-        .revoked_at
-        .is_some());
+    let grant = store::tokens::GrantRevocation {
+        now,
+        until: now + 100,
+        tokens_since: now - 10,
+    };
+    store::tokens::revoke_family(&mut c, "f1", grant).unwrap();
+    // Twice is once.
+    store::tokens::revoke_family(&mut c, "f1", grant).unwrap();
+    let revoked = store::revocations::since(&mut c, 0, 10).unwrap();
+    let kinds: Vec<_> = revoked.iter().map(|r| (r.kind, r.value.as_str())).collect();
+    // The client's creation told the other nodes too.
+    assert_eq!(
+        kinds,
+        [
+            (store::revocations::Kind::Client, "app"),
+            (store::revocations::Kind::Grant, "f1")
+        ]
+    );
+    let live = store::revocations::live(&mut c, now + 100).unwrap();
+    assert!(live
+        .iter()
+        .all(|r| r.kind == store::revocations::Kind::Client));
+    assert_eq!(store::revocations::purge(&mut c, now + 100, 10).unwrap(), 1);
     store::consents::grant(
         &mut c,
         &store::consents::Consent {

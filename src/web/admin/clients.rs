@@ -57,6 +57,8 @@ pub struct ClientForm {
     #[serde(default)]
     pub id_token_alg: String,
     #[serde(default)]
+    pub access_token_alg: String,
+    #[serde(default)]
     pub backchannel_logout_uri: String,
     /// Empty: no minimum.
     #[serde(default)]
@@ -135,6 +137,7 @@ impl ClientForm {
             grants,
             backchannel_logout_uri: optional(&self.backchannel_logout_uri),
             id_token_alg: optional(&self.id_token_alg),
+            access_token_alg: optional(&self.access_token_alg),
             pkce_optional,
             min_acr: optional(&self.min_acr),
             risk_thresholds,
@@ -162,6 +165,7 @@ impl ClientForm {
             }
             .into(),
             id_token_alg: c.id_token_alg.clone(),
+            access_token_alg: c.access_token_alg.clone(),
             backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
             min_acr: c.min_acr.clone().unwrap_or_default(),
             risk_medium: c
@@ -184,6 +188,7 @@ impl ClientForm {
             grant_refresh_token: Some("on".into()),
             pkce: "required".into(),
             id_token_alg: "RS256".into(),
+            access_token_alg: "RS256".into(),
             ..Default::default()
         }
     }
@@ -202,6 +207,7 @@ impl ClientForm {
             },
             "pkce_optional": self.pkce == "optional",
             "id_token_alg": self.id_token_alg,
+            "access_token_alg": self.access_token_alg,
             "backchannel_logout_uri": self.backchannel_logout_uri,
             "min_acr": self.min_acr,
             "risk_medium": self.risk_medium, "risk_high": self.risk_high,
@@ -242,6 +248,7 @@ fn row(c: &Client) -> Value {
         "first_party": c.first_party, "redirect_uris": c.redirect_uris,
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "grants": c.grant_types, "require_pkce": c.require_pkce, "id_token_alg": c.id_token_alg,
+        "access_token_alg": c.access_token_alg,
         "backchannel_logout_uri": c.backchannel_logout_uri, "min_acr": c.min_acr,
         "risk_thresholds": c.risk_thresholds.map(|(m, h)| json!({"medium": m, "high": h})),
         "created": when(c.created_at),
