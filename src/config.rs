@@ -171,6 +171,9 @@ pub struct Settings {
     /// without revoking its family (two workers of one app refreshing at once). 0: any second
     /// use is reuse and revokes the family.
     pub refresh_reuse_interval_secs: i64,
+    /// A bearer token that opens `/metrics` to remote scrapers; without one it answers only
+    /// requests from the loopback interface.
+    pub metrics_token: Option<String>,
 }
 
 /// The keys vigil understands, in the order the README's table lists them.
@@ -201,6 +204,7 @@ pub const KEYS: &[&str] = &[
     "risk_travel_speed_kmh",
     "ip_retention_days",
     "refresh_reuse_interval_secs",
+    "metrics_token",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -286,6 +290,9 @@ impl Settings {
             ));
         }
         let master_key = take("master_key").map(|r| r.value);
+        let metrics_token = take("metrics_token")
+            .map(|r| r.value)
+            .filter(|t| !t.is_empty());
         let master_key_file = match take("master_key_file") {
             Some(r) => Some(PathBuf::from(r.value)),
             None => None,
@@ -368,6 +375,7 @@ impl Settings {
             hash_queue,
             throttle,
             master_key,
+            metrics_token,
             master_key_file,
         })
     }

@@ -1796,6 +1796,9 @@ fn render_settings(s: &vigil::config::Settings) -> String {
     if let Some(k) = &s.master_key {
         t.push(("master_key", toml_str(k)));
     }
+    if let Some(k) = &s.metrics_token {
+        t.push(("metrics_token", toml_str(k)));
+    }
     if let Some(f) = &s.master_key_file {
         t.push(("master_key_file", toml_str(&f.display().to_string())));
     }

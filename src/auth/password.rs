@@ -116,6 +116,11 @@ impl Hasher {
         Ok(h)
     }
 
+    /// Requests waiting for a hashing thread now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     /// A hashing slot: at once if one is free, else a place in the bounded queue, else `Busy`.
     async fn slot(&self) -> Result<SemaphorePermit<'_>, AuthError> {
         if let Ok(p) = self.permits.try_acquire() {

@@ -17,6 +17,7 @@ pub mod csrf;
 pub mod errors;
 pub mod health;
 pub mod login;
+pub mod metrics;
 pub mod mfa;
 pub mod middleware;
 pub mod oidc;
@@ -382,6 +383,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/hints.js", web::get().to(static_hints_js))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/static/style.css", web::get().to(static_css));
 }
 

@@ -1,0 +1,69 @@
+//! `/metrics` in the Prometheus text format (the `prometheus` crate encodes it). The figures are
+//! read from the node's own counters at scrape time. Open to the loopback interface, or to a
+//! scraper presenting `VIGIL_METRICS_TOKEN` as a bearer token.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use prometheus::{Encoder as _, Gauge, IntCounter, IntGauge, Opts, Registry, TextEncoder};
+use subtle::ConstantTimeEq as _;
+
+use super::AppState;
+
+fn allowed(state: &AppState, req: &HttpRequest) -> bool {
+    match &state.svc.settings.metrics_token {
+        Some(token) => req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                let (a, b) = (
+                    crate::store::token_digest(given),
+                    crate::store::token_digest(token),
+                );
+                bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+            }),
+        // The peer itself, not a forwarded address: a proxy in front is not "local".
+        None => req.peer_addr().is_some_and(|a| a.ip().is_loopback()),
+    }
+}
+
+fn render(state: &AppState) -> Result<Vec<u8>, prometheus::Error> {
+    let svc = &state.svc;
+    let r = Registry::new();
+    let commits = IntCounter::with_opts(Opts::new(
+        "vigil_db_commits_total",
+        "Durable database commits: write transactions and lone write statements",
+    ))?;
+    commits.inc_by(svc.db.commits());
+    r.register(Box::new(commits))?;
+    let age = Gauge::with_opts(Opts::new(
+        "vigil_revocation_cache_age_seconds",
+        "Age of this node's view of the revocations (checks refresh it when older than 1 s)",
+    ))?;
+    age.set(svc.revocations.age().map_or(-1.0, |d| d.as_secs_f64()));
+    r.register(Box::new(age))?;
+    let waiting = IntGauge::with_opts(Opts::new(
+        "vigil_password_hash_waiting",
+        "Password verifications waiting for a hashing thread",
+    ))?;
+    waiting.set(i64::try_from(svc.hasher.waiting()).unwrap_or(i64::MAX));
+    r.register(Box::new(waiting))?;
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    Ok(out)
+}
+
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if !allowed(&state, &req) {
+        return HttpResponse::NotFound().finish();
+    }
+    match render(&state) {
+        Ok(body) => HttpResponse::Ok()
+            .content_type(TextEncoder::new().format_type())
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics could not be encoded");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
