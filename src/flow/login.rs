@@ -247,6 +247,9 @@ pub struct Proof {
     /// The authorization request this sign-in was made for: the new session counts as assessed
     /// for it (and only for it; any other request re-scores the session).
     pub tx: Option<String>,
+    /// The throttle reservation of the password that was right, released in the session's
+    /// transaction (one commit fewer per sign-in).
+    pub reservation: Option<String>,
 }
 
 /// Everything verified: a fresh session (the browser's previous one ends), failures cleared,
@@ -266,6 +269,7 @@ pub async fn establish(
         amr,
         verdict,
         tx,
+        reservation,
     } = proof;
     let (auditor, ctx, uid, username) = (
         svc.auditor.clone(),
@@ -279,6 +283,9 @@ pub async fn establish(
         .db
         .run(move |c| {
             store::transaction(c, |c| {
+                if let Some(id) = &reservation {
+                    store::throttle::release(c, id)?;
+                }
                 store::throttle::clear_account(c, &username)?;
                 let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
                 let mut est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
@@ -412,7 +419,7 @@ pub async fn password(
             return Ok(Outcome::Refused);
         }
     };
-    throttle::release(svc, reservation).await?;
+    // The reservation is released with what the sign-in writes next (below): one commit.
 
     // 3. Upgrade the stored hash if the configured cost changed since it was made.
     if checked.needs_rehash {
@@ -463,6 +470,7 @@ pub async fn password(
             verdict.decision = Decision::Allow;
         }
         Requirement::StepUp { phishing_resistant } => {
+            throttle::release(svc, reservation).await?;
             verdict.decision = Decision::StepUp { phishing_resistant };
             record_decision(
                 svc,
@@ -491,6 +499,7 @@ pub async fn password(
             return Ok(Outcome::SecondFactor { pending });
         }
         Requirement::Deny(refusal) => {
+            throttle::release(svc, reservation).await?;
             verdict.decision = match refusal {
                 Refusal::Blocked(reason) => Decision::Block { reason },
                 _ => Decision::Block {
@@ -516,6 +525,7 @@ pub async fn password(
         Requirement::Reauthenticate { .. }
         | Requirement::ChangePassword
         | Requirement::EnrolFactor => {
+            throttle::release(svc, reservation).await?;
             return Ok(Outcome::Refused);
         }
     }
@@ -527,6 +537,7 @@ pub async fn password(
         amr: vec!["pwd".into(), "rba".into()],
         verdict: Some(verdict),
         tx: attempt.tx.clone(),
+        reservation: Some(reservation.into_release()),
     };
     let established = establish(svc, now, &user, proof, &attempt.ctx, previous).await?;
     Ok(Outcome::SignedIn {

@@ -233,6 +233,7 @@ async fn finish_taken(
         amr,
         verdict: p.verdict.clone(),
         tx: p.tx.clone(),
+        reservation: None,
     };
     let est = establish(svc, now, &p.user, proof, ctx, p.previous_digest.clone()).await?;
     Ok(StepResult::Done {

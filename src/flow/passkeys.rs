@@ -459,6 +459,7 @@ pub async fn passwordless_finish(
                     amr,
                     verdict,
                     tx,
+                    reservation: None,
                 },
                 ctx,
                 previous_digest,

@@ -33,6 +33,14 @@ pub struct Reservation {
     pub known_device: bool,
 }
 
+impl Reservation {
+    /// The secret was right and the caller deletes the reservation inside its own transaction
+    /// (`store::throttle::release`), saving a commit of its own.
+    pub fn into_release(self) -> String {
+        self.id
+    }
+}
+
 /// Whether an attempt may go ahead.
 #[derive(Debug)]
 pub enum Gate {

@@ -12,6 +12,7 @@ mod adversarial;
 mod asvs;
 mod audit;
 mod cli;
+mod commits;
 mod conformance;
 mod enforcement;
 mod enumeration;
