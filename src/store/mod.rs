@@ -341,11 +341,49 @@ pub fn revert_all(conn: &mut DbConn) -> StoreResult<()> {
 }
 
 /// Run `f` in a transaction; any error rolls it back.
+///
+/// On SQLite the outermost transaction begins `IMMEDIATE`: it takes the write lock at once,
+/// waiting up to the busy timeout for it. A deferred transaction that reads first and writes
+/// later fails at once with "database is locked" when another connection wrote in between (the
+/// upgrade cannot wait), which the load tool saw as 500s on logout at 20 sign-ins/s.
 pub fn transaction<T, F>(conn: &mut DbConn, f: F) -> StoreResult<T>
 where
     F: FnOnce(&mut DbConn) -> StoreResult<T>,
 {
-    conn.transaction::<T, StoreError, _>(|c| f(c))
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConn::Sqlite(c) => matches!(
+            <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(c)
+                .transaction_depth(),
+            Ok(None)
+        ),
+        DbConn::Postgres(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction::<T, StoreError, _>(|c| f(c));
+    }
+    if let DbConn::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    }
+    let out = f(conn);
+    if let DbConn::Sqlite(c) = conn {
+        let ended = match &out {
+            Ok(_) => {
+                <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::commit_transaction(c)
+            }
+            Err(_) => {
+                <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::rollback_transaction(c)
+            }
+        };
+        if let Err(e) = ended {
+            if out.is_ok() {
+                // The commit failed: leave no transaction open behind it.
+                let _ = <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::rollback_transaction(c);
+                return Err(e.into());
+            }
+        }
+    }
+    out
 }
 
 /// A fresh, time-ordered id.
