@@ -76,6 +76,9 @@ struct Cli {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON object to this file (the table still goes to stdout).
+    #[arg(long)]
+    json_out: Option<std::path::PathBuf>,
     /// Also print each request step's latency.
     #[arg(long)]
     steps: bool,
@@ -216,6 +219,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 cli.far_addresses.first().map(String::as_str).unwrap_or("?")
             );
             scenarios::prepare(&ctx, s, 8).await?;
+            scenarios::await_fresh_totp_window(&ctx).await;
         }
         let phase = |rate: f64| Phase {
             rate,
@@ -262,8 +266,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         "smoke": cli.smoke,
         "sla": { "errors": sla.max_errors, "mean_ms": sla.mean_ms, "p99_ms": sla.p99_ms },
     });
+    let doc = report::json(&rows, config);
+    if let Some(path) = &cli.json_out {
+        std::fs::write(path, format!("{doc}\n"))
+            .map_err(|e| format!("--json-out {}: {e}", path.display()))?;
+    }
     if cli.json {
-        println!("{}", report::json(&rows, config));
+        println!("{doc}");
     } else {
         let header = format!(
             "vigil-load {}{} — targets {}; {} users, {} clients",
@@ -332,6 +341,24 @@ fn judge(r: &run::PhaseResult, sla: &Sla) -> stats::SlaVerdict {
     }
 }
 
+/// The three most frequent error kinds of a phase, "N × kind" each.
+fn top_errors(r: &run::PhaseResult) -> String {
+    let mut all: Vec<(u64, String)> = r
+        .streams
+        .iter()
+        .flat_map(|s| s.errors.iter().map(|(k, n)| (*n, k.clone())))
+        .collect();
+    if r.dropped > 0 {
+        all.push((r.dropped, "dropped: max in-flight reached".into()));
+    }
+    all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    all.iter()
+        .take(3)
+        .map(|(n, k)| format!("{n} × {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn increment(
     ctx: &Arc<Ctx>,
@@ -371,7 +398,16 @@ async fn increment(
                 format!(": {}", verdict.why)
             }
         );
-        tried.push((rate, verdict.pass, verdict.why.clone()));
+        let kinds = top_errors(&result);
+        if !kinds.is_empty() {
+            eprintln!("  errors: {kinds}");
+        }
+        let why = if kinds.is_empty() {
+            verdict.why.clone()
+        } else {
+            format!("{}; {kinds}", verdict.why)
+        };
+        tried.push((rate, verdict.pass, why));
         let pass = verdict.pass;
         if pass {
             best = Some((result, verdict));

@@ -27,6 +27,13 @@ fn cpu_per_op(r: &PhaseResult) -> Option<f64> {
     }
 }
 
+fn own_cpu_per_op(r: &PhaseResult) -> Option<f64> {
+    match r.spent.own_cpu {
+        Some(c) if r.spent.ops > 0 => Some(c / r.spent.ops as f64),
+        _ => None,
+    }
+}
+
 fn commits_per_op(r: &PhaseResult) -> Option<f64> {
     match r.spent.commits {
         Some(c) if r.spent.ops > 0 => Some(c / r.spent.ops as f64),
@@ -58,9 +65,9 @@ pub fn table(rows: &[Row], header: &str, show_steps: bool, sla: &Sla) -> String 
         sla.max_errors, sla.mean_ms, sla.p99_ms
     ));
     out.push_str(&format!(
-        "{:<28} {:>8} {:>9} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>12} {:>8} {:>10}  {}\n",
+        "{:<28} {:>8} {:>9} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>12} {:>8} {:>10} {:>9}  {}\n",
         "scenario", "rate", "ops/s", "ok", "err", "mean", "p50", "p95", "p99", "max",
-        "cpu ms/op", "1 vCPU per", "peakRSS", "commits/op", "SLA"
+        "cpu ms/op", "1 vCPU per", "peakRSS", "commits/op", "gen ms/op", "SLA"
     ));
     for row in rows {
         let r = &row.result;
@@ -78,7 +85,7 @@ pub fn table(rows: &[Row], header: &str, show_steps: bool, sla: &Sla) -> String 
                 errs += r.dropped + r.unfinished;
             }
             // Resource figures belong to the whole scenario: shown on its first line.
-            let (cpu_s, vcpu, rss, commits) = if i == 0 {
+            let (cpu_s, vcpu, rss, commits, gen) = if i == 0 {
                 (
                     opt(cpu.map(|c| c * 1000.0), 2),
                     cpu.filter(|c| *c > 0.0)
@@ -88,9 +95,10 @@ pub fn table(rows: &[Row], header: &str, show_steps: bool, sla: &Sla) -> String 
                         .map(|m| format!("{m:.0} MB"))
                         .unwrap_or_else(|| "n/a".into()),
                     opt(commits_per_op(r), 2),
+                    opt(own_cpu_per_op(r).map(|c| c * 1000.0), 2),
                 )
             } else {
-                (String::new(), String::new(), String::new(), String::new())
+                Default::default()
             };
             let sla_col = if i == 0 {
                 match row.max_rate {
@@ -103,7 +111,7 @@ pub fn table(rows: &[Row], header: &str, show_steps: bool, sla: &Sla) -> String 
                 String::new()
             };
             out.push_str(&format!(
-                "{:<28} {:>8.0} {:>9.1} {:>7} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9} {:>12} {:>8} {:>10}  {}\n",
+                "{:<28} {:>8.0} {:>9.1} {:>7} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9} {:>12} {:>8} {:>10} {:>9}  {}\n",
                 label,
                 r.phase.rate,
                 r.throughput(i),
@@ -118,6 +126,7 @@ pub fn table(rows: &[Row], header: &str, show_steps: bool, sla: &Sla) -> String 
                 vcpu,
                 rss,
                 commits,
+                gen,
                 sla_col
             ));
             if show_steps {
@@ -205,6 +214,7 @@ pub fn json(rows: &[Row], config: Value) -> Value {
                     "commits": r.spent.commits,
                     "commits_per_op": commits_per_op(r),
                     "ops": r.spent.ops,
+                    "load_tool_cpu_seconds_per_op": own_cpu_per_op(r),
                     "seconds": r.spent.seconds,
                 },
             })

@@ -46,6 +46,8 @@ pub struct Spent {
     /// Whether the peak was reset at the phase start (else: since process start).
     pub peak_reset: bool,
     pub commits: Option<f64>,
+    /// CPU seconds the load tool itself used.
+    pub own_cpu: Option<f64>,
     /// Operations the resource figures are divided by.
     pub ops: u64,
     /// Seconds between the two samples.
@@ -188,6 +190,10 @@ pub async fn run_phase(
                 .collect(),
             peak_reset,
             commits: match (b.commits, after.commits) {
+                (Some(x), Some(y)) => Some(y - x),
+                _ => None,
+            },
+            own_cpu: match (b.own, after.own) {
                 (Some(x), Some(y)) => Some(y - x),
                 _ => None,
             },

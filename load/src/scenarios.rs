@@ -324,6 +324,20 @@ pub async fn prepare(ctx: &Arc<Ctx>, s: Scenario, parallel: usize) -> Result<(),
     }
 }
 
+/// After set-up sign-ins that answered step-ups, wait for the next 30 s TOTP window: those
+/// users cannot answer another in this one, and the measurement would count that as errors.
+pub async fn await_fresh_totp_window(ctx: &Ctx) {
+    let now = unix_now();
+    let current = data::totp_step(now) + 1;
+    if ctx
+        .vus
+        .iter()
+        .any(|v| v.totp_step.load(Ordering::SeqCst) >= current)
+    {
+        tokio::time::sleep(Duration::from_secs(30 - now % 30) + Duration::from_millis(200)).await;
+    }
+}
+
 /// step_up_totp's first sign-in of a VU, from the first far address (answering a step-up if
 /// one is asked): the location the next trip is measured from.
 async fn baseline(ctx: &Ctx, vu: &Vu, steps: &mut Steps) -> Result<(), OpError> {

@@ -92,6 +92,8 @@ fn parse_counter(text: &str, name: &str) -> Option<f64> {
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
     pub cpu: Vec<Option<f64>>,
+    /// The load tool's own CPU seconds: when it nears the cores left to it, it is the limit.
+    pub own: Option<f64>,
     pub commits: Option<f64>,
 }
 
@@ -106,6 +108,7 @@ pub async fn sample(pids: &[u32], http: &reqwest::Client, bases: &[Url]) -> Samp
     }
     Sample {
         cpu,
+        own: cpu_seconds(std::process::id()).ok(),
         commits: commits_total,
     }
 }
