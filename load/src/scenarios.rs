@@ -578,7 +578,7 @@ async fn submit_totp(b: &Browser<'_>, vu: &Vu, steps: &mut Steps) -> Result<Resp
     let step = data::totp_step(now);
     // vigil accepts a step once per user: claim it, or give up on this user for this window.
     let prev = vu.totp_step.fetch_max(step + 1, Ordering::SeqCst);
-    if prev >= step + 1 {
+    if prev > step {
         return Err(OpError::at("totp", "no unused 30 s window for this user"));
     }
     let code = data::totp_code(&data::totp_secret(&data::username(vu.k)), now)
