@@ -37,6 +37,25 @@ pub enum Command {
     /// Measure the risk model on labelled sign-in logs (no database needed).
     #[command(subcommand)]
     Risk(RiskCommand),
+    /// Create the load-test data set (keycloak-benchmark's): users `user-K` and clients
+    /// `client-K` with fixed, public credentials. Idempotent. Never on a real deployment.
+    Seed(SeedArgs),
+}
+
+/// `vigil seed`: what `vigil-load` expects to find (see load/README.md).
+#[derive(Args, Debug)]
+pub struct SeedArgs {
+    /// Users `user-1`..`user-N`, password `user-K-password`, e-mail `user-K@load.example`.
+    #[arg(long, default_value_t = 0)]
+    pub users: u32,
+    /// Confidential first-party clients `client-1`..`client-M` with every grant, secret
+    /// `client-K-secret-vigil-load-testing` (vigil's minimum secret length is 32).
+    #[arg(long, default_value_t = 0)]
+    pub clients: u32,
+    /// Give each user a TOTP factor whose secret is derived from the username
+    /// (`commands::seed_totp_secret`), so the load tool can compute codes.
+    #[arg(long)]
+    pub totp: bool,
 }
 
 #[derive(Subcommand, Debug)]

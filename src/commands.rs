@@ -8,7 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{Anchor, ExportLine, Verdict};
 use crate::cli::{
-    AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, RiskCommand, UserCommand,
+    AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, RiskCommand, SeedArgs,
+    UserCommand,
 };
 use crate::clock::Timestamp;
 use crate::config::Settings;
@@ -92,6 +93,7 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Keys(c) => keys(start(settings)?, c).await,
         Command::Audit(c) => audit(start(settings)?, c).await,
         Command::Risk(c) => risk(c, &settings),
+        Command::Seed(a) => seed(start(settings)?, a).await,
     }
 }
 
@@ -202,6 +204,221 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
     );
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// The load-test data set's names and credentials (keycloak-benchmark's, see load/README.md).
+pub mod load_data {
+    /// Where seeded clients send the browser back to; `.invalid` never resolves (RFC 6761),
+    /// and the load tool only reads the code from the `Location` header.
+    pub const REDIRECT_URI: &str = "https://load.invalid/callback";
+    pub const POST_LOGOUT_REDIRECT_URI: &str = "https://load.invalid/";
+
+    pub fn username(k: u32) -> String {
+        format!("user-{k}")
+    }
+    pub fn password(k: u32) -> String {
+        format!("user-{k}-password")
+    }
+    pub fn email(k: u32) -> String {
+        format!("user-{k}@load.example")
+    }
+    pub fn client_id(k: u32) -> String {
+        format!("client-{k}")
+    }
+    /// keycloak-benchmark's `client-K-secret` plus a suffix: vigil refuses secrets shorter
+    /// than 32 characters.
+    pub fn client_secret(k: u32) -> String {
+        format!("client-{k}-secret-vigil-load-testing")
+    }
+}
+
+/// The TOTP secret `vigil seed --totp` gives `username`: the first 20 bytes of
+/// SHA-256("vigil-load-totp:" + username). Public by construction, so that `vigil-load` (which
+/// implements the same function) can compute codes; only for load-test data.
+pub fn seed_totp_secret(username: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("vigil-load-totp:{username}").as_bytes());
+    digest[..20].to_vec()
+}
+
+/// What one seeded user needed.
+enum Seeded {
+    Created,
+    Existed,
+}
+
+/// `vigil seed`: users and clients through the same flows as `user add` / `client add` (so the
+/// audit log records each), hashing on every core: up to two accounts per core are in flight,
+/// and the hasher runs one argon2 per core on the blocking pool.
+async fn seed(svc: Services, a: SeedArgs) -> Result<(), Failure> {
+    let now = svc.clock.now();
+    let existing_users: std::collections::HashSet<String> = accounts::list(&svc)
+        .await?
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    let existing_clients: std::collections::HashSet<String> = clients::list(&svc)
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+
+    let mut created_clients = 0u32;
+    for k in 1..=a.clients {
+        let id = load_data::client_id(k);
+        if existing_clients.contains(&id) {
+            continue;
+        }
+        clients::register(
+            &svc,
+            &cli_actor(),
+            now,
+            NewClient {
+                id,
+                name: Some(format!("Load client {k}")),
+                redirect_uris: vec![load_data::REDIRECT_URI.into()],
+                post_logout_redirect_uris: vec![load_data::POST_LOGOUT_REDIRECT_URI.into()],
+                public: false,
+                first_party: true,
+                grants: crate::flow::clients::GRANTS
+                    .iter()
+                    .map(|g| (*g).to_owned())
+                    .collect(),
+                secret: Some(SecretString::from(load_data::client_secret(k))),
+                backchannel_logout_uri: None,
+                id_token_alg: None,
+                pkce_optional: false,
+                min_acr: None,
+            },
+        )
+        .await?;
+        created_clients += 1;
+    }
+
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let in_flight = 2 * cores;
+    let started = std::time::Instant::now();
+    let existing_users = std::sync::Arc::new(existing_users);
+    let mut jobs = tokio::task::JoinSet::new();
+    let (mut created, mut skipped, mut totp_added) = (0u32, 0u32, 0u32);
+    let mut next = 1u32;
+    while next <= a.users || !jobs.is_empty() {
+        while next <= a.users && jobs.len() < in_flight {
+            let (svc, existing, k, totp) = (svc.clone(), existing_users.clone(), next, a.totp);
+            jobs.spawn_local(async move { seed_user(&svc, now, &existing, k, totp).await });
+            next += 1;
+        }
+        let Some(done) = jobs.join_next().await else {
+            break;
+        };
+        let (seeded, totp) =
+            done.map_err(|e| Failure::op(format!("a seeding task failed: {e}")))??;
+        match seeded {
+            Seeded::Created => created += 1,
+            Seeded::Existed => skipped += 1,
+        }
+        totp_added += u32::from(totp);
+        let n = created + skipped;
+        if n % 1000 == 0 && n < a.users {
+            eprintln!(
+                "seeded {n}/{} users ({:.0} s)",
+                a.users,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "users: {created} created, {skipped} already there{}; clients: {created_clients} created, {} already there ({:.1} s)",
+        if a.totp {
+            format!(", {totp_added} TOTP factors added")
+        } else {
+            String::new()
+        },
+        a.clients - created_clients,
+        started.elapsed().as_secs_f64()
+    );
+    println!("(Seeded credentials are fixed and public: never seed a real deployment.)");
+    Ok(())
+}
+
+/// Create `user-k` unless it exists; with `totp`, give it the derived TOTP factor unless it
+/// has one. Returns whether the account was created and whether a factor was added.
+async fn seed_user(
+    svc: &Services,
+    now: Timestamp,
+    existing: &std::collections::HashSet<String>,
+    k: u32,
+    totp: bool,
+) -> Result<(Seeded, bool), Failure> {
+    let username = load_data::username(k);
+    let seeded = if existing.contains(&username) {
+        Seeded::Existed
+    } else {
+        match accounts::create(
+            svc,
+            &cli_actor(),
+            now,
+            NewAccount {
+                username: username.clone(),
+                email: load_data::email(k),
+                name: format!("Load User {k}"),
+                is_admin: false,
+                password: SecretString::from(load_data::password(k)),
+            },
+        )
+        .await
+        {
+            Ok(_) => Seeded::Created,
+            // Another `vigil seed` got there first: the account is what we wanted.
+            Err(FlowError::Conflict(_)) => Seeded::Existed,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let added = if totp {
+        seed_totp(svc, now, &username).await?
+    } else {
+        false
+    };
+    Ok((seeded, added))
+}
+
+/// `flow::factors::totp_provision` with the derived secret instead of a random one: the same
+/// store call and the same audit entry. Keeps a factor the user already has.
+async fn seed_totp(svc: &Services, now: Timestamp, username: &str) -> Result<bool, Failure> {
+    let user = accounts::find(svc, username).await?;
+    let uid = user.id.clone();
+    let has = svc
+        .db
+        .run(move |c| crate::store::factors::totp_any_for(c, &uid))
+        .await
+        .map_err(|e| Failure::op(e.to_string()))?;
+    if has.is_some() {
+        return Ok(false);
+    }
+    let secret = seed_totp_secret(&user.username);
+    let svc2 = svc.clone();
+    // Write first, then the audit entry: the transaction takes SQLite's write lock at its first
+    // statement, so concurrent seeders queue instead of failing a read-to-write upgrade.
+    svc.db
+        .run(move |c| {
+            crate::store::transaction(c, |c| {
+                crate::flow::mfa::store_totp(&svc2, c, &user.id, &secret, None, now)
+                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+                svc2.auditor.record(
+                    c,
+                    now,
+                    cli_actor()
+                        .event("factor.enrolled")
+                        .target(user.id.clone())
+                        .details(serde_json::json!({ "factor": "totp", "seeded": true })),
+                )
+            })
+        })
+        .await
+        .map_err(|e| Failure::op(e.to_string()))?;
+    Ok(true)
 }
 
 async fn user(svc: Services, c: UserCommand) -> Result<(), Failure> {
@@ -770,5 +987,21 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
                 .and_then(|()| w.flush())
                 .map_err(|e| Failure::op(format!("{}: {e}", out.display())))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_totp_secret_is_pinned() {
+        // load/src/data.rs pins the same vector: the two must derive the same secret.
+        assert_eq!(
+            hex::encode(seed_totp_secret("user-1")),
+            "339b35ecc4e5e0a1177fdc8565e3855771d59a58"
+        );
+        assert_eq!(load_data::password(3), "user-3-password");
+        assert!(load_data::client_secret(1).len() >= 32);
     }
 }

@@ -432,3 +432,155 @@ fn demo_seeds_once_and_serves() {
         "no duplicate demo data: {listed}"
     );
 }
+
+/// `vigil seed` (the load-test data set): idempotent, audited, and its users sign in — with the
+/// password `user-K-password`, then the TOTP code of the derived secret — through a seeded
+/// client, whose secret then redeems the code; another seeded client gets client_credentials.
+async fn seed_then_sign_in(b: Backend) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use vigil::clock::Clock as _;
+
+    use crate::helpers::csrf_in;
+    use crate::oidc::{location, payload, query};
+
+    let Some(cli) = Cli::new(b) else { return };
+    let args = ["seed", "--users", "3", "--clients", "2", "--totp"];
+    let first = cli.run(&args, None);
+    assert!(first.status.success(), "{}", err(&first));
+    assert!(
+        out(&first).contains(
+            "users: 3 created, 0 already there, 3 TOTP factors added; clients: 2 created, 0 already there"
+        ),
+        "{}",
+        out(&first)
+    );
+    let again = cli.run(&args, None);
+    assert!(again.status.success(), "{}", err(&again));
+    assert!(
+        out(&again).contains(
+            "users: 0 created, 3 already there, 0 TOTP factors added; clients: 0 created, 2 already there"
+        ),
+        "idempotent: {}",
+        out(&again)
+    );
+    let list = out(&cli.run(&["user", "list"], None));
+    assert!(list.contains("user-3@load.example"), "{list}");
+    let verify = cli.run(&["audit", "verify"], None);
+    assert!(
+        out(&verify).starts_with("ok 8 entries"),
+        "3 users, 3 factors, 2 clients audited: {}",
+        out(&verify)
+    );
+
+    // Serve the seeded database. Every sign-in with a second factor is asked for it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let settings = crate::helpers::test_settings(&cli.db, port, crate::helpers::ALWAYS_STEP_UP);
+    let svc = vigil::flow::Services::start(settings, None).unwrap();
+    let state = vigil::app::build_state(svc.clone()).unwrap();
+    actix_web::rt::spawn(vigil::app::run(state, listener, Some(1)).unwrap());
+    let http = crate::helpers::client(port);
+    let url = |p: &str| format!("http://localhost:{port}{p}");
+
+    let verifier = "load-test-verifier-0123456789abcdefghijklmnop";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let r = http
+        .get(url(&format!(
+            "/authorize?response_type=code&client_id=client-2&scope=openid&state=s1&nonce=n1\
+             &redirect_uri=https%3A%2F%2Fload.invalid%2Fcallback\
+             &code_challenge={challenge}&code_challenge_method=S256"
+        )))
+        .send()
+        .await
+        .unwrap();
+    let login = location(&r);
+    assert!(login.starts_with("/login?tx="), "{login}");
+    let page = http
+        .get(url(&login))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tx = query(&format!("http://x{login}"))["tx"].clone();
+    let r = http
+        .post(url("/login"))
+        .form(&[
+            ("username", "user-2"),
+            ("password", "user-2-password"),
+            ("csrf_token", &csrf_in(&page)),
+            ("tx", &tx),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&r),
+        "/login/mfa",
+        "the seeded TOTP factor is asked for"
+    );
+    let page = http
+        .get(url("/login/mfa"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let code = vigil::auth::totp::code_at(
+        &vigil::commands::seed_totp_secret("user-2"),
+        vigil::clock::SystemClock.now(),
+    )
+    .unwrap();
+    let mut r = http
+        .post(url("/login/mfa/totp"))
+        .form(&[("csrf_token", csrf_in(&page)), ("code", code)])
+        .send()
+        .await
+        .unwrap();
+    let mut back = location(&r);
+    for _ in 0..3 {
+        if back.starts_with("https://load.invalid/callback") {
+            break;
+        }
+        r = http.get(url(&back)).send().await.unwrap();
+        back = location(&r);
+    }
+    assert!(back.starts_with("https://load.invalid/callback?"), "{back}");
+    let q = query(&back);
+    assert_eq!(q["state"], "s1");
+    let r = http
+        .post(url("/token"))
+        .basic_auth("client-2", Some("client-2-secret-vigil-load-testing"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", q["code"].as_str()),
+            ("redirect_uri", "https://load.invalid/callback"),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let t: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        payload(t["id_token"].as_str().unwrap())["acr"],
+        "urn:vigil:acr:mfa"
+    );
+    let r = http
+        .post(url("/token"))
+        .basic_auth("client-1", Some("client-1-secret-vigil-load-testing"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::OK,
+        "seeded clients have every grant"
+    );
+}
+crate::on_both_backends!(seed, super::seed_then_sign_in);
