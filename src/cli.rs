@@ -56,6 +56,9 @@ pub struct SeedArgs {
     /// (`commands::seed_totp_secret`), so the load tool can compute codes.
     #[arg(long)]
     pub totp: bool,
+    /// The seeded clients' access-token algorithm: RS256 (default), ES256 or EdDSA.
+    #[arg(long, value_name = "ALG")]
+    pub access_token_alg: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
