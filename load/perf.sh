@@ -6,6 +6,7 @@
 #
 #   load/perf.sh [--users N] [--clients M] [--step-secs S] [--ramp-up S] [--scale F]
 #                [--configs "sqlite pg1 pg2"] [--scenarios "auth_code …"] [--no-peer]
+#                [--access-token-alg RS256|ES256|EdDSA]
 #                [--pg postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable] [--out DIR]
 #
 # Tables go to stdout and, with the JSON of each run, to DIR (default load/results/<UTC time>).
@@ -22,6 +23,7 @@ scale=1
 configs="sqlite pg1 pg2"
 scenarios="auth_code login_user_password client_credentials refresh_token basic_get discovery sso_reassess step_up_totp password_spray"
 peer=1
+alg=RS256
 pg="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 out=""
 while [ $# -gt 0 ]; do
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
     --scenarios) scenarios=$2; shift 2 ;;
     --no-peer) peer=0; shift ;;
     --pg) pg=$2; shift 2 ;;
+    --access-token-alg) alg=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "perf.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -47,8 +50,8 @@ mkdir -p "$out"
 # First rate and increment of each scenario (ops/s), times --scale: each scenario's capacity
 # differs by two orders of magnitude (an argon2 hash per sign-in, none per token).
 declare -A start=(
-  [auth_code]=10 [login_user_password]=10 [client_credentials]=250 [refresh_token]=100
-  [basic_get]=250 [discovery]=1000 [sso_reassess]=50 [step_up_totp]=10 [password_spray]=20
+  [auth_code]=10 [login_user_password]=10 [client_credentials]=250 [refresh_token]=250
+  [basic_get]=500 [discovery]=4000 [sso_reassess]=50 [step_up_totp]=10 [password_spray]=20
 )
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}
@@ -69,12 +72,14 @@ cleanup() {
     kill -KILL "$p" 2>/dev/null || true
   done
   pids=()
+}
+drop_pg() {
   if [ -n "$pgdb" ]; then
     psql -q "$pg" -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1 || true
     pgdb=""
   fi
 }
-trap 'cleanup; rm -rf "$work"' EXIT
+trap 'cleanup; drop_pg; rm -rf "$work"' EXIT
 
 free_port() {
   local p
@@ -103,7 +108,7 @@ wait_healthy() {
 machine() {
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)"
   echo "vigil: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(rustc --version)"
-  echo "data set: $users users (argon2id m=19456 KiB, t=2, p=1), $clients clients; tokens RS256"
+  echo "data set: $users users (argon2id m=19456 KiB, t=2, p=1), $clients clients; access tokens $alg"
   echo "increments: ${step_secs} s measured after a ${ramp} s ramp per rate; the load generator shares the machine"
 }
 machine | tee "$out/machine.txt"
@@ -117,9 +122,12 @@ run_config() {
     sqlite) nodes=1; db_url="sqlite://$work/$config.db"; label="SQLite, 1 node" ;;
     pg1|pg2)
       nodes=${config#pg}
-      pgdb="vigil_perf_$$_$config"
-      psql -q "$pg" -c "DROP DATABASE IF EXISTS $pgdb" >/dev/null
-      psql -q "$pg" -c "CREATE DATABASE $pgdb" >/dev/null
+      # One database for both PostgreSQL configurations: seeding again skips what exists.
+      if [ -z "$pgdb" ]; then
+        pgdb="vigil_perf_$$"
+        psql -q "$pg" -c "DROP DATABASE IF EXISTS $pgdb" >/dev/null
+        psql -q "$pg" -c "CREATE DATABASE $pgdb" >/dev/null
+      fi
       db_url=$(pg_url "$pgdb")
       label="PostgreSQL, $nodes node$([ "$nodes" = 1 ] || echo s)" ;;
     *) echo "perf.sh: unknown config $config (sqlite, pg1, pg2)" >&2; exit 2 ;;
@@ -136,7 +144,7 @@ run_config() {
   export VIGIL_TRUSTED_PROXIES="127.0.0.1/32"
   export VIGIL_LOG=warn
   unset VIGIL_CONFIG
-  "$vigil" seed --users "$users" --clients "$clients" --totp
+  "$vigil" seed --users "$users" --clients "$clients" --totp --access-token-alg "$alg"
   for port in "${ports[@]}"; do
     VIGIL_BIND="127.0.0.1:$port" "$vigil" serve >"$work/vigil-$config-$port.log" 2>&1 &
     pids+=($!)

@@ -175,12 +175,13 @@ impl RevocationCache {
                 reader.watermark = top;
             }
             reader.full_at = Some(started);
-            let mut s = self.state.write().map_err(poisoned)?;
-            sets.clients_epoch = s.sets.clients_epoch + 1;
-            s.sets = sets;
-            s.read_at = Some(started);
-            s.epoch = epoch;
-            drop(s);
+            {
+                let mut s = self.state.write().map_err(poisoned)?;
+                sets.clients_epoch = s.sets.clients_epoch + 1;
+                s.sets = sets;
+                s.read_at = Some(started);
+                s.epoch = epoch;
+            }
             if !first {
                 // Rows committed above the watermark since: the incremental read below.
                 return self.read_new(db, &mut reader, epoch, started).await;

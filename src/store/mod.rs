@@ -154,13 +154,11 @@ impl diesel::connection::Instrumentation for CommitCounter {
                 self.in_transaction = true;
                 self.wrote = false;
             }
-            E::StartQuery { query, .. } => {
-                if writes(query) {
-                    if self.in_transaction {
-                        self.wrote = true;
-                    } else {
-                        self.commits.fetch_add(1, Ordering::Relaxed);
-                    }
+            E::StartQuery { query, .. } if writes(query) => {
+                if self.in_transaction {
+                    self.wrote = true;
+                } else {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
                 }
             }
             E::CommitTransaction { depth, .. } if depth.get() == 1 => {
