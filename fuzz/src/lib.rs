@@ -385,6 +385,7 @@ fn fuzz_client(input: &mut Input<'_>) -> Client {
         created_at: 0,
         backchannel_logout_uri: None,
         id_token_alg: "RS256".into(),
+        access_token_alg: "RS256".into(),
         min_acr: None,
         risk_thresholds: None,
     }
