@@ -22,8 +22,14 @@ fn allowed(state: &AppState, req: &HttpRequest) -> bool {
                 );
                 bool::from(a.as_bytes().ct_eq(b.as_bytes()))
             }),
-        // The peer itself, not a forwarded address: a proxy in front is not "local".
-        None => req.peer_addr().is_some_and(|a| a.ip().is_loopback()),
+        // The peer itself, and not a proxy relaying someone else: a reverse proxy on the same
+        // host connects from loopback too, so a forwarded request is never "local".
+        None => {
+            let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+                .iter()
+                .any(|h| req.headers().contains_key(*h));
+            !forwarded && req.peer_addr().is_some_and(|a| a.ip().is_loopback())
+        }
     }
 }
 

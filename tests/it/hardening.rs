@@ -841,3 +841,64 @@ on_both_backends!(
     a_report_tells_the_applications,
     super::a_report_tells_the_applications
 );
+
+/// `/metrics` is for the operator: the loopback interface itself, or a scraper with the token.
+/// A request relayed by a reverse proxy on the same host arrives from loopback too, so a
+/// forwarded request is refused without the token (it would otherwise publish the metrics to
+/// anyone behind the proxy).
+async fn metrics_are_for_the_operator_only(b: Backend) {
+    let app = crate::helpers::spawn_app(b).await.unwrap();
+    let get = |header: Option<(&'static str, &'static str)>| {
+        let (http, url) = (app.http.clone(), app.url("/metrics"));
+        async move {
+            let mut r = http.get(url);
+            if let Some((k, v)) = header {
+                r = r.header(k, v);
+            }
+            r.send().await.unwrap()
+        }
+    };
+    let r = get(None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("vigil_db_commits_total"), "{body}");
+    assert!(body.contains("vigil_revocation_cache_age_seconds"));
+    for h in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+    ] {
+        assert_eq!(get(Some(h)).await.status(), StatusCode::NOT_FOUND, "{h:?}");
+    }
+
+    let app = crate::helpers::spawn_app_with(b, &[("VIGIL_METRICS_TOKEN", "scrape-token-1")])
+        .await
+        .unwrap();
+    let r = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "the token is required once set"
+    );
+    let r = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .http
+        .get(app.url("/metrics"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .bearer_auth("scrape-token-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+on_both_backends!(
+    metrics_are_for_the_operator_only,
+    super::metrics_are_for_the_operator_only
+);
