@@ -130,18 +130,26 @@ fn rows(r: Vec<(i64, String, String, i64)>) -> impl Iterator<Item = Revocation> 
     })
 }
 
+/// What the cache reads of a row.
+const COLUMNS: (
+    revocations::seq,
+    revocations::kind,
+    revocations::value,
+    revocations::expires_at,
+) = (
+    revocations::seq,
+    revocations::kind,
+    revocations::value,
+    revocations::expires_at,
+);
+
 /// Rows above `after` (by seq), oldest first, at most `limit`.
 pub fn since(conn: &mut DbConn, after: i64, limit: i64) -> StoreResult<Vec<Revocation>> {
     let r = revocations::table
         .filter(revocations::seq.gt(after))
         .order(revocations::seq.asc())
         .limit(limit)
-        .select((
-            revocations::seq,
-            revocations::kind,
-            revocations::value,
-            revocations::expires_at,
-        ))
+        .select(COLUMNS)
         .load(conn)?;
     Ok(rows(r).collect())
 }
@@ -150,12 +158,7 @@ pub fn since(conn: &mut DbConn, after: i64, limit: i64) -> StoreResult<Vec<Revoc
 pub fn live(conn: &mut DbConn, now: i64) -> StoreResult<Vec<Revocation>> {
     let r = revocations::table
         .filter(revocations::expires_at.gt(now))
-        .select((
-            revocations::seq,
-            revocations::kind,
-            revocations::value,
-            revocations::expires_at,
-        ))
+        .select(COLUMNS)
         .load(conn)?;
     Ok(rows(r).collect())
 }
