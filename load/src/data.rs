@@ -19,6 +19,12 @@ pub fn password(k: u32) -> String {
 pub fn client_id(k: u32) -> String {
     format!("client-{k}")
 }
+/// Where user `k`'s own browser connects from (sent as `X-Forwarded-For`; vigil honours it only
+/// behind `VIGIL_TRUSTED_PROXIES`): one stable private address per user, so that thousands of
+/// set-up sign-ins do not all come from one address, which vigil rightly treats as an attack.
+pub fn home_address(k: u32) -> String {
+    format!("10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255)
+}
 /// keycloak-benchmark's `client-K-secret` lengthened to vigil's 32-character minimum.
 pub fn client_secret(k: u32) -> String {
     format!("client-{k}-secret-vigil-load-testing")

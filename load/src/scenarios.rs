@@ -373,7 +373,7 @@ async fn session_sign_in(
 ) -> Result<(), OpError> {
     let target = ctx.target(vu)?;
     let jar = Arc::new(Jar::default());
-    let b = Browser::new(target, jar.clone(), None);
+    let b = Browser::new(target, jar.clone(), Some(data::home_address(vu.k)));
     let pkce = Pkce::new();
     let code = sign_in(&b, vu, "openid offline_access", &pkce, Mfa::Never, steps).await?;
     let tokens = exchange(target, vu.client, &code, &pkce, steps).await?;
@@ -657,7 +657,11 @@ async fn auth_code(
     steps: &mut Steps,
 ) -> Result<(), OpError> {
     let target = ctx.target(vu)?;
-    let b = Browser::new(target, Arc::new(Jar::default()), None);
+    let b = Browser::new(
+        target,
+        Arc::new(Jar::default()),
+        Some(data::home_address(vu.k)),
+    );
     let pkce = Pkce::new();
     let code = sign_in(&b, vu, "openid", &pkce, Mfa::Never, steps).await?;
     let end = target
@@ -851,7 +855,7 @@ async fn sso_reassess(ctx: &Ctx, vu: &Vu, steps: &mut Steps) -> Result<(), OpErr
             }
         }
     };
-    let b = Browser::new(target, jar, None);
+    let b = Browser::new(target, jar, Some(data::home_address(vu.k)));
     let pkce = Pkce::new();
     let (url, state) = authorize_url(target, vu, "openid", &pkce);
     let r = b.get(&url, "authorize (sso)", steps).await?;

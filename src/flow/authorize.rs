@@ -433,6 +433,100 @@ fn redirect_error(tx: &AuthzRequest, issuer: &str, e: &OAuthError) -> Redirect {
     )
 }
 
+/// What a request needs next from a live session: one pure decision, shared by the code path
+/// after SSO or a resumed request ([`proceed`]) and the sign-in's own transaction
+/// ([`mint_in_sign_in`]), so both issue a code under exactly the same rules.
+#[derive(Debug)]
+enum Needs {
+    Code,
+    Login,
+    SecondFactor(Requirement),
+    /// An OAuth error for the application (redirected).
+    Refuse(OAuthError),
+    Blocked(String),
+    ChangePassword,
+    Consent,
+}
+
+/// Whether the client's consent record matters to [`decide`] (it is read only then).
+fn consent_matters(tx: &AuthzRequest, client: &Client) -> bool {
+    !client.first_party || split_scope(&tx.prompt).iter().any(|p| p == "consent")
+}
+
+fn decide(
+    tx: &AuthzRequest,
+    client: &Client,
+    s: &Session,
+    user: &User,
+    factors: crate::risk::AvailableFactors,
+    consent: Option<&consents::Consent>,
+    now: Timestamp,
+) -> Needs {
+    let prompt_none = tx.prompt == "none";
+    // The account's own state (a forced password change, a compromise, at risk) applies to
+    // every code, whatever the session looked like when it was made.
+    let facts = Facts {
+        now: now.micros(),
+        device_id: s.device_id.as_deref(),
+        ..Facts::default()
+    };
+    let account = enforce::AccountView { user, factors };
+    let need = enforce::require(&account, Some(s), &facts, Action::UseSession);
+    match need {
+        Requirement::Allow => {}
+        _ if prompt_none => {
+            return Needs::Refuse(OAuthError::login_required(
+                "the session cannot be used for this request",
+            ))
+        }
+        Requirement::ChangePassword => return Needs::ChangePassword,
+        Requirement::StepUp { .. } => return Needs::SecondFactor(need),
+        Requirement::Deny(r) => return Needs::Blocked(r.message().to_owned()),
+        Requirement::Reauthenticate { .. } | Requirement::EnrolFactor => return Needs::Login,
+    }
+    match satisfied(tx, s, now) {
+        Ok(()) => {}
+        Err(_) if prompt_none => {
+            return Needs::Refuse(OAuthError::login_required(
+                "the session does not satisfy the request",
+            ))
+        }
+        Err(Unsatisfied::NeedsLogin) => return Needs::Login,
+        Err(Unsatisfied::NeedsStrongerFactor) => {
+            // Only a passkey reaches `phr`: a TOTP-only account asked for it cannot comply,
+            // and offering TOTP again would loop.
+            let phishing_resistant = needed_rank(tx) >= acr_rank(crate::oidc::ACR_PHR);
+            let can = if phishing_resistant {
+                factors.webauthn
+            } else {
+                factors.webauthn || factors.totp || factors.recovery
+            };
+            return if can {
+                Needs::SecondFactor(Requirement::StepUp { phishing_resistant })
+            } else {
+                // Too weak, and the account has no stronger factor to offer.
+                Needs::Refuse(OAuthError::access_denied(
+                    "the requested authentication level (acr_values) cannot be met",
+                ))
+            };
+        }
+    }
+    if consent_matters(tx, client) {
+        let prompt_consent = split_scope(&tx.prompt).iter().any(|p| p == "consent");
+        let covered = consent.is_some_and(|c| {
+            let granted = split_scope(&c.scope);
+            split_scope(&tx.scope).iter().all(|s| granted.contains(s))
+        });
+        if prompt_consent || !covered {
+            if prompt_none {
+                return Needs::Refuse(OAuthError::consent_required("consent is required"));
+            }
+            return Needs::Consent;
+        }
+    }
+    Needs::Code
+}
+
 async fn proceed(
     svc: &Services,
     now: Timestamp,
@@ -441,13 +535,12 @@ async fn proceed(
     session: Option<(Session, User)>,
 ) -> Result<Next, OAuthError> {
     let issuer = svc.settings.issuer.as_str().to_owned();
-    let prompt_none = tx.prompt == "none";
     let login = || Next::Login {
         tx: tx.id.clone(),
         login_hint: tx.login_hint.clone(),
     };
     let Some((s, user)) = session else {
-        return Ok(if prompt_none {
+        return Ok(if tx.prompt == "none" {
             Next::Redirect(redirect_error(
                 &tx,
                 &issuer,
@@ -457,71 +550,21 @@ async fn proceed(
             login()
         });
     };
-    // The account's own state (a forced password change, a compromise, at risk) applies to
-    // every code, whatever the session looked like when it was made.
-    let facts = Facts {
-        now: now.micros(),
-        device_id: s.device_id.as_deref(),
-        ..Facts::default()
+    let err = |e: super::FlowError| OAuthError::server_error(e.to_string());
+    let factors = enforce::factors_of(svc, &user.id).await.map_err(err)?;
+    let consent = if consent_matters(&tx, &client) {
+        let (uid, cid) = (user.id.clone(), client.id.clone());
+        svc.db.run(move |c| consents::find(c, &uid, &cid)).await?
+    } else {
+        None
     };
-    let need = enforce::check(svc, &user, Some(&s), &facts, Action::UseSession)
-        .await
-        .map_err(|e| OAuthError::server_error(e.to_string()))?;
-    match need {
-        Requirement::Allow => {}
-        _ if prompt_none => {
-            return Ok(Next::Redirect(redirect_error(
-                &tx,
-                &issuer,
-                &OAuthError::login_required("the session cannot be used for this request"),
-            )))
-        }
-        Requirement::ChangePassword => return Ok(Next::ChangePassword),
-        Requirement::StepUp { .. } => {
-            let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
-            let pending = super::mfa::begin_step_up(
-                svc,
-                now,
-                super::mfa::StepUpStart {
-                    user: &user,
-                    amr,
-                    tx: Some(tx.id.clone()),
-                    previous_digest: Some(s.token_hash.clone()),
-                    verdict: None,
-                    requirement: need,
-                    device_id: s.device_id.clone(),
-                },
-            )
-            .await
-            .map_err(|e| OAuthError::server_error(e.to_string()))?;
-            return Ok(Next::StepUp { pending });
-        }
-        Requirement::Deny(r) => return Ok(Next::Blocked(r.message().to_owned())),
-        Requirement::Reauthenticate { .. } | Requirement::EnrolFactor => return Ok(login()),
-    }
-    match satisfied(&tx, &s, now) {
-        Ok(()) => {}
-        Err(_) if prompt_none => {
-            return Ok(Next::Redirect(redirect_error(
-                &tx,
-                &issuer,
-                &OAuthError::login_required("the session does not satisfy the request"),
-            )))
-        }
-        Err(Unsatisfied::NeedsLogin) => return Ok(login()),
-        Err(Unsatisfied::NeedsStrongerFactor) => {
-            let enrolled = enforce::factors_of(svc, &user.id)
-                .await
-                .map_err(|e| OAuthError::server_error(e.to_string()))?;
-            // Only a passkey reaches `phr`: a TOTP-only account asked for it cannot comply,
-            // and offering TOTP again would loop.
-            let phishing_resistant = needed_rank(&tx) >= acr_rank(crate::oidc::ACR_PHR);
-            let can = if phishing_resistant {
-                enrolled.webauthn
-            } else {
-                enrolled.webauthn || enrolled.totp || enrolled.recovery
-            };
-            if can {
+    Ok(
+        match decide(&tx, &client, &s, &user, factors, consent.as_ref(), now) {
+            Needs::Code => issue_code(svc, now, &tx, &s)
+                .await?
+                .map_or_else(expired, Next::Redirect),
+            Needs::Login => login(),
+            Needs::SecondFactor(requirement) => {
                 let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
                 let pending = super::mfa::begin_step_up(
                     svc,
@@ -532,60 +575,84 @@ async fn proceed(
                         tx: Some(tx.id.clone()),
                         previous_digest: Some(s.token_hash.clone()),
                         verdict: None,
-                        requirement: Requirement::StepUp { phishing_resistant },
+                        requirement,
                         device_id: s.device_id.clone(),
                     },
                 )
                 .await
-                .map_err(|e| OAuthError::server_error(e.to_string()))?;
-                return Ok(Next::StepUp { pending });
+                .map_err(err)?;
+                Next::StepUp { pending }
             }
-            // Too weak, and the account has no stronger factor to offer.
-            return Ok(Next::Redirect(redirect_error(
-                &tx,
-                &issuer,
-                &OAuthError::access_denied(
-                    "the requested authentication level (acr_values) cannot be met",
-                ),
-            )));
-        }
-    }
-    let prompt_consent = split_scope(&tx.prompt).iter().any(|p| p == "consent");
-    if !client.first_party || prompt_consent {
-        let (uid, cid) = (user.id.clone(), client.id.clone());
-        let existing = svc.db.run(move |c| consents::find(c, &uid, &cid)).await?;
-        let covered = existing.is_some_and(|c| {
-            let granted = split_scope(&c.scope);
-            split_scope(&tx.scope).iter().all(|s| granted.contains(s))
-        });
-        if prompt_consent || !covered {
-            if prompt_none {
-                return Ok(Next::Redirect(redirect_error(
-                    &tx,
-                    &issuer,
-                    &OAuthError::consent_required("consent is required"),
-                )));
-            }
-            return Ok(Next::Consent {
+            Needs::Refuse(e) => Next::Redirect(redirect_error(&tx, &issuer, &e)),
+            Needs::Blocked(message) => Next::Blocked(message),
+            Needs::ChangePassword => Next::ChangePassword,
+            Needs::Consent => Next::Consent {
                 tx: tx.id.clone(),
                 client_name: client.name.clone(),
                 scopes: split_scope(&tx.scope),
-            });
-        }
-    }
-    Ok(issue_code(svc, now, &tx, &s)
-        .await?
-        .map_or_else(expired, Next::Redirect))
+            },
+        },
+    )
 }
 
-/// Mint a single-use code for the session and consume the request; `None` when another
-/// completion consumed it first.
-async fn issue_code(
-    svc: &Services,
+/// Inside a sign-in's transaction, made for request `tx` (this browser's): when the new session
+/// is all the request needs, mint its code in the same commit (one commit fewer per sign-in
+/// flow; issue 14). `None` leaves the request to [`resume`], which decides the same way.
+pub fn mint_in_sign_in(
+    c: &mut store::DbConn,
     now: Timestamp,
+    issuer: &str,
+    webauthn_enabled: bool,
     tx: &AuthzRequest,
     s: &Session,
-) -> Result<Option<Redirect>, OAuthError> {
+    user: &User,
+) -> store::StoreResult<Option<Redirect>> {
+    let Some(client) = clients::find(c, &tx.client_id)? else {
+        return Ok(None);
+    };
+    let e = store::factors::enrolled(c, &user.id)?;
+    let factors = crate::risk::AvailableFactors {
+        webauthn: e.webauthn && webauthn_enabled,
+        totp: e.totp,
+        recovery: e.recovery,
+    };
+    let consent = if consent_matters(tx, &client) {
+        consents::find(c, &user.id, &client.id)?
+    } else {
+        None
+    };
+    if !matches!(
+        decide(tx, &client, s, user, factors, consent.as_ref(), now),
+        Needs::Code
+    ) {
+        return Ok(None);
+    }
+    let (code, row) = code_row(now, tx, s);
+    if !authz::take_request(c, &tx.id)? {
+        return Ok(None);
+    }
+    authz::insert_code(c, &row)?;
+    Ok(Some(code_redirect(issuer, tx, code)))
+}
+
+/// After a sign-in made for request `tx`: the code minted with the session, or the request
+/// resumed with the new session.
+pub async fn after_sign_in(
+    svc: &Services,
+    now: Timestamp,
+    tx: &str,
+    est: &mut super::session::Established,
+    user: User,
+    ctx: &RequestContext,
+) -> Result<Next, OAuthError> {
+    match est.code.take() {
+        Some(redirect) => Ok(Next::Redirect(redirect)),
+        None => resume(svc, now, tx, Some((est.session.clone(), user)), ctx).await,
+    }
+}
+
+/// A new code for `s` answering `tx`: the secret for the redirect and the row to store.
+fn code_row(now: Timestamp, tx: &AuthzRequest, s: &Session) -> (String, AuthCode) {
     let code = random_token();
     let row = AuthCode {
         id: new_id(),
@@ -607,6 +674,28 @@ async fn issue_code(
         expires_at: now.plus_secs(LIFETIMES.code).micros(),
         used_at: None,
     };
+    (code, row)
+}
+
+fn code_redirect(issuer: &str, tx: &AuthzRequest, code: String) -> Redirect {
+    Redirect::new(
+        &tx.redirect_uri,
+        ResponseMode::parse(&tx.response_mode),
+        tx.state.as_deref(),
+        issuer,
+        vec![("code".into(), code)],
+    )
+}
+
+/// Mint a single-use code for the session and consume the request; `None` when another
+/// completion consumed it first.
+async fn issue_code(
+    svc: &Services,
+    now: Timestamp,
+    tx: &AuthzRequest,
+    s: &Session,
+) -> Result<Option<Redirect>, OAuthError> {
+    let (code, row) = code_row(now, tx, s);
     let tx_id = tx.id.clone();
     // The request is consumed by the same transaction that stores the code: of two concurrent
     // completions, one deletes the row and mints the code, the other mints nothing.
@@ -625,11 +714,5 @@ async fn issue_code(
     if !minted {
         return Ok(None);
     }
-    Ok(Some(Redirect::new(
-        &tx.redirect_uri,
-        ResponseMode::parse(&tx.response_mode),
-        tx.state.as_deref(),
-        svc.settings.issuer.as_str(),
-        vec![("code".into(), code)],
-    )))
+    Ok(Some(code_redirect(svc.settings.issuer.as_str(), tx, code)))
 }

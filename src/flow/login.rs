@@ -250,6 +250,10 @@ pub struct Proof {
     /// The throttle reservation of the password that was right, released in the session's
     /// transaction (one commit fewer per sign-in).
     pub reservation: Option<String>,
+    /// The caller answers `tx` itself with [`super::authorize::after_sign_in`], so the sign-in's
+    /// transaction may mint the code (a caller that sends the browser to `/authorize/resume`
+    /// instead leaves the request for that).
+    pub answers_tx: bool,
 }
 
 /// Everything verified: a fresh session (the browser's previous one ends), failures cleared,
@@ -270,6 +274,7 @@ pub async fn establish(
         verdict,
         tx,
         reservation,
+        answers_tx,
     } = proof;
     let (auditor, ctx, uid, username) = (
         svc.auditor.clone(),
@@ -279,6 +284,11 @@ pub async fn establish(
     );
     let previous = previous_digest;
     let engine = svc.risk.clone();
+    let (issuer, webauthn, account) = (
+        svc.settings.issuer.as_str().to_owned(),
+        svc.passkeys.is_some(),
+        user.clone(),
+    );
     let est = svc
         .db
         .run(move |c| {
@@ -300,12 +310,13 @@ pub async fn establish(
                         }
                     }
                 }
-                if let Some(t) = &tx {
-                    let ours = store::authz::find_request(c, t, now.micros())?
-                        .is_some_and(|r| r.device_id == ctx.device_id);
-                    if ours {
-                        store::authz::set_assessed_session(c, t, &est.session.id)?;
-                    }
+                let request = match &tx {
+                    Some(t) => store::authz::find_request(c, t, now.micros())?
+                        .filter(|r| r.device_id == ctx.device_id),
+                    None => None,
+                };
+                if let Some(r) = &request {
+                    store::authz::set_assessed_session(c, &r.id, &est.session.id)?;
                 }
                 if let Some(v) = &verdict {
                     let claim = serde_json::to_string(&v.claim()).unwrap_or_default();
@@ -363,6 +374,22 @@ pub async fn establish(
                         .ip(ctx.ip)
                         .details(details),
                 )?;
+                // The request this sign-in was for gets its code in the same commit when the
+                // new session is all it needs (the same decision `authorize::resume` makes).
+                // Judged on the account as the sign-in was (as `authorize::resume` judges it):
+                // a high-risk sign-in the policy let through gets its code, and the `at_risk`
+                // it set applies from the next use of the session on.
+                if let Some(r) = request.as_ref().filter(|_| answers_tx) {
+                    est.code = super::authorize::mint_in_sign_in(
+                        c,
+                        now,
+                        &issuer,
+                        webauthn,
+                        r,
+                        &est.session,
+                        &account,
+                    )?;
+                }
                 Ok(est)
             })
         })
@@ -538,6 +565,7 @@ pub async fn password(
         verdict: Some(verdict),
         tx: attempt.tx.clone(),
         reservation: Some(reservation.into_release()),
+        answers_tx: true,
     };
     let established = establish(svc, now, &user, proof, &attempt.ctx, previous).await?;
     Ok(Outcome::SignedIn {

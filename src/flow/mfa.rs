@@ -234,6 +234,9 @@ async fn finish_taken(
         verdict: p.verdict.clone(),
         tx: p.tx.clone(),
         reservation: None,
+        // A passkey's step-up answers in JSON and sends the browser to `/authorize/resume`;
+        // the form-based factors answer the request in the same response.
+        answers_tx: method != "webauthn",
     };
     let est = establish(svc, now, &p.user, proof, ctx, p.previous_digest.clone()).await?;
     Ok(StepResult::Done {

@@ -460,6 +460,7 @@ pub async fn passwordless_finish(
                     verdict,
                     tx,
                     reservation: None,
+                    answers_tx: false,
                 },
                 ctx,
                 previous_digest,

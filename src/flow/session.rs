@@ -23,6 +23,9 @@ pub const ACR_PASSWORD: &str = "urn:vigil:acr:pwd";
 pub struct Established {
     pub token: SecretString,
     pub session: Session,
+    /// The code for the authorization request the sign-in was made for, when the sign-in's
+    /// transaction could mint it (`flow::authorize::mint_in_sign_in`).
+    pub code: Option<crate::oidc::authorize::Redirect>,
 }
 
 /// Create a session row for `user_id` (inside the caller's transaction).
@@ -60,6 +63,7 @@ pub fn create(
     Ok(Established {
         token: SecretString::from(token),
         session,
+        code: None,
     })
 }
 

@@ -138,14 +138,18 @@ pub async fn submit(
         want_mfa: form.require.as_deref() == Some("mfa"),
     };
     match login::password(&state.svc, now, attempt).await? {
-        login::Outcome::SignedIn { established, user } => {
+        login::Outcome::SignedIn {
+            mut established,
+            user,
+        } => {
             use secrecy::ExposeSecret as _;
             let mut resp = match form.tx.as_deref().filter(|t| !t.is_empty()) {
                 Some(tx) => {
-                    let session = Some((established.session.clone(), *user));
-                    let next = authorize::resume(&state.svc, now, tx, session, &state.context(&req))
-                        .await
-                        .map_err(|e| WebError::Internal(e.to_string()))?;
+                    let ctx = state.context(&req);
+                    let next =
+                        authorize::after_sign_in(&state.svc, now, tx, &mut established, *user, &ctx)
+                            .await
+                            .map_err(|e| WebError::Internal(e.to_string()))?;
                     render_next(&state, &req, next)?
                 }
                 None => see_other(&super::landing(&req, &user)),

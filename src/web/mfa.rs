@@ -103,18 +103,18 @@ pub async fn after_step(
     match result {
         StepResult::Done {
             user,
-            established,
+            mut established,
             tx,
             used_recovery_code,
         } => {
             let mut resp = match tx {
                 Some(tx) => {
-                    let session = Some((established.session.clone(), *user));
-                    let next = authorize::resume(
+                    let next = authorize::after_sign_in(
                         &state.svc,
                         state.now(),
                         &tx,
-                        session,
+                        &mut established,
+                        *user,
                         &state.context(req),
                     )
                     .await

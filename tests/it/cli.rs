@@ -238,6 +238,41 @@ fn clients_verbs(b: Backend) {
         assert_eq!(bad.status.code(), Some(1), "{uri}");
         assert!(err(&bad).contains(why), "{uri}: {}", err(&bad));
     }
+    // The access-token algorithm is one of the three the keys support; a typo is refused with
+    // the choices, nothing is created.
+    let alg = cli.run(
+        &[
+            "client",
+            "add",
+            "fast",
+            "--grant",
+            "client_credentials",
+            "--access-token-alg",
+            "ES256",
+        ],
+        None,
+    );
+    assert!(alg.status.success(), "{}", err(&alg));
+    let typo = cli.run(
+        &[
+            "client",
+            "add",
+            "typo",
+            "--grant",
+            "client_credentials",
+            "--access-token-alg",
+            "HS256",
+        ],
+        None,
+    );
+    assert_eq!(typo.status.code(), Some(1), "{}", err(&typo));
+    assert!(
+        err(&typo).contains("RS256") && err(&typo).contains("EdDSA"),
+        "{}",
+        err(&typo)
+    );
+    assert!(!out(&cli.run(&["client", "list"], None)).contains("typo"));
+
     let pub_cc = cli.run(
         &[
             "client",

@@ -864,6 +864,65 @@ on_both_backends!(
     super::sso_step_up_prompt_none_and_return
 );
 
+/// A sign-in the policy lets through at high risk gets its code for the application it was
+/// made for (the policy's choice, and the token says `high`), and marks the account `at_risk`
+/// in its own transaction: from the next use of the session on, a second factor is needed.
+/// The code is minted inside the sign-in's transaction; it must judge exactly as
+/// `/authorize/resume` does, and the next request must not inherit the sign-in's allowance.
+async fn high_risk_sign_in_let_through_steps_up_from_the_next_use(b: Backend) {
+    let mut extra = GEO.to_vec();
+    extra.push(("VIGIL_RISK_POLICY", "low=allow,medium=allow,high=allow"));
+    // Any score at all is high: the sign-in below is high risk whatever the model's weights.
+    extra.push(("VIGIL_RISK_THRESHOLD_MEDIUM", "1"));
+    extra.push(("VIGIL_RISK_THRESHOLD_HIGH", "2"));
+    let Some(app) = spawn_app_with(b, &extra).await else {
+        return;
+    };
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let rp = rp(&app, "rp", false).await;
+    let alice = vigil::flow::accounts::find(&app.svc, "alice")
+        .await
+        .unwrap();
+    let uri = vigil::flow::factors::totp_provision(&app.svc, app.svc.clock.now(), &alice)
+        .await
+        .unwrap();
+    let secret = provisioned_secret(&uri);
+    // A first sign-in, from a new browser in Sydney, for an application: high risk, let
+    // through by policy.
+    let sydney = browser(&app, &Arc::new(reqwest::cookie::Jar::default()), SYDNEY);
+    let s = rp.start(&["openid"], &[]);
+    let to = location(&sydney.get(s.url.as_str()).send().await.unwrap());
+    let tx = query(&format!("http://x{to}"))["tx"].clone();
+    let to = location(&login(&app, &sydney, "alice", Some(&tx)).await);
+    assert!(to.starts_with(REDIRECT), "{to}");
+    let code = query(&to)["code"].clone();
+    let tokens = crate::races::redeem(&app.http, &app, &code, s.verifier.secret())
+        .await
+        .1;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let claims = crate::oidc::payload(id_token);
+    assert_eq!(claims["risk"]["level"], "high", "{claims}");
+    let risk = vigil::flow::accounts::find(&app.svc, "alice")
+        .await
+        .unwrap()
+        .risk_state;
+    assert_eq!(risk, "at_risk");
+    // The next request with that session: the second factor first, then the code.
+    let s = rp.start(&["openid"], &[]);
+    let to = location(&sydney.get(s.url.as_str()).send().await.unwrap());
+    assert_eq!(to, "/login/mfa");
+    app.clock.advance_secs(30);
+    let code = totp::code_at(&secret, app.svc.clock.now()).unwrap();
+    let to = location(&post_code(&app, &sydney, "/login/mfa/totp", &code).await);
+    assert!(to.starts_with(REDIRECT), "{to}");
+    assert!(query(&to).contains_key("code"));
+}
+on_both_backends!(
+    high_risk_sign_in_let_through_steps_up_from_the_next_use,
+    super::high_risk_sign_in_let_through_steps_up_from_the_next_use
+);
+
 /// Sign in with password and TOTP (asking for the second factor, as a re-authentication
 /// does); returns where the browser lands.
 async fn mfa_login(app: &TestApp, b: &reqwest::Client, user: &str, secret: &[u8]) -> String {
