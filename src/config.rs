@@ -27,6 +27,15 @@ impl ConfigError {
     }
 }
 
+/// `VIGIL_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines; colours only when the output is a terminal.
+    Text,
+    /// One JSON object per line (timestamp, level, target, message, fields).
+    Json,
+}
+
 /// Where the database lives; only the two supported schemes can be represented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -150,6 +159,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     pub ip_denylist: Option<PathBuf>,
     pub log: String,
+    /// How log lines are written: readable text, or one JSON object per line for collectors.
+    pub log_format: LogFormat,
     pub password: PasswordParams,
     /// Passwords allowed to wait for a hashing thread; `None`: 32 per core. Beyond it, 503.
     pub hash_queue: Option<usize>,
@@ -186,6 +197,7 @@ pub const KEYS: &[&str] = &[
     "trusted_proxies",
     "ip_denylist",
     "log",
+    "log_format",
     "master_key",
     "master_key_file",
     "argon2_memory_kib",
@@ -289,6 +301,19 @@ impl Settings {
                 format!("not a log filter ({e})"),
             ));
         }
+        let log_format = match take("log_format") {
+            None => LogFormat::Text,
+            Some(r) => match r.value.trim() {
+                "" | "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::new(
+                        r.source_name,
+                        format!("`{other}` is not a log format; use text or json"),
+                    ))
+                }
+            },
+        };
         let master_key = take("master_key").map(|r| r.value);
         let metrics_token = take("metrics_token")
             .map(|r| r.value)
@@ -370,6 +395,7 @@ impl Settings {
             trusted_proxies,
             ip_denylist,
             log,
+            log_format,
             password,
             session,
             hash_queue,

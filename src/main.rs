@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vigil::cli::{Cli, Command};
-use vigil::config::Settings;
+use vigil::config::{LogFormat, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,10 +23,17 @@ fn main() -> ExitCode {
     } else {
         "warn".into()
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        // One object per line, for a collector; never colour codes.
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+        // Colour only for a person at a terminal: a pipe or a file gets plain text.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let result = actix_web::rt::System::new().block_on(vigil::commands::run(command, settings));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -234,11 +234,49 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Create a new SQLite database file readable and writable by vigil's user only (0600): it
+/// holds password hashes, sealed secrets and the audit log. SQLite gives its `-wal` and `-shm`
+/// files the database file's permissions. An existing file is left as the operator made it,
+/// with a warning when others may read it.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{:o}", m.permissions().mode() & 0o777),
+                        "the database file can be read by other users than vigil's; chmod 600 it"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Pool(format!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 impl Db {
-    /// Connect (creating the SQLite file if needed). Fails fast when the database is unreachable.
+    /// Connect (creating the SQLite file if needed, 0600). Fails fast when the database is unreachable.
     pub fn connect(url: &DatabaseUrl) -> StoreResult<Self> {
         let (size, backend) = match url {
-            DatabaseUrl::Sqlite(_) => (8, "sqlite"),
+            DatabaseUrl::Sqlite(path) => {
+                create_private(path)?;
+                (8, "sqlite")
+            }
             DatabaseUrl::Postgres(_) => (16, "postgres"),
         };
         let commits = Arc::new(AtomicU64::new(0));

@@ -399,6 +399,107 @@ fn bad_configuration_exits_2_with_one_line() {
     );
 }
 
+/// Start `vigil serve` on a fresh SQLite file with `env`, wait until it answers, stop it with
+/// SIGINT; its stderr and the database path.
+fn serve_briefly(env: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("serve")
+        .env_remove("VIGIL_CONFIG")
+        .env_remove("VIGIL_LOG_FORMAT")
+        .env("VIGIL_DATABASE_URL", &url)
+        .env("VIGIL_BIND", &bind)
+        .env("VIGIL_ISSUER", format!("http://{bind}"))
+        .env("VIGIL_GEOIP_CITY", "")
+        .env("VIGIL_GEOIP_ASN", "")
+        .env("VIGIL_LOG", "info")
+        .env("VIGIL_MASTER_KEY_FILE", dir.path().join("vigil.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if reqwest::blocking::get(format!("http://{bind}/healthz"))
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(up, "vigil serve answered /healthz");
+    (String::from_utf8_lossy(&o.stderr).into_owned(), dir)
+}
+
+/// Logs written to a pipe carry no colour codes; `VIGIL_LOG_FORMAT=json` writes one JSON
+/// object per line that a collector can parse; a format vigil does not know stops it with
+/// one line naming the variable.
+#[test]
+fn logs_are_plain_in_a_pipe_and_json_on_request() {
+    let (text, _dir) = serve_briefly(&[]);
+    assert!(text.contains("vigil is serving"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI escapes in a pipe: {text:?}"
+    );
+
+    let (json, _dir) = serve_briefly(&[("VIGIL_LOG_FORMAT", "json")]);
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let serving = lines
+        .iter()
+        .find(|v| v["fields"]["message"] == "vigil is serving")
+        .unwrap_or_else(|| panic!("{json}"));
+    assert_eq!(serving["level"], "INFO");
+    assert!(serving["timestamp"].is_string() && serving["fields"]["issuer"].is_string());
+
+    let bad = run_with_env(&["user", "list"], None, &[("VIGIL_LOG_FORMAT", "xml")]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        err(&bad).contains("VIGIL_LOG_FORMAT") && err(&bad).contains("json"),
+        "{}",
+        err(&bad)
+    );
+}
+
+/// The SQLite database vigil creates holds password hashes and sealed secrets: its file (and
+/// SQLite's write-ahead log beside it) is readable by vigil's user only, like the key file.
+#[test]
+fn the_sqlite_file_and_key_file_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_, dir) = serve_briefly(&[]);
+    for name in ["vigil.db", "vigil.key"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+    for side in ["vigil.db-wal", "vigil.db-shm"] {
+        if let Ok(m) = std::fs::metadata(dir.path().join(side)) {
+            assert_eq!(m.permissions().mode() & 0o077, 0, "{side}");
+        }
+    }
+}
+
 #[test]
 fn demo_seeds_once_and_serves() {
     let dir = tempfile::tempdir().unwrap();
