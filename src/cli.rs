@@ -40,6 +40,17 @@ pub enum Command {
     /// Create the load-test data set (keycloak-benchmark's): users `user-K` and clients
     /// `client-K` with fixed, public credentials. Idempotent. Never on a real deployment.
     Seed(SeedArgs),
+    /// Copy the SQLite database to a new file, consistently, while vigil serves (PostgreSQL:
+    /// use pg_dump, see the README).
+    Backup(BackupArgs),
+}
+
+/// `vigil backup`.
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// The new file (must not exist); created readable by this user only.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
 }
 
 /// `vigil seed`: what `vigil-load` expects to find (see load/README.md).

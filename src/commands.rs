@@ -94,6 +94,29 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Audit(c) => audit(start(settings)?, c).await,
         Command::Risk(c) => risk(c, &settings),
         Command::Seed(a) => seed(start(settings)?, a).await,
+        Command::Backup(a) => backup(start(settings)?, a).await,
+    }
+}
+
+/// `vigil backup --out FILE`: an online, consistent copy of the SQLite database (SQLite's
+/// `VACUUM INTO`: one read transaction, so writers carry on), private like the original.
+async fn backup(svc: Services, a: crate::cli::BackupArgs) -> Result<(), Failure> {
+    if svc.db.backend() != "sqlite" {
+        return Err(Failure::usage(
+            "vigil backup copies SQLite databases; for PostgreSQL use pg_dump (README: Backups)",
+        ));
+    }
+    let out = a.out.clone();
+    match svc
+        .db
+        .run(move |c| crate::store::backup_into(c, &out))
+        .await
+    {
+        Ok(bytes) => {
+            println!("backed up to {} ({bytes} bytes)", a.out.display());
+            Ok(())
+        }
+        Err(e) => Err(Failure::op(format!("backup failed: {e}"))),
     }
 }
 

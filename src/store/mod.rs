@@ -269,6 +269,33 @@ fn create_private(path: &std::path::Path) -> StoreResult<()> {
     }
 }
 
+/// Copy this SQLite database into the new file `out` (`VACUUM INTO`, consistent while others
+/// write); returns its size. The file is created 0600 first (SQLite accepts an empty file).
+pub fn backup_into(conn: &mut DbConn, out: &std::path::Path) -> StoreResult<u64> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let DbConn::Sqlite(c) = conn else {
+        return Err(StoreError::Pool("backup_into is for SQLite".into()));
+    };
+    let target = out
+        .to_str()
+        .ok_or_else(|| StoreError::Pool("the backup path is not UTF-8".into()))?
+        .to_owned();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| StoreError::Pool(format!("cannot create {}: {e}", out.display())))?;
+    let done = diesel::sql_query("VACUUM INTO ?")
+        .bind::<diesel::sql_types::Text, _>(&target)
+        .execute(c);
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(out);
+        return Err(e.into());
+    }
+    Ok(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
+}
+
 impl Db {
     /// Connect (creating the SQLite file if needed, 0600). Fails fast when the database is unreachable.
     pub fn connect(url: &DatabaseUrl) -> StoreResult<Self> {

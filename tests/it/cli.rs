@@ -569,6 +569,89 @@ fn demo_seeds_once_and_serves() {
     );
 }
 
+/// `vigil backup --out FILE` while the server is serving: a private copy that is a working
+/// vigil database (the user signs in on a server started on it) whose audit chain verifies; the
+/// file is never overwritten; on PostgreSQL the verb points to pg_dump.
+async fn backup_while_serving(b: Backend) {
+    let Some(app) = crate::helpers::spawn_app(b).await else {
+        return;
+    };
+    app.add_user("alice", false).await;
+    assert_eq!(
+        crate::oidc::location(&app.login("alice", crate::helpers::PASSWORD).await),
+        "/account"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    let out_arg = file.to_str().unwrap().to_owned();
+    let url = app._db.url_string();
+    let env = [("VIGIL_DATABASE_URL", url.as_str())];
+    let o = run_with_env(&["backup", "--out", &out_arg], None, &env);
+    if b == Backend::Postgres {
+        assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+        assert!(err(&o).contains("pg_dump"), "{}", err(&o));
+        // The README's recipe: pg_dump while serving, pg_restore into a new database.
+        let dump = dir.path().join("vigil.dump");
+        let dumped = Command::new("pg_dump")
+            .args(["--format=custom", "--no-owner", "--file"])
+            .arg(&dump)
+            .arg(&url)
+            .output()
+            .expect("pg_dump is installed beside PostgreSQL");
+        assert!(dumped.status.success(), "{}", err(&dumped));
+        let fresh = TestDb::new(Backend::Postgres).unwrap();
+        let restored = Command::new("pg_restore")
+            .args(["--no-owner", "--exit-on-error", "--dbname"])
+            .arg(fresh.url_string())
+            .arg(&dump)
+            .output()
+            .expect("pg_restore");
+        assert!(restored.status.success(), "{}", err(&restored));
+        let verify = run_with_env(
+            &["audit", "verify"],
+            None,
+            &[("VIGIL_DATABASE_URL", fresh.url_string().as_str())],
+        );
+        assert!(verify.status.success(), "{}{}", out(&verify), err(&verify));
+        let node = crate::helpers::spawn_app_on(fresh.url.clone(), &[]).await;
+        assert_eq!(
+            crate::oidc::location(&node.login("alice", crate::helpers::PASSWORD).await),
+            "/account"
+        );
+        drop(node);
+        return;
+    }
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("backed up to"), "{}", out(&o));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    // The server carried on meanwhile; a second backup never overwrites the first.
+    let account = app.http.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(account.status(), reqwest::StatusCode::OK);
+    let again = run_with_env(&["backup", "--out", &out_arg], None, &env);
+    assert_eq!(again.status.code(), Some(1), "{}", err(&again));
+    assert!(err(&again).contains("exists"), "{}", err(&again));
+
+    // Restored: the chain verifies and the account signs in.
+    let restored = format!("sqlite://{out_arg}");
+    let verify = run_with_env(
+        &["audit", "verify"],
+        None,
+        &[("VIGIL_DATABASE_URL", restored.as_str())],
+    );
+    assert!(verify.status.success(), "{}{}", out(&verify), err(&verify));
+    let node =
+        crate::helpers::spawn_app_on(vigil::config::DatabaseUrl::Sqlite(file.clone()), &[]).await;
+    assert_eq!(
+        crate::oidc::location(&node.login("alice", crate::helpers::PASSWORD).await),
+        "/account"
+    );
+}
+crate::on_both_backends!(backup, super::backup_while_serving);
+
 /// `vigil seed` (the load-test data set): idempotent, audited, and its users sign in — with the
 /// password `user-K-password`, then the TOTP code of the derived secret — through a seeded
 /// client, whose secret then redeems the code; another seeded client gets client_credentials.

@@ -134,6 +134,31 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
 
 /// A second node of `first`'s deployment: the same database and issuer, its own port, its own
 /// clock shifted by `offset_secs` (the caller shifts `first.clock` as it likes).
+/// Start vigil on an existing database (a restored backup); the caller keeps the file.
+pub async fn spawn_app_on(url: DatabaseUrl, extra: &[(&str, &str)]) -> TestApp {
+    let db = TestDb {
+        url,
+        _dir: None,
+        pg: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let settings = test_settings(&db, port, extra);
+    let clock = ShiftedClock::new();
+    let svc = Services::start(settings, Some(clock.clone())).expect("services start");
+    let state = vigil::app::build_state(svc.clone()).expect("state");
+    let server = vigil::app::run(state, listener, Some(1)).expect("server");
+    actix_web::rt::spawn(server);
+    TestApp {
+        base: format!("http://localhost:{port}"),
+        port,
+        svc,
+        http: client(port),
+        clock,
+        _db: db,
+    }
+}
+
 pub async fn spawn_node(first: &TestApp, offset_secs: i64, extra: &[(&str, &str)]) -> TestApp {
     let db = TestDb {
         url: first._db.url.clone(),
