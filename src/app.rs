@@ -43,7 +43,13 @@ fn query_error(err: actix_web::error::QueryPayloadError, _req: &HttpRequest) -> 
     WebError::BadRequest(format!("The address has invalid parameters ({err}).")).into()
 }
 
-/// Start serving on `listener`. The returned server stops gracefully on SIGINT/SIGTERM.
+/// How long a stopping node lets in-flight requests finish (a password hash waiting in the
+/// queue included) before it closes their connections; below the 30 s orchestrators commonly
+/// wait between SIGTERM and SIGKILL.
+pub const SHUTDOWN_GRACE_SECS: u64 = 20;
+
+/// Start serving on `listener`. The returned server stops gracefully on SIGINT/SIGTERM: it stops
+/// accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE_SECS`], then resolves.
 pub fn run(
     state: web::Data<AppState>,
     listener: TcpListener,
@@ -67,6 +73,7 @@ pub fn run(
                 Err::<actix_web::HttpResponse, _>(WebError::NotFound)
             }))
     })
+    .shutdown_timeout(SHUTDOWN_GRACE_SECS)
     .listen(listener)?;
     if let Some(n) = workers {
         server = server.workers(n);

@@ -146,10 +146,15 @@ async fn serve(svc: Services) -> Result<(), Failure> {
     }
     spawn_ip_retention(&svc);
     spawn_housekeeping(&svc);
+    let token_log = svc.token_log.clone();
     let state = crate::app::build_state(svc).map_err(|e| Failure::op(e.to_string()))?;
     let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
     tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");
-    server.await.map_err(|e| Failure::op(e.to_string()))?;
+    let served = server.await;
+    // The requests have finished (or the grace period ran out): write the issuance log's last
+    // lines, which would otherwise wait for a timer that dies with the workers.
+    token_log.flush().await;
+    served.map_err(|e| Failure::op(e.to_string()))?;
     tracing::info!("vigil stopped");
     Ok(())
 }

@@ -399,11 +399,15 @@ fn bad_configuration_exits_2_with_one_line() {
     );
 }
 
-/// Start `vigil serve` on a fresh SQLite file with `env`, wait until it answers, stop it with
-/// SIGINT; its stderr and the database path.
-fn serve_briefly(env: &[(&str, &str)]) -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+/// Start `vigil serve` on the SQLite file `vigil.db` in `dir` with `env`, wait until it
+/// answers, run `during` with its base URL, stop it with `signal`; its stderr.
+fn serve_in(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    signal: &str,
+    during: impl FnOnce(&str),
+) -> String {
+    let url = format!("sqlite://{}", dir.join("vigil.db").display());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -420,9 +424,11 @@ fn serve_briefly(env: &[(&str, &str)]) -> (String, tempfile::TempDir) {
         .env("VIGIL_GEOIP_CITY", "")
         .env("VIGIL_GEOIP_ASN", "")
         .env("VIGIL_LOG", "info")
-        .env("VIGIL_MASTER_KEY_FILE", dir.path().join("vigil.key"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    if !env.iter().any(|(k, _)| *k == "VIGIL_MASTER_KEY") {
+        cmd.env("VIGIL_MASTER_KEY_FILE", dir.join("vigil.key"));
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -437,13 +443,75 @@ fn serve_briefly(env: &[(&str, &str)]) -> (String, tempfile::TempDir) {
             break;
         }
     }
+    if up {
+        during(&format!("http://{bind}"));
+    }
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(up, "vigil serve answered /healthz");
-    (String::from_utf8_lossy(&o.stderr).into_owned(), dir)
+    assert!(o.status.success(), "a clean exit on {signal}");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// [`serve_in`] a new directory, doing nothing while it serves; stderr and the directory.
+fn serve_briefly(env: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = serve_in(dir.path(), env, "-INT", |_| {});
+    (logs, dir)
+}
+
+/// SIGTERM (what an orchestrator sends) stops vigil cleanly, and the access-token issuance log
+/// — batched in memory for up to a second — is written before the process exits: a token
+/// issued just before a rolling restart is still on record.
+#[test]
+fn a_graceful_stop_keeps_the_token_issuance_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+    let secret = "an-operator-chosen-secret-of-sufficient-length";
+    let add = run_with_env(
+        &[
+            "client",
+            "add",
+            "api",
+            "--grant",
+            "client_credentials",
+            "--secret-stdin",
+        ],
+        Some(&format!("{secret}\n")),
+        &[("VIGIL_DATABASE_URL", &url)],
+    );
+    assert!(add.status.success(), "{}", err(&add));
+    let mut jti = String::new();
+    serve_in(
+        dir.path(),
+        &[("VIGIL_MASTER_KEY", crate::helpers::TEST_MASTER_KEY)],
+        "-TERM",
+        |base| {
+            let r = reqwest::blocking::Client::new()
+                .post(format!("{base}/token"))
+                .basic_auth("api", Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::OK);
+            let body: serde_json::Value = r.json().unwrap();
+            let claims = crate::oidc::payload(body["access_token"].as_str().unwrap());
+            jti = claims["jti"].as_str().unwrap().to_owned();
+        },
+    );
+    let db = vigil::store::Db::connect(&vigil::config::DatabaseUrl::Sqlite(
+        dir.path().join("vigil.db"),
+    ))
+    .unwrap();
+    let mut conn = db.get().unwrap();
+    let row = vigil::store::tokens::find_access(&mut conn, &jti).unwrap();
+    assert!(
+        row.is_some(),
+        "the token issued just before SIGTERM is logged"
+    );
 }
 
 /// Logs written to a pipe carry no colour codes; `VIGIL_LOG_FORMAT=json` writes one JSON
