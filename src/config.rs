@@ -178,6 +178,8 @@ pub struct Settings {
     pub risk_travel_speed_kmh: u32,
     /// Raw client IPs are cleared after this many days (0 keeps them); see README "Audit log".
     pub ip_retention_days: u32,
+    /// Days the access-token issuance log keeps a line after its token expired; 0: forever.
+    pub token_log_retention_days: u32,
     /// Seconds after a refresh token's rotation during which presenting it again is refused
     /// without revoking its family (two workers of one app refreshing at once). 0: any second
     /// use is reuse and revokes the family.
@@ -215,6 +217,7 @@ pub const KEYS: &[&str] = &[
     "risk_threshold_high",
     "risk_travel_speed_kmh",
     "ip_retention_days",
+    "token_log_retention_days",
     "refresh_reuse_interval_secs",
     "metrics_token",
 ];
@@ -376,6 +379,7 @@ impl Settings {
         let risk_travel_speed_kmh = number(take("risk_travel_speed_kmh"), 900, 100, 5000)?;
         // Up to ten years; 0 means keep raw IPs forever (no purge runs).
         let ip_retention_days = number(take("ip_retention_days"), 30u32, 0, 3650)?;
+        let token_log_retention_days = number(take("token_log_retention_days"), 90u32, 0, 3650)?;
         // Up to five minutes: a window for concurrent duplicates, not a second lifetime.
         let refresh_reuse_interval_secs =
             i64::from(number(take("refresh_reuse_interval_secs"), 0u32, 0, 300)?);
@@ -387,6 +391,7 @@ impl Settings {
             risk_threshold_high,
             risk_travel_speed_kmh,
             ip_retention_days,
+            token_log_retention_days,
             bind,
             issuer,
             database_url,

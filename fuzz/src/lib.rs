@@ -1790,6 +1790,17 @@ fn render_settings(s: &vigil::config::Settings) -> String {
         ("risk_travel_speed_kmh", s.risk_travel_speed_kmh.to_string()),
         ("ip_retention_days", s.ip_retention_days.to_string()),
         (
+            "token_log_retention_days",
+            s.token_log_retention_days.to_string(),
+        ),
+        (
+            "log_format",
+            toml_str(match s.log_format {
+                vigil::config::LogFormat::Text => "text",
+                vigil::config::LogFormat::Json => "json",
+            }),
+        ),
+        (
             "refresh_reuse_interval_secs",
             s.refresh_reuse_interval_secs.to_string(),
         ),

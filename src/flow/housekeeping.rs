@@ -29,6 +29,10 @@ pub async fn sweep(svc: &Services, now: Timestamp) -> Result<Swept, StoreError> 
         failures_before: now
             .minus_secs(svc.settings.throttle.window_secs.max(24 * 3600))
             .micros(),
+        token_log_expired_before: match svc.settings.token_log_retention_days {
+            0 => None,
+            days => Some(now.minus_secs(i64::from(days) * 86_400).micros()),
+        },
     };
     let swept = svc.db.run(move |c| housekeeping::sweep(c, cutoffs)).await?;
     Ok(swept)

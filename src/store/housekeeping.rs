@@ -8,7 +8,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::{auth_codes, authz_requests, login_failures, mfa_flows};
+use super::schema::{
+    access_tokens, auth_codes, authz_requests, login_failures, mfa_flows, refresh_tokens,
+};
 use super::{DbConn, StoreResult};
 
 /// Rows per DELETE statement.
@@ -22,6 +24,9 @@ pub struct Swept {
     pub auth_codes: usize,
     pub login_failures: usize,
     pub revocations: usize,
+    pub refresh_tokens: usize,
+    /// Lines of the access-token issuance log past their retention.
+    pub token_log: usize,
 }
 
 impl Swept {
@@ -31,6 +36,8 @@ impl Swept {
             + self.auth_codes
             + self.login_failures
             + self.revocations
+            + self.refresh_tokens
+            + self.token_log
     }
 }
 
@@ -46,6 +53,8 @@ pub struct Cutoffs {
     pub used_codes_created_before: i64,
     /// Throttling failures older than this count for nothing.
     pub failures_before: i64,
+    /// Issuance-log lines of tokens that expired before this go; `None`: kept forever.
+    pub token_log_expired_before: Option<i64>,
 }
 
 /// Delete in batches until a batch comes back short.
@@ -108,6 +117,33 @@ pub fn sweep(conn: &mut DbConn, c: Cutoffs) -> StoreResult<Swept> {
                 .execute(conn)?,
         )
     })?;
+    // A refresh token goes with its family's absolute lifetime: then no token of the family
+    // can be redeemed, so a replay has nothing left to revoke (and gets `invalid_grant`).
+    let refresh_tokens = batched(|| {
+        let ids = refresh_tokens::table
+            .filter(refresh_tokens::family_expires_at.lt(c.now))
+            .select(refresh_tokens::id)
+            .limit(BATCH)
+            .load::<String>(conn)?;
+        Ok(
+            diesel::delete(refresh_tokens::table.filter(refresh_tokens::id.eq_any(ids)))
+                .execute(conn)?,
+        )
+    })?;
+    let token_log = match c.token_log_expired_before {
+        None => 0,
+        Some(before) => batched(|| {
+            let ids = access_tokens::table
+                .filter(access_tokens::expires_at.lt(before))
+                .select(access_tokens::jti)
+                .limit(BATCH)
+                .load::<String>(conn)?;
+            Ok(
+                diesel::delete(access_tokens::table.filter(access_tokens::jti.eq_any(ids)))
+                    .execute(conn)?,
+            )
+        })?,
+    };
     // A revocation is kept until nothing it names can be alive.
     let revocations = super::revocations::purge(conn, c.now, BATCH)?;
     Ok(Swept {
@@ -116,5 +152,7 @@ pub fn sweep(conn: &mut DbConn, c: Cutoffs) -> StoreResult<Swept> {
         auth_codes,
         login_failures,
         revocations,
+        refresh_tokens,
+        token_log,
     })
 }

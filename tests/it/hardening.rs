@@ -576,10 +576,21 @@ async fn housekeeping_purges_only_dead_rows(b: Backend) {
         .await
         .unwrap();
     assert!(used.len() == 1 && used[0].is_some(), "{used:?}");
-    // Past the refresh tokens' absolute lifetime it goes too.
+    // Past the refresh tokens' absolute lifetime it goes too, with the refresh token family
+    // (nothing of it can be redeemed any more); the issuance log keeps its line.
+    app.svc.token_log.flush().await;
     app.clock.advance_secs(30 * 24 * 3600);
-    assert_eq!(sweep(&app).await.auth_codes, 1);
+    let s = sweep(&app).await;
+    assert_eq!(
+        (s.auth_codes, s.refresh_tokens, s.token_log),
+        (1, 1, 0),
+        "{s:?}"
+    );
     assert_eq!(count_rows(&app).await, (0, 0, 0, 0));
+    // The issuance log keeps a line 90 days (VIGIL_TOKEN_LOG_RETENTION_DAYS) past its token.
+    app.clock.advance_secs(60 * 24 * 3600);
+    let s = sweep(&app).await;
+    assert_eq!(s.token_log, 1, "{s:?}");
 }
 on_both_backends!(
     housekeeping_purges_only_dead_rows,
