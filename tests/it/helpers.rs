@@ -112,63 +112,45 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Start vigil with extra `VIGIL_*` settings. `None` if the backend is not available here.
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
-    let db = TestDb::new(backend)?;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let settings = test_settings(&db, port, extra);
-    let clock = ShiftedClock::new();
-    let svc = Services::start(settings, Some(clock.clone())).expect("services start");
-    let state = vigil::app::build_state(svc.clone()).expect("state");
-    let server = vigil::app::run(state, listener, Some(1)).expect("server");
-    actix_web::rt::spawn(server);
-    let http = client(port);
-    Some(TestApp {
-        base: format!("http://localhost:{port}"),
-        port,
-        svc,
-        http,
-        clock,
-        _db: db,
-    })
+    Some(start(TestDb::new(backend)?, None, 0, extra))
+}
+
+/// Start vigil on an existing database (a restored backup); the caller keeps the file.
+pub async fn spawn_app_on(url: DatabaseUrl, extra: &[(&str, &str)]) -> TestApp {
+    start(borrowed(url), None, 0, extra)
 }
 
 /// A second node of `first`'s deployment: the same database and issuer, its own port, its own
 /// clock shifted by `offset_secs` (the caller shifts `first.clock` as it likes).
-/// Start vigil on an existing database (a restored backup); the caller keeps the file.
-pub async fn spawn_app_on(url: DatabaseUrl, extra: &[(&str, &str)]) -> TestApp {
-    let db = TestDb {
+pub async fn spawn_node(first: &TestApp, offset_secs: i64, extra: &[(&str, &str)]) -> TestApp {
+    // The first node's TestDb drops the database; this one only borrows it.
+    start(
+        borrowed(first._db.url.clone()),
+        Some(first.port),
+        offset_secs,
+        extra,
+    )
+}
+
+/// A database someone else owns (nothing is dropped with it).
+fn borrowed(url: DatabaseUrl) -> TestDb {
+    TestDb {
         url,
         _dir: None,
         pg: None,
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let settings = test_settings(&db, port, extra);
-    let clock = ShiftedClock::new();
-    let svc = Services::start(settings, Some(clock.clone())).expect("services start");
-    let state = vigil::app::build_state(svc.clone()).expect("state");
-    let server = vigil::app::run(state, listener, Some(1)).expect("server");
-    actix_web::rt::spawn(server);
-    TestApp {
-        base: format!("http://localhost:{port}"),
-        port,
-        svc,
-        http: client(port),
-        clock,
-        _db: db,
     }
 }
 
-pub async fn spawn_node(first: &TestApp, offset_secs: i64, extra: &[(&str, &str)]) -> TestApp {
-    let db = TestDb {
-        url: first._db.url.clone(),
-        _dir: None,
-        // The first node's TestDb drops the database; this one only borrows it.
-        pg: None,
-    };
+/// Serve on a random port; the issuer is `issuer_port`'s (another node's) or this port's.
+fn start(
+    db: TestDb,
+    issuer_port: Option<u16>,
+    offset_secs: i64,
+    extra: &[(&str, &str)],
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let settings = test_settings(&db, first.port, extra);
+    let settings = test_settings(&db, issuer_port.unwrap_or(port), extra);
     let clock = ShiftedClock::new();
     clock.advance_secs(offset_secs);
     let svc = Services::start(settings, Some(clock.clone())).expect("services start");
