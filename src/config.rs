@@ -184,8 +184,9 @@ pub struct Settings {
     /// without revoking its family (two workers of one app refreshing at once). 0: any second
     /// use is reuse and revokes the family.
     pub refresh_reuse_interval_secs: i64,
-    /// A bearer token that opens `/metrics` to remote scrapers; without one it answers only
-    /// requests from the loopback interface.
+    /// A bearer token that opens `/metrics` to remote scrapers (`metrics_token`, or the first
+    /// line of `metrics_token_file`); without one it answers only requests from the loopback
+    /// interface.
     pub metrics_token: Option<String>,
 }
 
@@ -220,6 +221,7 @@ pub const KEYS: &[&str] = &[
     "token_log_retention_days",
     "refresh_reuse_interval_secs",
     "metrics_token",
+    "metrics_token_file",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -318,9 +320,31 @@ impl Settings {
             },
         };
         let master_key = take("master_key").map(|r| r.value);
-        let metrics_token = take("metrics_token")
-            .map(|r| r.value)
-            .filter(|t| !t.is_empty());
+        let metrics_token = match (take("metrics_token"), take("metrics_token_file")) {
+            (Some(t), Some(f)) => {
+                return Err(ConfigError::new(
+                    f.source_name,
+                    format!("set either this or {}, not both", t.source_name),
+                ))
+            }
+            (Some(t), None) => Some(t.value).filter(|t| !t.is_empty()),
+            // A file, so the token can come from a secret (e.g. compose's /run/secrets) rather
+            // than the environment, where `ps e` and crash dumps show it.
+            (None, Some(f)) => {
+                let token = std::fs::read_to_string(&f.value).map_err(|e| {
+                    ConfigError::new(&f.source_name, format!("cannot read `{}` ({e})", f.value))
+                })?;
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(ConfigError::new(
+                        f.source_name,
+                        format!("`{}` is empty", f.value),
+                    ));
+                }
+                Some(token.to_owned())
+            }
+            (None, None) => None,
+        };
         let master_key_file = match take("master_key_file") {
             Some(r) => Some(PathBuf::from(r.value)),
             None => None,
@@ -608,6 +632,37 @@ mod tests {
         assert_eq!(s.database_url, DatabaseUrl::Sqlite("vigil.db".into()));
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.ip_retention_days, 30);
+    }
+
+    #[test]
+    fn the_metrics_token_can_come_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("vigil-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("metrics_token");
+        std::fs::write(&file, "scrape-me-please\n").unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let s = Settings::from_env_map(&env(&[("VIGIL_METRICS_TOKEN_FILE", &path)])).unwrap();
+        assert_eq!(s.metrics_token.as_deref(), Some("scrape-me-please"));
+        let both = Settings::from_env_map(&env(&[
+            ("VIGIL_METRICS_TOKEN_FILE", &path),
+            ("VIGIL_METRICS_TOKEN", "other"),
+        ]))
+        .unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+        std::fs::write(&file, "  \n").unwrap();
+        let empty =
+            Settings::from_env_map(&env(&[("VIGIL_METRICS_TOKEN_FILE", &path)])).unwrap_err();
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+        let missing = Settings::from_env_map(&env(&[(
+            "VIGIL_METRICS_TOKEN_FILE",
+            "/nonexistent/vigil/token",
+        )]))
+        .unwrap_err();
+        assert!(
+            missing.to_string().contains("VIGIL_METRICS_TOKEN_FILE"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

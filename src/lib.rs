@@ -15,4 +15,5 @@ pub mod oidc;
 pub mod risk;
 pub mod sealing;
 pub mod store;
+pub mod telemetry;
 pub mod web;

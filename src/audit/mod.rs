@@ -150,7 +150,11 @@ impl Auditor {
         };
         // Atomic on its own too (a savepoint inside the caller's transaction): the head and the
         // entry must never be seen apart, or a reader would take the gap for a cut tail.
+        let started = std::time::Instant::now();
         crate::store::transaction(conn, |c| rows::append(c, row, |r| r.hash = entry_hash(r)))?;
+        crate::telemetry::METRICS
+            .audit_append
+            .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 

@@ -123,18 +123,25 @@ impl Hasher {
 
     /// A hashing slot: at once if one is free, else a place in the bounded queue, else `Busy`.
     async fn slot(&self) -> Result<SemaphorePermit<'_>, AuthError> {
+        let metrics = &crate::telemetry::METRICS;
         if let Ok(p) = self.permits.try_acquire() {
+            metrics.hash_wait.observe(0.0);
             return Ok(p);
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
+            metrics.hash_rejected.inc();
             return Err(AuthError::Busy);
         }
         let _place = Waiting(&self.waiting);
-        self.permits
+        let queued = std::time::Instant::now();
+        let permit = self
+            .permits
             .acquire()
             .await
-            .map_err(|e| AuthError::Hashing(e.to_string()))
+            .map_err(|e| AuthError::Hashing(e.to_string()));
+        metrics.hash_wait.observe(queued.elapsed().as_secs_f64());
+        permit
     }
 
     fn argon(&self) -> Argon2<'static> {

@@ -78,6 +78,16 @@ pub fn log_signin(
 ) -> StoreResult<()> {
     let json = |v: &dyn erased::Json| v.json();
     let id = new_id();
+    crate::telemetry::note_signin(crate::telemetry::SigninNote {
+        method: known(&super::signin_log::METHODS, method),
+        outcome: known(&super::signin_log::OUTCOMES, outcome),
+        decision: verdict.map_or("none", |v| v.decision.as_str()),
+        level: verdict.map_or("none", |v| level_name(v.assessment.level)),
+        block_reason: verdict.and_then(|v| match v.decision {
+            Decision::Block { reason } => Some(reason.as_str()),
+            _ => None,
+        }),
+    });
     signins::insert(
         conn,
         &SigninRow {
@@ -108,6 +118,15 @@ pub fn log_signin(
         },
     )?;
     enqueue_for_review(conn, now, &id, user_id, outcome, verdict)
+}
+
+/// `value` as the static name of a closed vocabulary, for counter labels (`other` otherwise).
+fn known(names: &[&'static str], value: &str) -> &'static str {
+    names
+        .iter()
+        .find(|n| **n == value)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// Put the sign-in in the admin review queue when a person should look at it: blocked, a

@@ -101,6 +101,10 @@ pub async fn reserve(
         Reserved::Refused { oldest } => {
             let lifts_at = oldest.unwrap_or(now.micros()) + limits.window_secs * 1_000_000;
             tracing::warn!(client.ip = %ctx.ip, known_device, "attempt throttled");
+            crate::telemetry::METRICS
+                .throttled
+                .with_label_values(&[if known_device { "device" } else { "shared" }])
+                .inc();
             Gate::Throttled {
                 retry_after_secs: ((lifts_at - now.micros()) / 1_000_000).max(1),
                 known_device,

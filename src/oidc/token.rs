@@ -82,11 +82,24 @@ pub async fn token(
             "this client may not use {grant_type}"
         )));
     }
-    match grant_type.as_str() {
-        "authorization_code" => authorization_code(svc, now, &client, p).await,
-        "refresh_token" => refresh(svc, now, &client, p).await,
-        _ => client_credentials(svc, now, &client, p).await,
+    let (grant, issued) = match grant_type.as_str() {
+        "authorization_code" => (
+            "authorization_code",
+            authorization_code(svc, now, &client, p).await,
+        ),
+        "refresh_token" => ("refresh_token", refresh(svc, now, &client, p).await),
+        _ => (
+            "client_credentials",
+            client_credentials(svc, now, &client, p).await,
+        ),
+    };
+    if issued.is_ok() {
+        crate::telemetry::METRICS
+            .tokens_issued
+            .with_label_values(&[grant])
+            .inc();
     }
+    issued
 }
 
 fn truncate(s: &str) -> String {

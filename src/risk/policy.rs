@@ -87,6 +87,16 @@ pub enum BlockReason {
 }
 
 impl BlockReason {
+    /// A stable name for counters (`vigil_blocks_total{reason}`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BlockReason::DenyListed => "deny_listed",
+            BlockReason::Policy => "policy",
+            BlockReason::NoSecondFactor => "no_second_factor",
+            BlockReason::NoPhishingResistantFactor => "no_phishing_resistant_factor",
+        }
+    }
+
     /// What the refusal page tells the user they can do.
     pub const fn message(self) -> &'static str {
         match self {

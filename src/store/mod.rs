@@ -337,6 +337,16 @@ impl Db {
         self.revocation_epoch.load(Ordering::Acquire)
     }
 
+    /// Connections open in the pool: (idle, in use, the most it may open).
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let s = self.pool.state();
+        (
+            s.idle_connections,
+            s.connections.saturating_sub(s.idle_connections),
+            self.pool.max_size(),
+        )
+    }
+
     /// Durable commits this node has made (write transactions and lone write statements).
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
@@ -356,9 +366,19 @@ impl Db {
         let pool = self.pool.clone();
         let epoch = self.revocation_epoch.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+            let asked = std::time::Instant::now();
+            let got = pool.get();
+            let metrics = &crate::telemetry::METRICS;
+            metrics.db_pool_wait.observe(asked.elapsed().as_secs_f64());
+            let mut conn = got.map_err(|e| {
+                metrics.db_unavailable.inc();
+                StoreError::Pool(e.to_string())
+            })?;
             revocations::take_written();
+            crate::telemetry::take_noted(false);
             let out = f(&mut conn);
+            // Sign-ins the closure logged are counted once they are committed.
+            crate::telemetry::take_noted(out.is_ok());
             // Whatever `f` revoked is committed (or rolled back) by now: let this node's
             // revocation cache know before the caller answers anyone.
             if revocations::take_written() {

@@ -3,7 +3,9 @@
 //! scraper presenting `VIGIL_METRICS_TOKEN` as a bearer token.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use prometheus::{Encoder as _, Gauge, IntCounter, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use subtle::ConstantTimeEq as _;
 
 use super::AppState;
@@ -54,8 +56,25 @@ fn render(state: &AppState) -> Result<Vec<u8>, prometheus::Error> {
     ))?;
     waiting.set(i64::try_from(svc.hasher.waiting()).unwrap_or(i64::MAX));
     r.register(Box::new(waiting))?;
+    let (idle, in_use, max) = svc.db.pool_state();
+    let pool = IntGaugeVec::new(
+        Opts::new(
+            "vigil_db_pool_connections",
+            "Database connections of this node's pool, by state (`max` is the pool's size)",
+        ),
+        &["state"],
+    )?;
+    pool.with_label_values(&["idle"]).set(i64::from(idle));
+    pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+    pool.with_label_values(&["max"]).set(i64::from(max));
+    r.register(Box::new(pool))?;
+    // The process's counters (requests, sign-ins, step-ups, blocks, waits) and this node's
+    // state read just now, in one exposition.
+    let mut families = crate::telemetry::METRICS.registry.gather();
+    families.extend(r.gather());
+    families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
-    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    TextEncoder::new().encode(&families, &mut out)?;
     Ok(out)
 }
 

@@ -131,7 +131,15 @@ pub async fn device_cookie<B: MessageBody + 'static>(
     Ok(res.map_into_boxed_body())
 }
 
-/// One structured line per request. The path only: query strings can carry codes and tokens.
+/// The request method as a counter label: the methods vigil routes, `other` for the rest.
+fn known_method(m: &str) -> &'static str {
+    ["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"]
+        .into_iter()
+        .find(|k| *k == m)
+        .unwrap_or("other")
+}
+
+/// One structured line per request (and the request counters). The path only: query strings can carry codes and tokens.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -140,11 +148,20 @@ pub async fn access_log(
     let method = req.method().to_string();
     let path = req.path().to_owned();
     let res = next.call(req).await?;
+    let took = started.elapsed();
+    // The route's pattern, not the path: a label per path would let anyone add series.
+    let route = res.request().match_pattern();
+    crate::telemetry::observe_request(
+        route.as_deref().unwrap_or("unmatched"),
+        known_method(&method),
+        res.status().as_u16(),
+        took,
+    );
     tracing::info!(
         http.method = %method,
         http.path = %path,
         http.status = res.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = took.as_secs_f64() * 1000.0,
         "request"
     );
     Ok(res)

@@ -132,6 +132,43 @@ pub async fn spawn_node(first: &TestApp, offset_secs: i64, extra: &[(&str, &str)
     )
 }
 
+/// The deployment's front door: `node`'s services (to read what was stored), reached through a
+/// reverse proxy listening on `port`, by a browser whose connections come from `from` (any
+/// 127.0.0.0/8 address on Linux), so the proxy's `X-Forwarded-For` differs from its own address.
+pub fn behind_proxy(
+    node: &TestApp,
+    port: u16,
+    from: std::net::IpAddr,
+    headers: &[(&str, &str)],
+) -> TestApp {
+    let mut default = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        default.insert(
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            reqwest::header::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .local_address(from)
+        .default_headers(default)
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .build()
+        .unwrap();
+    TestApp {
+        base: format!("http://localhost:{port}"),
+        port,
+        svc: node.svc.clone(),
+        http,
+        clock: node.clock.clone(),
+        _db: borrowed(node._db.url.clone()),
+    }
+}
+
 /// A database someone else owns (nothing is dropped with it).
 fn borrowed(url: DatabaseUrl) -> TestDb {
     TestDb {
