@@ -6,8 +6,6 @@
 //! Enqueueing happens in the sign-in's own transaction (`login::log_signin`, one insert); no
 //! sign-in ever waits for an admin.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::accounts::Actor;
@@ -21,8 +19,9 @@ use crate::risk::{Assessment, SignInFeatures};
 use crate::store::reviews::{self, ReviewRow, ATTACK, LEGITIMATE, OPEN};
 use crate::store::{self, signin_log, signins, users, StoreError};
 
-/// Open items shown at most (newest first), and decided items below them.
-pub const OPEN_SHOWN: i64 = 200;
+/// Open items per page (newest first; older pages follow a cursor), and decided items below
+/// the first page.
+pub const OPEN_PAGE: i64 = 50;
 pub const DECIDED_SHOWN: i64 = 50;
 /// Contributions shown per item: the strongest reasons are what an admin needs first.
 const TOP_CONTRIBUTIONS: usize = 3;
@@ -49,6 +48,35 @@ pub struct Queue {
     pub open: Vec<Item>,
     pub decided: Vec<Item>,
     pub open_total: i64,
+    /// The cursor of the next (older) page of open items, when there is one.
+    pub next: Option<String>,
+    /// This page follows a cursor (the page links back to the newest items).
+    pub older_page: bool,
+}
+
+/// Where a page of the open queue starts, as it travels in a link: `created_at.review_id`.
+/// Only a value of that shape is a cursor; anything else is the first page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor(reviews::Before);
+
+impl PageCursor {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (at, id) = s.split_once('.')?;
+        let created_at = at.parse::<i64>().ok()?;
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        id_ok.then(|| {
+            PageCursor(reviews::Before {
+                created_at,
+                id: id.to_owned(),
+            })
+        })
+    }
+
+    fn after(r: &ReviewRow) -> String {
+        format!("{}.{}", r.created_at, r.id)
+    }
 }
 
 fn explanation(row: &signins::SigninRow) -> Vec<String> {
@@ -67,30 +95,38 @@ fn explanation(row: &signins::SigninRow) -> Vec<String> {
         .collect()
 }
 
-pub async fn queue(svc: &Services) -> Result<Queue, FlowError> {
-    let (open, decided, open_total, rows, names) = svc
+/// One page of the open queue (from `page`, or the newest) and, with the first page, the latest
+/// verdicts. Reviews and their sign-ins come in one query per list, names in one more.
+pub async fn queue(svc: &Services, page: Option<PageCursor>) -> Result<Queue, FlowError> {
+    let older_page = page.is_some();
+    let (mut open, decided, open_total, names) = svc
         .db
-        .run(|c| {
-            let open = reviews::list(c, OPEN, OPEN_SHOWN)?;
-            let decided = reviews::decided(c, DECIDED_SHOWN)?;
+        .run(move |c| {
+            // One more than a page: whether an older page exists, without counting.
+            let open = reviews::open_page(c, page.as_ref().map(|p| &p.0), OPEN_PAGE + 1)?;
+            let decided = if older_page {
+                Vec::new()
+            } else {
+                reviews::decided_with_signins(c, DECIDED_SHOWN)?
+            };
             let open_total = reviews::count_open(c)?;
-            let mut rows = HashMap::new();
             let mut ids = Vec::new();
-            for r in open.iter().chain(decided.iter()) {
-                if !rows.contains_key(&r.signin_id) {
-                    if let Some(s) = signins::find(c, &r.signin_id)? {
-                        rows.insert(r.signin_id.clone(), s);
-                    }
-                }
+            for (r, _) in open.iter().chain(decided.iter()) {
                 ids.extend(r.user_id.clone());
                 ids.extend(r.decided_by.clone());
             }
             let names = signin_log::usernames(c, &ids)?;
-            Ok((open, decided, open_total, rows, names))
+            Ok((open, decided, open_total, names))
         })
         .await?;
-    let item = |r: &ReviewRow| {
-        let row = rows.get(&r.signin_id);
+    let next = (open.len() as i64 > OPEN_PAGE)
+        .then(|| {
+            open.truncate(usize::try_from(OPEN_PAGE).unwrap_or(usize::MAX));
+            open.last().map(|(r, _)| PageCursor::after(r))
+        })
+        .flatten();
+    let item = |(r, row): &(ReviewRow, Option<signins::SigninRow>)| {
+        let row = row.as_ref();
         Item {
             id: r.id.clone(),
             kind: r.kind.clone(),
@@ -111,6 +147,8 @@ pub async fn queue(svc: &Services) -> Result<Queue, FlowError> {
         open: open.iter().map(item).collect(),
         decided: decided.iter().map(item).collect(),
         open_total,
+        next,
+        older_page,
     })
 }
 

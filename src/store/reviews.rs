@@ -3,7 +3,8 @@
 
 use diesel::prelude::*;
 
-use super::schema::reviews;
+use super::schema::{reviews, signins};
+use super::signins::SigninRow;
 use super::{new_id, DbConn, StoreError, StoreResult};
 
 /// Why a sign-in waits for review.
@@ -75,23 +76,48 @@ pub fn find(conn: &mut DbConn, id: &str) -> StoreResult<Option<ReviewRow>> {
         .optional()?)
 }
 
-/// Reviews with `status` (`open`, `legitimate`, `attack`), newest first.
-pub fn list(conn: &mut DbConn, status: &str, limit: i64) -> StoreResult<Vec<ReviewRow>> {
-    Ok(reviews::table
-        .filter(reviews::status.eq(status))
-        .order(reviews::created_at.desc())
+/// Where a page of open reviews starts: strictly older than this (created_at, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Before {
+    pub created_at: i64,
+    pub id: String,
+}
+
+/// Open reviews older than `before` (all when `None`), newest first, at most `limit`, each
+/// with its sign-in (gone when its user was deleted): one query, however many items.
+pub fn open_page(
+    conn: &mut DbConn,
+    before: Option<&Before>,
+    limit: i64,
+) -> StoreResult<Vec<(ReviewRow, Option<SigninRow>)>> {
+    let mut q = reviews::table
+        .left_join(signins::table.on(signins::id.eq(reviews::signin_id)))
+        .filter(reviews::status.eq(OPEN))
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(
+            reviews::created_at.lt(b.created_at).or(reviews::created_at
+                .eq(b.created_at)
+                .and(reviews::id.lt(b.id.clone()))),
+        );
+    }
+    Ok(q.order((reviews::created_at.desc(), reviews::id.desc()))
         .limit(limit)
-        .select(ReviewRow::as_select())
+        .select((ReviewRow::as_select(), Option::<SigninRow>::as_select()))
         .load(conn)?)
 }
 
-/// Decided reviews, newest decision first.
-pub fn decided(conn: &mut DbConn, limit: i64) -> StoreResult<Vec<ReviewRow>> {
+/// Decided reviews, newest decision first, at most `limit`, each with its sign-in.
+pub fn decided_with_signins(
+    conn: &mut DbConn,
+    limit: i64,
+) -> StoreResult<Vec<(ReviewRow, Option<SigninRow>)>> {
     Ok(reviews::table
+        .left_join(signins::table.on(signins::id.eq(reviews::signin_id)))
         .filter(reviews::status.ne(OPEN))
-        .order(reviews::decided_at.desc())
+        .order((reviews::decided_at.desc(), reviews::id.desc()))
         .limit(limit)
-        .select(ReviewRow::as_select())
+        .select((ReviewRow::as_select(), Option::<SigninRow>::as_select()))
         .load(conn)?)
 }
 

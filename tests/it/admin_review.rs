@@ -391,3 +391,100 @@ async fn this_wasnt_me(b: Backend) {
     assert_eq!(location(&r), "/account/password");
 }
 on_both_backends!(this_wasnt_me, super::this_wasnt_me);
+
+/// A queue longer than a page: the admin pages through every open item exactly once (newest
+/// first), the count says how many wait, a forged cursor is just the first page, and the
+/// decided list stays on the first page.
+async fn the_queue_pages_past_its_first_items(b: Backend) {
+    let Some((app, secret)) = admin_app_with(b, &[]).await else {
+        return;
+    };
+    app.add_user("erin", false).await;
+    let now = app.svc.clock.now();
+    let ctx = vigil::flow::RequestContext {
+        ip: "203.0.113.5".parse().unwrap(),
+        user_agent: None,
+        device_id: None,
+        accept_language: None,
+        hints: None,
+    };
+    let total = 2 * vigil::flow::review::OPEN_PAGE as usize + 17;
+    app.svc
+        .db
+        .run(move |c| {
+            let uid = vigil::store::users::find_by_username(c, "erin")?
+                .unwrap()
+                .id;
+            for i in 0..total {
+                // Some share a timestamp: the cursor must not skip or repeat them.
+                let at = now.plus_secs(i64::try_from(i / 3).unwrap());
+                vigil::flow::login::log_signin(
+                    c,
+                    at,
+                    Some(&uid),
+                    "password",
+                    "blocked",
+                    &ctx,
+                    None,
+                    None,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    admin_sign_in(&app, &secret).await;
+
+    let items = |html: &str| -> Vec<String> {
+        let doc = scraper::Html::parse_document(html);
+        let sel = scraper::Selector::parse("article.review-item").unwrap();
+        doc.select(&sel)
+            .map(|e| e.value().attr("data-review").unwrap().to_owned())
+            .collect()
+    };
+    let older = |html: &str| -> Option<String> {
+        let doc = scraper::Html::parse_document(html);
+        let sel = scraper::Selector::parse("#queue-older").unwrap();
+        doc.select(&sel)
+            .next()
+            .map(|e| e.value().attr("href").unwrap().to_owned())
+    };
+    let first = app.get("/admin/review").await.text().await.unwrap();
+    assert!(first.contains(&format!("<span id=\"open-count\">{total}</span>")));
+    assert!(
+        first.contains("id=\"decided-heading\""),
+        "verdicts below the first page"
+    );
+    let mut seen = items(&first);
+    assert_eq!(seen.len(), vigil::flow::review::OPEN_PAGE as usize);
+    let mut next = older(&first);
+    let mut pages = 1;
+    while let Some(href) = next {
+        let html = app.get(&href).await.text().await.unwrap();
+        assert!(!html.contains("id=\"decided-heading\""));
+        assert!(html.contains("id=\"queue-newest\""));
+        seen.extend(items(&html));
+        next = older(&html);
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!(seen.len(), total, "every open item once");
+    assert_eq!(distinct.len(), total, "no item twice");
+
+    for forged in ["x", "1.'--", "99999999999999999999.a", ".", "1."] {
+        let r = app
+            .get(&format!(
+                "/admin/review?after={}",
+                crate::oidc::urlencode(forged)
+            ))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{forged}");
+        let html = r.text().await.unwrap();
+        assert_eq!(items(&html), items(&first), "{forged}: the first page");
+    }
+}
+on_both_backends!(
+    the_queue_pages_past_its_first_items,
+    super::the_queue_pages_past_its_first_items
+);

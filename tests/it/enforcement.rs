@@ -301,7 +301,7 @@ async fn containment_ends_every_token(b: Backend) {
                     })
                     .await
                     .unwrap();
-                let queue = vigil::flow::review::queue(&app.svc).await.unwrap();
+                let queue = vigil::flow::review::queue(&app.svc, None).await.unwrap();
                 let review = queue.open[0].id.clone();
                 vigil::flow::review::decide(
                     &app.svc,

@@ -18,6 +18,8 @@ const HERE: &str = "/admin/review";
 #[derive(Deserialize)]
 pub struct NoticeQuery {
     pub notice: Option<String>,
+    /// The open queue's page cursor (`Queue::next` of the page before).
+    pub after: Option<String>,
 }
 
 /// One verdict. Text fields throughout: a bad value is a readable message.
@@ -42,8 +44,9 @@ async fn page(
     status: StatusCode,
     error: Option<&str>,
     notice: Option<&str>,
+    page: Option<review::PageCursor>,
 ) -> Result<HttpResponse, WebError> {
-    let q = review::queue(&state.svc).await?;
+    let q = review::queue(&state.svc, page).await?;
     let mut ctx = Context::new();
     ctx.insert("q", &q);
     if let Some(e) = error {
@@ -70,7 +73,8 @@ pub async fn show(
 ) -> Result<HttpResponse, WebError> {
     let admin = or_respond!(gate(&state, &req, HERE).await?);
     let notice = notice_text(q.notice.as_deref());
-    page(&state, &req, &admin, StatusCode::OK, None, notice).await
+    let cursor = q.after.as_deref().and_then(review::PageCursor::parse);
+    page(&state, &req, &admin, StatusCode::OK, None, notice, cursor).await
 }
 
 pub async fn decide(
@@ -92,6 +96,7 @@ pub async fn decide(
                 StatusCode::BAD_REQUEST,
                 Some("Choose \"legitimate\" or \"attack\"."),
                 None,
+                None,
             )
             .await
         }
@@ -108,7 +113,16 @@ pub async fn decide(
     {
         Ok(()) => Ok(see_other("/admin/review?notice=verdict")),
         Err(FlowError::Conflict(m)) => {
-            page(&state, &req, &admin, StatusCode::CONFLICT, Some(&m), None).await
+            page(
+                &state,
+                &req,
+                &admin,
+                StatusCode::CONFLICT,
+                Some(&m),
+                None,
+                None,
+            )
+            .await
         }
         Err(FlowError::Invalid(m)) => {
             page(
@@ -117,6 +131,7 @@ pub async fn decide(
                 &admin,
                 StatusCode::BAD_REQUEST,
                 Some(&m),
+                None,
                 None,
             )
             .await
@@ -128,6 +143,7 @@ pub async fn decide(
                 &admin,
                 StatusCode::NOT_FOUND,
                 Some("There is no such review (it may belong to a deleted user)."),
+                None,
                 None,
             )
             .await
