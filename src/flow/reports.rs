@@ -31,13 +31,13 @@ pub struct Split {
 }
 
 impl Split {
-    fn add(&mut self, outcome: &str) {
+    fn add(&mut self, outcome: &str, n: u64) {
         match outcome {
-            "success" => self.allowed += 1,
+            "success" => self.allowed += n,
             // A step-up counts once, when it was asked for (`step_up_passed` is its ending).
-            "step_up_required" => self.stepped_up += 1,
-            "blocked" => self.blocked += 1,
-            "failure" | "step_up_failed" => self.failed += 1,
+            "step_up_required" => self.stepped_up += n,
+            "blocked" => self.blocked += n,
+            "failure" | "step_up_failed" => self.failed += n,
             _ => {}
         }
     }
@@ -59,17 +59,15 @@ pub struct Dashboard {
     /// Reasons of the last 7 days, most frequent first.
     pub top_reasons: Vec<(String, u64)>,
     pub review_open: i64,
-    pub truncated: bool,
 }
 
 pub async fn dashboard(svc: &Services, now: Timestamp) -> Result<Dashboard, FlowError> {
     let now_us = now.micros();
-    let since = now_us - 7 * DAY;
-    let (rows, review_open) = svc
+    let (week, review_open) = svc
         .db
         .run(move |c| {
             Ok((
-                stats::facts_since(c, since, MAX_ROWS)?,
+                stats::week(c, now_us, 7 * 24, 8)?,
                 store::reviews::count_open(c)?,
             ))
         })
@@ -82,43 +80,30 @@ pub async fn dashboard(svc: &Services, now: Timestamp) -> Result<Dashboard, Flow
         score_histogram: [0; 10],
         top_reasons: Vec::new(),
         review_open,
-        truncated: rows.len() as i64 >= MAX_ROWS,
     };
-    let mut reasons: HashMap<String, u64> = HashMap::new();
-    for r in &rows {
-        let age = now_us - r.at;
-        if !(0..7 * DAY).contains(&age) {
+    for h in &week.hourly {
+        let (age, n) = (h.age_hours, u64::try_from(h.n).unwrap_or(0));
+        if !(0..7 * 24).contains(&age) {
             continue;
         }
-        d.last_7d.add(&r.outcome);
-        let day = usize::try_from(6 - age / DAY).unwrap_or(0).min(6);
-        d.days[day].add(&r.outcome);
-        if age < DAY {
-            d.last_24h.add(&r.outcome);
-            let hour = usize::try_from(23 - age / HOUR).unwrap_or(0).min(23);
-            d.hours[hour].add(&r.outcome);
-        }
-        // Score and reasons once per evaluated attempt (not again for its step-up ending).
-        if r.outcome != "step_up_passed" && r.outcome != "step_up_failed" {
-            if let Some(s) = r.score {
-                let b = usize::try_from(s / 10).unwrap_or(0).min(9);
-                d.score_histogram[b] += 1;
-            }
-            if let Some(list) = r
-                .reasons
-                .as_deref()
-                .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
-            {
-                for reason in list {
-                    *reasons.entry(reason).or_default() += 1;
-                }
-            }
+        d.last_7d.add(&h.outcome, n);
+        let day = usize::try_from(6 - age / 24).unwrap_or(0).min(6);
+        d.days[day].add(&h.outcome, n);
+        if age < 24 {
+            d.last_24h.add(&h.outcome, n);
+            let hour = usize::try_from(23 - age).unwrap_or(0).min(23);
+            d.hours[hour].add(&h.outcome, n);
         }
     }
-    let mut top: Vec<(String, u64)> = reasons.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    top.truncate(8);
-    d.top_reasons = top;
+    for b in &week.scores {
+        let i = usize::try_from(b.bucket).unwrap_or(0).min(9);
+        d.score_histogram[i] += u64::try_from(b.n).unwrap_or(0);
+    }
+    d.top_reasons = week
+        .reasons
+        .into_iter()
+        .map(|r| (r.reason, u64::try_from(r.n).unwrap_or(0)))
+        .collect();
     Ok(d)
 }
 

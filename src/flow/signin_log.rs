@@ -22,7 +22,14 @@ pub const EXPORT_MAX_ROWS: i64 = 100_000;
 pub const EXPORT_BATCH: i64 = 1_000;
 
 /// How a sign-in-log row proved who it was (its `method` column).
-pub const METHODS: [&str; 6] = ["password", "passkey", "totp", "recovery", "webauthn", "sso"];
+pub const METHODS: [&str; 6] = [
+    "password",
+    "passkey",
+    "totp",
+    "recovery_code",
+    "webauthn",
+    "sso",
+];
 pub const DECISIONS: [&str; 3] = ["allow", "step_up", "block"];
 pub const LEVELS: [&str; 3] = ["low", "medium", "high"];
 pub const OUTCOMES: [&str; 6] = [

@@ -3,38 +3,124 @@
 //! view costs the same however long the log grows.
 
 use diesel::prelude::*;
+use diesel::sql_query;
+use diesel::sql_types::{BigInt, Text};
 
 use super::schema::{reviews, signins};
 use super::{DbConn, StoreResult};
 
-/// The columns the reports need from one sign-in.
-#[derive(Queryable, Clone, Debug)]
-pub struct SigninFacts {
-    pub id: String,
-    pub at: i64,
-    pub user_id: Option<String>,
+/// Sign-ins counted by how long ago they happened (whole hours) and how they ended.
+#[derive(QueryableByName, Clone, Debug, PartialEq, Eq)]
+pub struct HourlyOutcome {
+    #[diesel(sql_type = BigInt)]
+    pub age_hours: i64,
+    #[diesel(sql_type = Text)]
     pub outcome: String,
-    pub score: Option<i64>,
-    pub decision: Option<String>,
-    pub reasons: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
 }
 
-/// Sign-ins at or after `since`, newest first, at most `limit`.
-pub fn facts_since(conn: &mut DbConn, since: i64, limit: i64) -> StoreResult<Vec<SigninFacts>> {
-    Ok(signins::table
-        .filter(signins::at.ge(since))
-        .order(signins::at.desc())
-        .limit(limit)
-        .select((
-            signins::id,
-            signins::at,
-            signins::user_id,
-            signins::outcome,
-            signins::score,
-            signins::decision,
-            signins::reasons,
-        ))
-        .load(conn)?)
+/// Scored attempts per score bucket (0 = 0–9 … 9 = 90–100).
+#[derive(QueryableByName, Clone, Debug, PartialEq, Eq)]
+pub struct ScoreBucket {
+    #[diesel(sql_type = BigInt)]
+    pub bucket: i64,
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}
+
+/// How often a risk reason was given.
+#[derive(QueryableByName, Clone, Debug, PartialEq, Eq)]
+pub struct ReasonCount {
+    #[diesel(sql_type = Text)]
+    pub reason: String,
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+}
+
+/// The dashboard's week, aggregated by the database: a few hundred rows back, whatever the
+/// number of sign-ins (it used to load up to 100,000 of them).
+#[derive(Clone, Debug, Default)]
+pub struct Week {
+    pub hourly: Vec<HourlyOutcome>,
+    pub scores: Vec<ScoreBucket>,
+    pub reasons: Vec<ReasonCount>,
+}
+
+/// Sign-ins in `(now - hours h, now]`: counts per hour of age and outcome; score buckets and
+/// the `top` reasons of evaluated attempts (a step-up's ending is not evaluated again).
+pub fn week(conn: &mut DbConn, now: i64, hours: i64, top: i64) -> StoreResult<Week> {
+    const HOUR: i64 = 3_600_000_000;
+    let since = now - hours * HOUR;
+    // The same SQL on both backends but for the placeholders and JSON's table function.
+    let hourly = "SELECT (? - at) / ? AS age_hours, outcome, COUNT(*) AS n FROM signins \
+                  WHERE at > ? AND at <= ? GROUP BY 1, outcome";
+    let scores = "SELECT CASE WHEN score >= 90 THEN 9 WHEN score < 0 THEN 0 ELSE score / 10 END \
+                  AS bucket, COUNT(*) AS n FROM signins WHERE at > ? AND at <= ? \
+                  AND score IS NOT NULL AND outcome NOT IN ('step_up_passed', 'step_up_failed') \
+                  GROUP BY 1";
+    let reasons_from = |each: &str| {
+        format!(
+            "SELECT r.value AS reason, COUNT(*) AS n FROM signins, {each} \
+             WHERE at > ? AND at <= ? AND reasons IS NOT NULL \
+             AND outcome NOT IN ('step_up_passed', 'step_up_failed') \
+             GROUP BY r.value ORDER BY n DESC, reason LIMIT ?"
+        )
+    };
+    Ok(match conn {
+        DbConn::Sqlite(c) => Week {
+            hourly: sql_query(hourly)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(HOUR)
+                .bind::<BigInt, _>(since)
+                .bind::<BigInt, _>(now)
+                .load(c)?,
+            scores: sql_query(scores)
+                .bind::<BigInt, _>(since)
+                .bind::<BigInt, _>(now)
+                .load(c)?,
+            reasons: sql_query(reasons_from("json_each(signins.reasons) AS r"))
+                .bind::<BigInt, _>(since)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(top)
+                .load(c)?,
+        },
+        DbConn::Postgres(c) => Week {
+            hourly: sql_query(numbered(hourly))
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(HOUR)
+                .bind::<BigInt, _>(since)
+                .bind::<BigInt, _>(now)
+                .load(c)?,
+            scores: sql_query(numbered(scores))
+                .bind::<BigInt, _>(since)
+                .bind::<BigInt, _>(now)
+                .load(c)?,
+            reasons: sql_query(numbered(&reasons_from(
+                "json_array_elements_text(signins.reasons::json) AS r(value)",
+            )))
+            .bind::<BigInt, _>(since)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(top)
+            .load(c)?,
+        },
+    })
+}
+
+/// `?` placeholders as PostgreSQL's `$1`, `$2`, … (the queries above hold no `?` in literals).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// A scored sign-in with its features and assessment (JSON), for fairness and backtests.

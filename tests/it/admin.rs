@@ -533,3 +533,136 @@ on_both_backends!(
     deny_list_status_and_reload,
     super::deny_list_status_and_reload
 );
+
+/// The dashboard's counts come from the database's GROUP BY (not from rows loaded into vigil):
+/// known sign-ins at known ages land in the right hour and day, scores in their buckets, and
+/// reasons are counted once per evaluated attempt (a step-up's ending is not counted again).
+async fn dashboard_aggregates_exactly(b: Backend) {
+    let Some((app, _)) = admin_app(b).await else {
+        return;
+    };
+    let now = app.svc.clock.now();
+    let hour: i64 = 3_600_000_000;
+    let row = |age_us: i64, outcome: &str, score: Option<i64>, reasons: &[&str]| {
+        vigil::store::signins::SigninRow {
+            id: vigil::store::new_id(),
+            at: now.micros() - age_us,
+            user_id: None,
+            method: "password".into(),
+            outcome: outcome.into(),
+            ip: None,
+            user_agent: None,
+            device_id: None,
+            client_id: None,
+            session_id: None,
+            acr: None,
+            amr: None,
+            features: None,
+            score,
+            level: None,
+            decision: None,
+            reasons: (!reasons.is_empty()).then(|| serde_json::to_string(reasons).unwrap()),
+            assessment: None,
+            model: None,
+            geoip_build: None,
+            candidate_decision: None,
+        }
+    };
+    let rows = vec![
+        row(10, "success", Some(5), &["new_device"]),
+        row(
+            hour + 10,
+            "step_up_required",
+            Some(95),
+            &["new_device", "new_country"],
+        ),
+        // The ending of that step-up: not scored again, its reasons not counted again.
+        row(
+            hour + 5,
+            "step_up_passed",
+            Some(95),
+            &["new_device", "new_country"],
+        ),
+        row(30 * hour, "blocked", Some(100), &["impossible_travel"]),
+        row(6 * 24 * hour + hour, "failure", None, &[]),
+        // Outside the week, and in the future: not counted.
+        row(7 * 24 * hour + 1, "success", Some(50), &["new_asn"]),
+        row(-hour, "success", Some(50), &["new_asn"]),
+    ];
+    // The admin's own set-up sign-ins are in the log already: compare before and after.
+    let d0 = vigil::flow::reports::dashboard(&app.svc, now)
+        .await
+        .unwrap();
+    app.svc
+        .db
+        .run(move |c| {
+            for r in &rows {
+                vigil::store::signins::insert(c, r)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let d = vigil::flow::reports::dashboard(&app.svc, now)
+        .await
+        .unwrap();
+    let delta = |f: fn(&vigil::flow::reports::Dashboard) -> u64| f(&d) - f(&d0);
+    assert_eq!(delta(|d| d.last_7d.allowed), 1);
+    assert_eq!(delta(|d| d.last_7d.stepped_up), 1);
+    assert_eq!(delta(|d| d.last_7d.blocked), 1);
+    assert_eq!(delta(|d| d.last_7d.failed), 1);
+    assert_eq!(
+        delta(|d| d.last_24h.blocked),
+        0,
+        "30 hours ago is yesterday"
+    );
+    assert_eq!(delta(|d| d.last_24h.stepped_up), 1);
+    assert_eq!(
+        delta(|d| d.hours[22].stepped_up),
+        1,
+        "an hour ago: the second-newest hour"
+    );
+    assert_eq!(
+        delta(|d| d.days[5].blocked),
+        1,
+        "30 hours ago: the day before today"
+    );
+    assert_eq!(
+        delta(|d| d.days[0].failed),
+        1,
+        "six days and an hour ago: the oldest day"
+    );
+    assert_eq!(
+        delta(|d| d.score_histogram[9]),
+        2,
+        "95 and 100, not the step-up's ending"
+    );
+    assert_eq!(delta(|d| d.score_histogram[0]), 1);
+    assert_eq!(delta(|d| d.score_histogram[5]), 0, "outside the week");
+    let count = |d: &vigil::flow::reports::Dashboard, reason: &str| {
+        d.top_reasons
+            .iter()
+            .find(|(r, _)| r == reason)
+            .map_or(0, |(_, n)| *n)
+    };
+    assert_eq!(count(&d, "new_device") - count(&d0, "new_device"), 2);
+    assert_eq!(count(&d, "new_country") - count(&d0, "new_country"), 1);
+    assert_eq!(
+        count(&d, "impossible_travel") - count(&d0, "impossible_travel"),
+        1
+    );
+    assert_eq!(
+        count(&d, "new_asn"),
+        count(&d0, "new_asn"),
+        "outside the week"
+    );
+    let ranked: Vec<u64> = d.top_reasons.iter().map(|(_, n)| *n).collect();
+    assert!(
+        ranked.windows(2).all(|w| w[0] >= w[1]),
+        "most frequent first: {ranked:?}"
+    );
+}
+on_both_backends!(
+    dashboard_aggregates_exactly,
+    super::dashboard_aggregates_exactly
+);
