@@ -22,6 +22,7 @@ mod helpers;
 mod login;
 mod mfa;
 mod oidc;
+mod outage;
 mod passkeys;
 mod policy;
 mod races;
