@@ -103,7 +103,7 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    match state.svc.keys.current(state.now()).await {
+    match state.svc.keys.published(state.now()).await {
         Ok(set) => HttpResponse::Ok()
             .content_type("application/jwk-set+json")
             .insert_header((header::CACHE_CONTROL, "public, max-age=60"))

@@ -489,6 +489,21 @@ async fn a_database_outage_is_503_then_the_node_serves_again_without_a_restart()
     timed(t0, "POST /login");
     assert_page_503("POST /login", r).await;
 
+    // What needs no database keeps answering: discovery, and the JWKS this node last loaded
+    // (keys cannot change while nothing can be written), so RPs keep verifying ID tokens.
+    let t0 = Instant::now();
+    let r = app.get("/.well-known/openid-configuration").await;
+    timed(t0, "GET discovery");
+    assert_eq!(r.status(), StatusCode::OK);
+    // (Past the node's 10 s key cache, so the set is one it cannot reload now.)
+    app.clock.advance_secs(11);
+    let t0 = Instant::now();
+    let r = app.get("/jwks").await;
+    timed(t0, "GET /jwks");
+    assert_eq!(r.status(), StatusCode::OK);
+    let jwks: Value = r.json().await.unwrap();
+    assert!(!jwks["keys"].as_array().unwrap().is_empty(), "{jwks}");
+
     // Liveness stays 200 (the body says the database is unreachable); readiness is 503.
     let t0 = Instant::now();
     let r = app.get("/healthz").await;
