@@ -185,7 +185,7 @@ async fn node_behind_proxy(extra: &[(&str, &str)]) -> Option<(TestDb, Proxy, Tes
 
 /// Every sign-in of these tests comes from a fresh browser; let risk allow them (the subject
 /// is the database, not the risk engine), and let failures not throttle.
-const ALLOW_ALL: &[(&str, &str)] = &[
+pub const ALLOW_ALL: &[(&str, &str)] = &[
     ("VIGIL_RISK_POLICY", "low=allow,medium=allow,high=allow"),
     ("VIGIL_THROTTLE_IP_FAILURES", "1000000"),
     // A sign-in cut off after its throttle reservation counts as a failed attempt (the
@@ -211,7 +211,7 @@ fn authorize_url(base: &str, challenge: &str) -> String {
 /// Where a code flow stopped (the fields are for the failure messages).
 #[derive(Debug)]
 #[allow(dead_code)]
-enum Stop {
+pub enum Stop {
     /// The server answered `status` at `step`.
     Status(&'static str, StatusCode, String),
     /// The request failed without an answer (connection closed, timeout).
@@ -232,17 +232,17 @@ impl Stop {
 
 /// What a code flow got to.
 #[derive(Debug, Default)]
-struct Flow {
+pub struct Flow {
     /// The code the browser was sent back with, and its PKCE verifier.
-    code: Option<(String, String)>,
+    pub code: Option<(String, String)>,
     /// The token response.
-    tokens: Option<Value>,
+    pub tokens: Option<Value>,
 }
 
 /// One code flow as a new browser and the RP `rp` would run it: authorize, the login form, the
 /// password, the code, the token request. Never panics on what the server answers: the load
 /// runs into the outage.
-async fn code_flow(port: u16) -> (Flow, Option<Stop>) {
+pub async fn code_flow(port: u16) -> (Flow, Option<Stop>) {
     let base = format!("http://localhost:{port}");
     let http = client(port);
     let mut flow = Flow::default();
