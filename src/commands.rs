@@ -74,12 +74,8 @@ fn start(settings: Settings) -> Result<Services, Failure> {
 
 pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
     match command {
-        Command::Serve => serve(start(settings)?).await,
-        Command::Demo => {
-            let svc = start(settings)?;
-            seed_demo(&svc).await?;
-            serve(svc).await
-        }
+        Command::Serve => serve(settings, false).await,
+        Command::Demo => serve(settings, true).await,
         Command::Migrate => {
             let svc = start(settings)?;
             println!(
@@ -120,11 +116,40 @@ async fn backup(svc: Services, a: crate::cli::BackupArgs) -> Result<(), Failure>
     }
 }
 
-async fn serve(svc: Services) -> Result<(), Failure> {
-    let bind = svc.settings.bind;
-    let issuer = svc.settings.issuer.as_str().to_owned();
+/// SIGTERM or SIGINT (Ctrl-C): what ends a node that is still waiting for its database.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Listen first, then start: a node whose database is down at start-up does not exit but
+/// answers probes (live, not ready) until it can connect and migrate (`app::start_when_ready`).
+async fn serve(settings: Settings, demo: bool) -> Result<(), Failure> {
+    let bind = settings.bind;
+    let issuer = settings.issuer.as_str().to_owned();
     let listener = TcpListener::bind(bind)
         .map_err(|e| Failure::op(format!("cannot listen on {bind}: {e}")))?;
+    let Some(crate::app::Ready { svc, state }) =
+        crate::app::start_when_ready(settings, &listener, stop_signal())
+            .await
+            .map_err(|e| Failure::op(e.to_string()))?
+    else {
+        tracing::info!("vigil stopped while waiting for its database");
+        return Ok(());
+    };
+    if demo {
+        seed_demo(&svc).await?;
+    }
     // SIGHUP re-reads the deny list (VIGIL_IP_DENYLIST), e.g. after a cron job refreshed it.
     #[cfg(unix)]
     {
@@ -147,7 +172,6 @@ async fn serve(svc: Services) -> Result<(), Failure> {
     spawn_ip_retention(&svc);
     spawn_housekeeping(&svc);
     let token_log = svc.token_log.clone();
-    let state = crate::app::build_state(svc).map_err(|e| Failure::op(e.to_string()))?;
     let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
     tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");
     let served = server.await;

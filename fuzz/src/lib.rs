@@ -549,6 +549,9 @@ pub fn authorize_validate(data: &[u8]) {
         Err(Refusal::Page(msg)) => {
             assert!(!names_client_and_uri, "a page for a trusted request: {msg}");
         }
+        Err(Refusal::Unavailable(m)) => {
+            panic!("validating for a loaded client needs no database: {m}")
+        }
     }
 }
 

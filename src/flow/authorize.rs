@@ -70,7 +70,7 @@ async fn reassess(
     ctx: &RequestContext,
     tx: &AuthzRequest,
 ) -> Result<Reassessed, OAuthError> {
-    let err = |e: super::FlowError| OAuthError::server_error(e.to_string());
+    let err = OAuthError::from_flow;
     let mut v = evaluate(svc, now, &user.id, ctx, &user.username, Some(&tx.client_id))
         .await
         .map_err(err)?;
@@ -550,7 +550,7 @@ async fn proceed(
             login()
         });
     };
-    let err = |e: super::FlowError| OAuthError::server_error(e.to_string());
+    let err = OAuthError::from_flow;
     let factors = enforce::factors_of(svc, &user.id).await.map_err(err)?;
     let consent = if consent_matters(&tx, &client) {
         let (uid, cid) = (user.id.clone(), client.id.clone());

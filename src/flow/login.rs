@@ -312,10 +312,13 @@ pub async fn establish(
         .db
         .run(move |c| {
             store::transaction(c, |c| {
+                // The account's rows first, then this attempt's own (usually gone by then):
+                // the other way round, two concurrent sign-ins of one account each held its own
+                // reservation row and waited for the other's (PostgreSQL: deadlock, a 500).
+                store::throttle::clear_account(c, &username)?;
                 if let Some(id) = &reservation {
                     store::throttle::release(c, id)?;
                 }
-                store::throttle::clear_account(c, &username)?;
                 let amr_refs: Vec<&str> = amr.iter().map(String::as_str).collect();
                 let mut est = session::create(c, &cfg, &uid, now, &acr, &amr_refs, &ctx)?;
                 if let Some(prev) = previous {

@@ -82,6 +82,19 @@ pub enum FlowError {
     Conflict(String),
 }
 
+impl StartError {
+    /// The database could not be reached: `serve` waits and tries again.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StartError::Database {
+                source: StoreError::Unavailable(_),
+                ..
+            }
+        )
+    }
+}
+
 /// Start-up failures of the core services.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -94,11 +107,24 @@ pub enum StartError {
 impl Services {
     /// Connect, migrate and load the shared secrets. Used by `serve`, `demo`, the CLI and tests.
     pub fn start(settings: Settings, clock: Option<Arc<dyn Clock>>) -> Result<Self, StartError> {
+        let db = Db::connect(&settings.database_url).map_err(|source| StartError::Database {
+            url: settings.database_url.redacted(),
+            source,
+        })?;
+        Self::start_on(db, settings, clock)
+    }
+
+    /// [`Services::start`] on a pool the caller made (and keeps across attempts while the
+    /// database is down: `app::start_when_ready`).
+    pub fn start_on(
+        db: Db,
+        settings: Settings,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Result<Self, StartError> {
         let db_err = |source| StartError::Database {
             url: settings.database_url.redacted(),
             source,
         };
-        let db = Db::connect(&settings.database_url).map_err(db_err)?;
         db.migrate().map_err(db_err)?;
         let clock: Arc<dyn Clock> = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let now = clock.now();
@@ -111,8 +137,10 @@ impl Services {
         let keys = Arc::new(Keys::new(master.clone(), db.clone()));
         {
             let mut conn = db.get().map_err(db_err)?;
-            keys.ensure(&mut conn, now)
-                .map_err(|e| StartError::Other(e.to_string()))?;
+            keys.ensure(&mut conn, now).map_err(|e| match e {
+                crate::oidc::keys::KeyError::Store(s) => db_err(s),
+                e => StartError::Other(e.to_string()),
+            })?;
         }
         let passkeys = match crate::auth::webauthn::Passkeys::new(settings.issuer.as_str()) {
             Ok(p) => Some(Arc::new(p)),

@@ -155,6 +155,8 @@ impl Redirect {
 pub enum Refusal {
     Page(String),
     Redirect(Redirect),
+    /// The client could not be loaded: the database is unreachable (a 503 page).
+    Unavailable(String),
 }
 
 /// The first parameter named more than once in a query string or form body, if any (its name,
@@ -212,7 +214,10 @@ pub async fn validate(db: &Db, issuer: &str, p: AuthorizeParams) -> Result<Valid
     let client = db
         .run(move |c| clients::find(c, &lookup))
         .await
-        .map_err(|_| Refusal::Page("The sign-in service is temporarily unavailable.".into()))?
+        .map_err(|e| match e {
+            crate::store::StoreError::Unavailable(m) => Refusal::Unavailable(m),
+            _ => Refusal::Page("The sign-in service is temporarily unavailable.".into()),
+        })?
         .ok_or_else(|| {
             Refusal::Page("The application that sent you here is not registered with vigil.".into())
         })?;

@@ -46,7 +46,14 @@ pub async fn introspect(
     if token.len() > 8192 {
         return Ok(json!({ "active": false }));
     }
-    if let Ok(c) = verify_access_token(svc, now, &token).await {
+    let verified = verify_access_token(svc, now, &token).await;
+    // A token this node cannot check now (the revocations cannot be read) is not "inactive".
+    if let Err(e) = &verified {
+        if e.is_unavailable() {
+            return Err(e.clone());
+        }
+    }
+    if let Ok(c) = verified {
         if c.client_id != client.id && c.aud != client.id {
             return Ok(json!({ "active": false }));
         }

@@ -381,6 +381,21 @@ impl Keys {
         Ok(set)
     }
 
+    /// [`Keys::current`] for publishing (`/jwks`): while the database cannot be reached, the
+    /// last set this node loaded — keys cannot change while nothing can be written, and relying
+    /// parties keep verifying tokens. Verification itself keeps using [`Keys::current`].
+    pub async fn published(&self, now: Timestamp) -> Result<Arc<KeySet>, KeyError> {
+        match self.current(now).await {
+            Err(KeyError::Store(StoreError::Unavailable(e))) => self
+                .cache
+                .read()
+                .ok()
+                .and_then(|c| c.clone())
+                .ok_or(KeyError::Store(StoreError::Unavailable(e))),
+            other => other,
+        }
+    }
+
     fn load(&self, rows: Vec<KeyRow>, now: Timestamp) -> Result<KeySet, KeyError> {
         let mut keys = Vec::new();
         let mut jwks = Vec::new();

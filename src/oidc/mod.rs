@@ -124,6 +124,7 @@ oauth_errors! {
     access_denied => "access_denied", 400;                // §4.1.2.1
     unsupported_response_type => "unsupported_response_type", 400;
     server_error => "server_error", 500;
+    temporarily_unavailable => "temporarily_unavailable", 503; // §4.1.2.1; used at §5.2 too
     login_required => "login_required", 400;              // OIDC Core §3.1.2.6
     consent_required => "consent_required", 400;
     interaction_required => "interaction_required", 400;
@@ -135,6 +136,11 @@ oauth_errors! {
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
+        if let crate::store::StoreError::Unavailable(m) = &e {
+            // Debug: the pool logs once when the database goes and once when it is back.
+            tracing::debug!(error = %m, "database unavailable: answered 503");
+            return OAuthError::unavailable();
+        }
         tracing::error!(error = %e, "storage failed during a protocol request");
         OAuthError::server_error("the server could not complete the request")
     }
@@ -142,8 +148,33 @@ impl From<crate::store::StoreError> for OAuthError {
 
 impl From<keys::KeyError> for OAuthError {
     fn from(e: keys::KeyError) -> Self {
+        if let keys::KeyError::Store(s) = e {
+            return s.into();
+        }
         tracing::error!(error = %e, "signing keys failed");
         OAuthError::server_error("the server could not complete the request")
+    }
+}
+
+impl OAuthError {
+    /// The database cannot be reached: 503 `temporarily_unavailable`, try again shortly.
+    pub fn unavailable() -> Self {
+        OAuthError::temporarily_unavailable(
+            "the server cannot reach its database at the moment; try again shortly",
+        )
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.error == "temporarily_unavailable"
+    }
+
+    /// A flow's failure at a protocol endpoint: `temporarily_unavailable` when the database
+    /// cannot be reached, else `server_error` with `e`'s text (what these endpoints said before).
+    pub fn from_flow(e: crate::flow::FlowError) -> Self {
+        match e {
+            crate::flow::FlowError::Store(s @ crate::store::StoreError::Unavailable(_)) => s.into(),
+            other => OAuthError::server_error(other.to_string()),
+        }
     }
 }
 

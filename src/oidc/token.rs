@@ -361,7 +361,7 @@ async fn refresh(
     };
     let need = enforce::check(svc, &user, Some(&as_session), &facts, Action::Refresh)
         .await
-        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+        .map_err(OAuthError::from_flow)?;
     if need != Requirement::Allow {
         let (family, auditor) = (row.family_id.clone(), svc.auditor.clone());
         let (client_id, uid) = (client.id.clone(), row.user_id.clone());

@@ -13,6 +13,7 @@ pub mod factors;
 pub mod flows;
 pub mod housekeeping;
 pub mod keys;
+pub mod outage;
 pub mod retention;
 pub mod reviews;
 pub mod revocations;
@@ -62,6 +63,10 @@ pub enum StoreError {
     Db(DieselError),
     #[error("database connection: {0}")]
     Pool(String),
+    /// The database cannot be reached (down, restarting, the connection died): worth trying
+    /// again in a moment, and not vigil's fault — 503, not 500.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("migration failed: {0}")]
     Migration(String),
     #[error("stored data is invalid: {0}")]
@@ -70,6 +75,9 @@ pub enum StoreError {
 
 impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
+        if outage::is_unavailable(&e) {
+            return StoreError::Unavailable(e.to_string());
+        }
         match e {
             DieselError::NotFound => StoreError::NotFound,
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
@@ -92,6 +100,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Manager {
     url: DatabaseUrl,
     commits: Arc<AtomicU64>,
+    health: Arc<outage::Health>,
 }
 
 /// Counts durable commits on one connection: a transaction that wrote, or a write statement
@@ -180,14 +189,36 @@ impl ManageConnection for Manager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConn, ConnectionError> {
-        let counter = || CommitCounter {
-            commits: self.commits.clone(),
-            in_transaction: false,
-            wrote: false,
+        let opened = self.open();
+        self.health.connect_result(&opened);
+        opened
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        outage::has_broken(conn)
+    }
+}
+
+impl Manager {
+    fn open(&self) -> Result<DbConn, ConnectionError> {
+        let counter = || {
+            outage::Watched::new(
+                CommitCounter {
+                    commits: self.commits.clone(),
+                    in_transaction: false,
+                    wrote: false,
+                },
+                self.health.clone(),
+            )
         };
         match &self.url {
             DatabaseUrl::Postgres(url) => {
-                let mut c = diesel::PgConnection::establish(url)?;
+                let mut c = diesel::PgConnection::establish(&outage::with_connect_timeout(url))?;
                 c.set_instrumentation(counter());
                 Ok(DbConn::Postgres(c))
             }
@@ -205,15 +236,6 @@ impl ManageConnection for Manager {
             }
         }
     }
-
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ConnectionError> {
-        conn.batch_execute("SELECT 1")
-            .map_err(ConnectionError::CouldntSetupConfiguration)
-    }
-
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
-    }
 }
 
 /// The shared handle to the database: a pool plus the backend's name.
@@ -224,6 +246,7 @@ pub struct Db {
     /// Bumped after each `run` whose closure wrote a revocation (see `store::revocations`).
     revocation_epoch: Arc<AtomicU64>,
     commits: Arc<AtomicU64>,
+    health: Arc<outage::Health>,
 }
 
 impl std::fmt::Debug for Db {
@@ -307,17 +330,22 @@ impl Db {
             DatabaseUrl::Postgres(_) => (16, "postgres"),
         };
         let commits = Arc::new(AtomicU64::new(0));
+        let health = Arc::new(outage::Health::default());
         let pool = Pool::builder()
             .max_size(size)
             // No background replenishing: a connection still being opened on r2d2's thread when
             // a CLI process exits can crash libpq/OpenSSL's exit handlers. Connections are
             // opened on demand and kept while idle.
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(10))
+            // Bounded waits and dead connections dropped: see `outage`. No ping per checkout.
+            .connection_timeout(outage::CHECKOUT_TIMEOUT)
             .test_on_check_out(false)
+            // The manager logs when the database goes and comes back, not every retry.
+            .error_handler(Box::new(diesel::r2d2::NopErrorHandler))
             .build(Manager {
                 url: url.clone(),
                 commits: commits.clone(),
+                health: health.clone(),
             })
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         Ok(Db {
@@ -325,6 +353,7 @@ impl Db {
             backend,
             revocation_epoch: Default::default(),
             commits,
+            health,
         })
     }
 
@@ -354,7 +383,12 @@ impl Db {
 
     /// A connection for synchronous callers (the CLI, start-up).
     pub fn get(&self) -> StoreResult<PooledConnection<Manager>> {
-        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+        outage::checkout(&self.pool, &self.health, outage::CHECKOUT_TIMEOUT)
+    }
+
+    /// Whether the last attempt to connect failed (and none succeeded since).
+    pub fn is_down(&self) -> bool {
+        self.health.is_down()
     }
 
     /// Run `f` with a connection on the blocking pool. Never holds a connection across `.await`.
@@ -363,22 +397,34 @@ impl Db {
         F: FnOnce(&mut DbConn) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_within(outage::CHECKOUT_TIMEOUT, f).await
+    }
+
+    /// [`Db::run`], waiting at most `within` for a connection.
+    pub async fn run_within<T, F>(&self, within: Duration, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut DbConn) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let pool = self.pool.clone();
+        let health = self.health.clone();
         let epoch = self.revocation_epoch.clone();
         tokio::task::spawn_blocking(move || {
             let asked = std::time::Instant::now();
-            let got = pool.get();
+            let got = outage::checkout(&pool, &health, within);
             let metrics = &crate::telemetry::METRICS;
             metrics.db_pool_wait.observe(asked.elapsed().as_secs_f64());
-            let mut conn = got.map_err(|e| {
-                metrics.db_unavailable.inc();
-                StoreError::Pool(e.to_string())
-            })?;
+            let mut conn = got.inspect_err(|_| metrics.db_unavailable.inc())?;
             revocations::take_written();
             crate::telemetry::take_noted(false);
             let out = f(&mut conn);
             // Sign-ins the closure logged are counted once they are committed.
             crate::telemetry::take_noted(out.is_ok());
+            // A connection that failed this way is not handed to anyone else (a closure may
+            // have seen the error through a path the instrumentation does not).
+            if let Err(e @ StoreError::Unavailable(_)) = &out {
+                outage::lose(&mut conn, e);
+            }
             // Whatever `f` revoked is committed (or rolled back) by now: let this node's
             // revocation cache know before the caller answers anyone.
             if revocations::take_written() {
@@ -393,14 +439,22 @@ impl Db {
     /// Apply pending migrations; returns how many ran. Idempotent.
     pub fn migrate(&self) -> StoreResult<usize> {
         let mut conn = self.get()?;
-        migrate(&mut conn)
+        match migrate(&mut conn) {
+            // Migrations report diesel's errors as text: the connection knows whether it died.
+            Err(StoreError::Migration(m)) if outage::is_lost(&mut conn) => {
+                Err(StoreError::Unavailable(m))
+            }
+            other => other,
+        }
     }
 
-    /// Whether the database answers (for /healthz).
-    pub async fn ping(&self) -> bool {
-        self.run(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
-            .await
-            .is_ok()
+    /// Whether the database answers within `within` (for /healthz and /readyz).
+    pub async fn ping(&self, within: Duration) -> bool {
+        self.run_within(within, |c| {
+            c.batch_execute("SELECT 1").map_err(StoreError::from)
+        })
+        .await
+        .is_ok()
     }
 }
 

@@ -147,7 +147,7 @@ pub async fn show(
             Ok(json!({ "consents": consent_rows, "sessions": live, "signins": recent, "totp": totp, "passkeys": passkeys, "recovery_left": recovery_left, "suspended": suspended }))
         })
         .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+        .map_err(WebError::from)?;
     let mut ctx = Context::new();
     ctx.insert("signed_in_as", &user.username);
     ctx.insert("user", &json!({ "username": user.username, "email": user.email, "name": user.name, "is_admin": user.is_admin }));
@@ -257,7 +257,7 @@ pub async fn revoke_session(
             })
         })
         .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+        .map_err(WebError::from)?;
     Ok(see_other("/account"))
 }
 

@@ -7,6 +7,23 @@ use tera::Context;
 
 use super::templates::page;
 use crate::flow::FlowError;
+use crate::store::StoreError;
+
+impl From<crate::oidc::OAuthError> for WebError {
+    fn from(e: crate::oidc::OAuthError) -> Self {
+        if e.is_unavailable() {
+            WebError::Unavailable(e.error_description)
+        } else {
+            WebError::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        WebError::from(FlowError::Store(e))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -23,6 +40,9 @@ pub enum WebError {
     /// Overloaded (the password-hash queue is full): 503, come back in a moment.
     #[error("busy")]
     Busy,
+    /// The database cannot be reached: 503, come back in a moment (the node recovers by itself).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -36,6 +56,7 @@ impl From<FlowError> for WebError {
                 WebError::Throttled { retry_after_secs }
             }
             FlowError::Auth(crate::auth::AuthError::Busy) => WebError::Busy,
+            FlowError::Store(StoreError::Unavailable(m)) => WebError::Unavailable(m),
             other => WebError::Internal(other.to_string()),
         }
     }
@@ -48,7 +69,7 @@ impl ResponseError for WebError {
             WebError::Csrf | WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            WebError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Busy | WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +97,14 @@ impl ResponseError for WebError {
                     "vigil is handling many sign-ins at this moment. Please try again in a few seconds.".to_owned(),
                 )
             }
+            WebError::Unavailable(detail) => {
+                // Debug: the pool logs once when the database goes and once when it is back.
+                tracing::debug!(error = %detail, "database unavailable: answered 503");
+                (
+                    "Temporarily unavailable",
+                    "vigil cannot reach its database at the moment, so nothing was changed. Please try again in a few seconds.".to_owned(),
+                )
+            }
             WebError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
                 ("Something went wrong", "vigil could not complete this request. Please try again in a moment.".to_owned())
@@ -92,7 +121,7 @@ impl WebError {
     fn retry_after(&self) -> Option<i64> {
         match self {
             WebError::Throttled { retry_after_secs } => Some(*retry_after_secs),
-            WebError::Busy => Some(BUSY_RETRY_SECS),
+            WebError::Busy | WebError::Unavailable(_) => Some(BUSY_RETRY_SECS),
             _ => None,
         }
     }

@@ -149,7 +149,7 @@ pub async fn submit(
                     let next =
                         authorize::after_sign_in(&state.svc, now, tx, &mut established, *user, &ctx)
                             .await
-                            .map_err(|e| WebError::Internal(e.to_string()))?;
+                            .map_err(WebError::from)?;
                     render_next(&state, &req, next)?
                 }
                 None => see_other(&super::landing(&req, &user)),

@@ -118,7 +118,7 @@ pub async fn after_step(
                         &state.context(req),
                     )
                     .await
-                    .map_err(|e| WebError::Internal(e.to_string()))?;
+                    .map_err(WebError::from)?;
                     render_next(state, req, next)?
                 }
                 None if used_recovery_code && !user.must_change_password => {

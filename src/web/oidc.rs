@@ -34,6 +34,12 @@ pub fn oauth_error(e: &OAuthError) -> HttpResponse {
     if e.error == "invalid_client" {
         resp.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"vigil\""));
     }
+    if e.is_unavailable() {
+        resp.insert_header((
+            header::RETRY_AFTER,
+            super::errors::BUSY_RETRY_SECS.to_string(),
+        ));
+    }
     if e.error == "invalid_token" || e.error == "insufficient_scope" {
         let v = format!(
             "Bearer realm=\"vigil\", error=\"{}\", error_description=\"{}\"",
@@ -97,7 +103,7 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    match state.svc.keys.current(state.now()).await {
+    match state.svc.keys.published(state.now()).await {
         Ok(set) => HttpResponse::Ok()
             .content_type("application/jwk-set+json")
             .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
@@ -204,6 +210,7 @@ async fn authorize_with(
             ))
         }
         Err(Refusal::Redirect(r)) => return Ok(redirect(&r)),
+        Err(Refusal::Unavailable(m)) => return Err(WebError::Unavailable(m)),
     };
     let session = current_session(&state, &req).await?;
     let fallback = valid.clone();
@@ -283,6 +290,7 @@ async fn authorize_raw(
             None,
         )),
         Err(Refusal::Redirect(r)) => Ok(redirect(&r)),
+        Err(Refusal::Unavailable(m)) => Err(WebError::Unavailable(m)),
     }
 }
 
@@ -304,7 +312,7 @@ pub async fn authorize_resume(
     let session = current_session(&state, &req).await?;
     let next = flow_authz::resume(&state.svc, state.now(), tx, session, &state.context(&req))
         .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+        .map_err(WebError::from)?;
     render_next(&state, &req, next)
 }
 
@@ -333,7 +341,7 @@ pub async fn consent(
         &state.context(&req),
     )
     .await
-    .map_err(|e| WebError::Internal(e.to_string()))?;
+    .map_err(WebError::from)?;
     render_next(&state, &req, next)
 }
 

@@ -23,6 +23,7 @@ mod login;
 mod metrics;
 mod mfa;
 mod oidc;
+mod outage;
 mod passkeys;
 mod policy;
 mod races;

@@ -9,6 +9,7 @@
 //!   produced is active.
 //! - one TOTP code submitted twice at once: accepted once.
 //! - 200 parallel wrong passwords under a limit above 200: exactly 200 counted, then 429.
+//! - 8 browsers signing in to one account at once: all of them get their tokens.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -546,4 +547,30 @@ async fn two_hundred_parallel_wrong_passwords_all_counted(b: Backend) {
 on_both_backends!(
     two_hundred_parallel_wrong_passwords_all_counted,
     super::two_hundred_parallel_wrong_passwords_all_counted
+);
+
+/// Parallel password sign-ins of one account, each through a full code flow, for a few
+/// seconds: every one gets its tokens. (On PostgreSQL two of them used to deadlock on the
+/// account's throttle rows, each holding its own reservation and waiting for the other's: a 500
+/// in most runs of this test.)
+async fn parallel_sign_ins_of_one_account(b: Backend) {
+    let (app, _rp) = app_with_rp(b, crate::outage::ALLOW_ALL).await;
+    let port = app.port;
+    let until = Instant::now() + std::time::Duration::from_millis(2500);
+    let done = together(4, move |_| async move {
+        let mut n = 0;
+        while Instant::now() < until {
+            let (flow, stop) = crate::outage::code_flow(port).await;
+            assert!(stop.is_none(), "sign-in {n}: {stop:?}");
+            assert!(flow.tokens.is_some(), "sign-in {n}");
+            n += 1;
+        }
+        n
+    })
+    .await;
+    assert!(done.iter().all(|n| *n > 0), "{done:?}");
+}
+on_both_backends!(
+    parallel_sign_ins_of_one_account,
+    super::parallel_sign_ins_of_one_account
 );
