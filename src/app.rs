@@ -36,6 +36,7 @@ pub fn build_state(svc: Services) -> Result<web::Data<AppState>, StartError> {
     Ok(web::Data::new(AppState {
         csrf: Csrf::new(key, secure),
         discovery: crate::oidc::discovery::document(svc.settings.issuer.as_str()),
+        draining: Default::default(),
         svc,
     }))
 }
@@ -184,8 +185,9 @@ pub fn standby(listener: TcpListener, backend: &'static str) -> std::io::Result<
     Ok(server.run())
 }
 
-/// Start serving on `listener`. The returned server stops gracefully on SIGINT/SIGTERM: it stops
-/// accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE_SECS`], then resolves.
+/// Start serving on `listener`. Stopped through its handle (`serve` does it on SIGTERM/SIGINT,
+/// after draining): it stops accepting, lets in-flight requests finish for up to
+/// [`SHUTDOWN_GRACE_SECS`], then resolves.
 pub fn run(
     state: web::Data<AppState>,
     listener: TcpListener,
@@ -210,6 +212,8 @@ pub fn run(
             }))
     })
     .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+    // `serve` handles the signals: first it drains (readiness 503), then it stops this server.
+    .disable_signals()
     .listen(listener)?;
     if let Some(n) = workers {
         server = server.workers(n);

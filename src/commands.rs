@@ -172,7 +172,29 @@ async fn serve(settings: Settings, demo: bool) -> Result<(), Failure> {
     spawn_ip_retention(&svc);
     spawn_housekeeping(&svc);
     let token_log = svc.token_log.clone();
+    let drain = std::time::Duration::from_secs(svc.settings.shutdown_drain_secs);
+    let draining = state.draining.clone();
     let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
+    let handle = server.handle();
+    // SIGTERM: first tell the load balancer (readiness 503) and keep answering for the drain
+    // period, so that no request is sent to a closed port; then stop accepting and let the
+    // requests in flight finish.
+    tokio::spawn(async move {
+        stop_signal().await;
+        draining.store(true, std::sync::atomic::Ordering::Release);
+        if !drain.is_zero() {
+            tracing::info!(
+                seconds = drain.as_secs(),
+                "stopping: draining (/readyz answers 503) before closing the listener"
+            );
+            tokio::time::sleep(drain).await;
+        }
+        tracing::info!(
+            grace_secs = crate::app::SHUTDOWN_GRACE_SECS,
+            "stopping: no new connections; requests in flight finish"
+        );
+        handle.stop(true).await;
+    });
     tracing::info!(bind = %bind, issuer = %issuer, "vigil is serving");
     let served = server.await;
     // The requests have finished (or the grace period ran out): write the issuance log's last

@@ -184,6 +184,9 @@ pub struct Settings {
     /// without revoking its family (two workers of one app refreshing at once). 0: any second
     /// use is reuse and revokes the family.
     pub refresh_reuse_interval_secs: i64,
+    /// Seconds between SIGTERM and closing the listener, during which `/readyz` answers 503 so
+    /// load balancers stop sending new requests first (0: close at once).
+    pub shutdown_drain_secs: u64,
     /// A bearer token that opens `/metrics` to remote scrapers (`metrics_token`, or the first
     /// line of `metrics_token_file`); without one it answers only requests from the loopback
     /// interface.
@@ -220,6 +223,7 @@ pub const KEYS: &[&str] = &[
     "ip_retention_days",
     "token_log_retention_days",
     "refresh_reuse_interval_secs",
+    "shutdown_drain_secs",
     "metrics_token",
     "metrics_token_file",
 ];
@@ -407,8 +411,10 @@ impl Settings {
         // Up to five minutes: a window for concurrent duplicates, not a second lifetime.
         let refresh_reuse_interval_secs =
             i64::from(number(take("refresh_reuse_interval_secs"), 0u32, 0, 300)?);
+        let shutdown_drain_secs = u64::from(number(take("shutdown_drain_secs"), 0u32, 0, 60)?);
         Ok(Settings {
             refresh_reuse_interval_secs,
+            shutdown_drain_secs,
             risk_policy,
             risk_candidate_policy,
             risk_threshold_medium,

@@ -1807,6 +1807,7 @@ fn render_settings(s: &vigil::config::Settings) -> String {
             "refresh_reuse_interval_secs",
             s.refresh_reuse_interval_secs.to_string(),
         ),
+        ("shutdown_drain_secs", s.shutdown_drain_secs.to_string()),
     ];
     if let Some(k) = &s.master_key {
         t.push(("master_key", toml_str(k)));

@@ -33,6 +33,15 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 
 /// 200 when the database answers (migrations ran before the server started), 503 otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        // Stopping: the load balancer should send new requests to the other nodes now, while
+        // this one still answers those that arrive meanwhile.
+        return HttpResponse::ServiceUnavailable().json(body(
+            "draining",
+            state.svc.db.backend(),
+            true,
+        ));
+    }
     let db_ok = state.svc.db.ping(PROBE_WAIT).await;
     let b = body(
         if db_ok { "ok" } else { "unavailable" },

@@ -90,6 +90,8 @@ pub struct AppState {
     pub csrf: csrf::Csrf,
     /// The discovery document, serialised once at start-up.
     pub discovery: String,
+    /// SIGTERM arrived: `/readyz` answers 503 while the node drains (`VIGIL_SHUTDOWN_DRAIN_SECS`).
+    pub draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {

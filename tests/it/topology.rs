@@ -13,9 +13,10 @@ use serde_json::Value;
 use vigil::store::{signins, users};
 
 use crate::helpers::{
-    behind_proxy, pg_admin_url, spawn_app_with, spawn_node, Backend, TestApp, PASSWORD,
+    behind_proxy, csrf_in, pg_admin_url, spawn_app_with, spawn_node, Backend, TestApp, PASSWORD,
+    TEST_MASTER_KEY,
 };
-use crate::oidc::{add_client, location, rp, tokens_for, ClientSpec, SECRET};
+use crate::oidc::{add_client, location, query, rp, tokens_for, ClientSpec, Rp, REDIRECT, SECRET};
 
 /// Caddy as a child process, stopped with the test; `_home` holds its state directory.
 struct Caddy {
@@ -47,13 +48,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Run `deploy/Caddyfile` on `port` in front of `nodes`; returns once it answers.
-async fn start_caddy(port: u16, nodes: &[&TestApp]) -> Caddy {
+/// Run `deploy/Caddyfile` on `port` in front of the nodes on `nodes` (ports); returns once it
+/// answers.
+async fn start_caddy(port: u16, nodes: &[u16]) -> Caddy {
     let home = tempfile::tempdir().unwrap();
-    let upstreams: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
+    let upstreams: Vec<String> = nodes.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let child = Command::new("caddy")
         .args(["run", "--adapter", "caddyfile", "--config"])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/Caddyfile"))
@@ -126,7 +125,7 @@ async fn two_nodes_behind_the_proxy_are_one_provider() {
     ];
     let a = spawn_app_with(Backend::Postgres, &env).await.unwrap();
     let b = spawn_node(&a, 0, &env).await;
-    let _caddy = start_caddy(port, &[&a, &b]).await;
+    let _caddy = start_caddy(port, &[a.port, b.port]).await;
     let browser: IpAddr = "127.0.0.7".parse().unwrap();
     let front = behind_proxy(&a, port, browser, &[]);
 
@@ -180,4 +179,266 @@ async fn two_nodes_behind_the_proxy_are_one_provider() {
     // The operator's endpoint stays on the inside.
     assert_eq!(front.get("/metrics").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(front.get("/readyz").await.status(), StatusCode::OK);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A rolling restart under load
+
+/// `vigil serve` as a child process (the real binary, so SIGTERM is the real signal path).
+struct Node {
+    port: u16,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(env: &[(&str, String)]) -> Node {
+        Node {
+            port: free_port(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            child: None,
+        }
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("serve")
+            .env_remove("VIGIL_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("VIGIL_BIND", format!("127.0.0.1:{}", self.port))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    async fn ready(&self) {
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        while !http
+            .get(format!("http://127.0.0.1:{}/readyz", self.port))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "node not ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, as an orchestrator stops a node; returns once the process exited, and how.
+    async fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "node did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One whole sign-in of a new browser through the front door, then what an application does
+/// with it: redeem the code, refresh, call UserInfo. Any unexpected answer is the error.
+async fn one_sign_in(front: &TestApp, rp: &Rp) -> Result<(), String> {
+    let fail = |step: &str, e: &dyn std::fmt::Display| format!("{step}: {e}");
+    let s = rp.start(&["openid", "offline_access"], &[]);
+    let r = front
+        .http
+        .get(s.url.as_str())
+        .send()
+        .await
+        .map_err(|e| fail("authorize", &e))?;
+    if r.status() != StatusCode::SEE_OTHER {
+        return Err(fail("authorize", &r.status()));
+    }
+    let login = location(&r);
+    let page = front.get(&login).await;
+    if page.status() != StatusCode::OK {
+        return Err(fail("login page", &page.status()));
+    }
+    let page = page.text().await.map_err(|e| fail("login page", &e))?;
+    let tx = query(&format!("http://x{login}"))["tx"].clone();
+    let r = front
+        .http
+        .post(front.url("/login"))
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf_in(&page)),
+            ("tx", &tx),
+        ])
+        .send()
+        .await
+        .map_err(|e| fail("sign-in", &e))?;
+    let back = location(&r);
+    if r.status() != StatusCode::SEE_OTHER || !back.starts_with(REDIRECT) {
+        return Err(fail("sign-in", &format!("{} {back}", r.status())));
+    }
+    let code = query(&back)["code"].clone();
+    let token = |form: Vec<(&'static str, String)>| {
+        let http = front.http.clone();
+        let url = front.url("/token");
+        async move {
+            let r = http
+                .post(url)
+                .basic_auth("rp", Some(SECRET))
+                .form(&form)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() != StatusCode::OK {
+                return Err(r.status().to_string());
+            }
+            r.json::<Value>().await.map_err(|e| e.to_string())
+        }
+    };
+    let t = token(vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code),
+        ("redirect_uri", REDIRECT.into()),
+        ("code_verifier", s.verifier.secret().clone()),
+    ])
+    .await
+    .map_err(|e| fail("code", &e))?;
+    let t = token(vec![
+        ("grant_type", "refresh_token".into()),
+        (
+            "refresh_token",
+            t["refresh_token"].as_str().unwrap_or("").into(),
+        ),
+    ])
+    .await
+    .map_err(|e| fail("refresh", &e))?;
+    let r = front
+        .http
+        .get(front.url("/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap_or(""))
+        .send()
+        .await
+        .map_err(|e| fail("userinfo", &e))?;
+    if r.status() != StatusCode::OK {
+        return Err(fail("userinfo", &r.status()));
+    }
+    Ok(())
+}
+
+/// Two nodes behind Caddy, browsers signing in all the while; each node in turn gets SIGTERM
+/// (it drains: `/readyz` 503 for `VIGIL_SHUTDOWN_DRAIN_SECS`, so Caddy stops sending it new
+/// requests; then it finishes what is in flight and exits 0) and is started again. No request
+/// of any sign-in fails.
+#[actix_web::test]
+async fn a_rolling_restart_under_load_loses_no_request() {
+    if pg_admin_url().is_none() {
+        eprintln!("VIGIL_TEST_DATABASE_URL not set: skipped");
+        return;
+    }
+    if !caddy_installed() {
+        eprintln!("caddy is not installed (apt-get install caddy; .ci/run installs it): skipped");
+        return;
+    }
+    let port = free_port();
+    let issuer = format!("http://localhost:{port}");
+    let a = spawn_app_with(Backend::Postgres, &[("VIGIL_ISSUER", issuer.as_str())])
+        .await
+        .unwrap();
+    a.add_user("alice", false).await;
+    add_client(&a, ClientSpec::default()).await;
+    let env = [
+        ("VIGIL_DATABASE_URL", a._db.url_string()),
+        ("VIGIL_ISSUER", issuer.clone()),
+        ("VIGIL_TRUSTED_PROXIES", "127.0.0.1/32".into()),
+        ("VIGIL_SHUTDOWN_DRAIN_SECS", "2".into()),
+        ("VIGIL_MASTER_KEY", TEST_MASTER_KEY.into()),
+        ("VIGIL_ARGON2_MEMORY_KIB", "1024".into()),
+        ("VIGIL_ARGON2_ITERATIONS", "1".into()),
+        ("VIGIL_GEOIP_CITY", String::new()),
+        ("VIGIL_GEOIP_ASN", String::new()),
+        ("VIGIL_LOG", "warn".into()),
+        // Every sign-in is a new browser: this test is about restarts, not the risk engine.
+        (
+            "VIGIL_RISK_POLICY",
+            "low=allow,medium=allow,high=allow".into(),
+        ),
+    ];
+    let mut nodes = [Node::new(&env), Node::new(&env)];
+    for n in &mut nodes {
+        n.spawn();
+    }
+    for n in &nodes {
+        n.ready().await;
+    }
+    let _caddy = start_caddy(port, &[nodes[0].port, nodes[1].port]).await;
+
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut load = Vec::new();
+    for i in 0..4u8 {
+        let (stop, a_front) = (
+            stop.clone(),
+            behind_proxy(&a, port, IpAddr::from([127, 0, 0, 10 + i]), &[]),
+        );
+        let rp = rp(&a_front, "rp", false).await;
+        load.push(actix_web::rt::spawn(async move {
+            let (mut done, mut errors) = (0u32, Vec::new());
+            while !stop.get() {
+                // A new browser each time: every round is a whole password sign-in.
+                let front = behind_proxy(&a_front, port, IpAddr::from([127, 0, 0, 10 + i]), &[]);
+                match one_sign_in(&front, &rp).await {
+                    Ok(()) => done += 1,
+                    Err(e) => errors.push(e),
+                }
+            }
+            (done, errors)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in [1, 0] {
+        let status = nodes[i].stop().await;
+        assert!(status.success(), "a drained stop exits 0: {status:?}");
+        nodes[i].spawn();
+        nodes[i].ready().await;
+        // Caddy's next health check (every second) takes it back.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    stop.set(true);
+    let (mut done, mut errors) = (0, Vec::new());
+    for t in load {
+        let (d, e) = t.await.unwrap();
+        done += d;
+        errors.extend(e);
+    }
+    assert!(
+        errors.is_empty(),
+        "{} of {} sign-ins failed: {errors:?}",
+        errors.len(),
+        done as usize + errors.len()
+    );
+    assert!(done >= 20, "the load kept going: {done} sign-ins");
 }
