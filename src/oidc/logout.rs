@@ -39,16 +39,48 @@ pub struct LogoutPlan {
     pub redirect: Option<String>,
 }
 
-/// Check a logout request. `Err` carries a message for an error page.
-pub async fn plan(svc: &Services, now: Timestamp, p: &LogoutParams) -> Result<LogoutPlan, String> {
+/// Why a logout request cannot be planned.
+#[derive(Debug)]
+pub enum PlanError {
+    /// The request is wrong: a message for the error page.
+    Invalid(String),
+    /// The database cannot be reached (a 503 page, not "your request is wrong").
+    Unavailable(String),
+}
+
+impl From<String> for PlanError {
+    fn from(m: String) -> Self {
+        PlanError::Invalid(m)
+    }
+}
+
+impl From<&str> for PlanError {
+    fn from(m: &str) -> Self {
+        PlanError::Invalid(m.to_owned())
+    }
+}
+
+/// The database's unavailability as itself; any other failure as the page's message.
+fn unavailable_or(e: impl Into<Option<crate::store::StoreError>>) -> PlanError {
+    match e.into() {
+        Some(crate::store::StoreError::Unavailable(m)) => PlanError::Unavailable(m),
+        _ => PlanError::Invalid("The sign-out service is unavailable.".into()),
+    }
+}
+
+/// Check a logout request.
+pub async fn plan(
+    svc: &Services,
+    now: Timestamp,
+    p: &LogoutParams,
+) -> Result<LogoutPlan, PlanError> {
     let mut hinted_sub = None;
     let mut client_id = p.client_id.clone().filter(|c| c.len() <= 128);
     if let Some(hint) = &p.id_token_hint {
-        let keys = svc
-            .keys
-            .current(now)
-            .await
-            .map_err(|_| "The sign-out service is unavailable.".to_owned())?;
+        let keys = svc.keys.current(now).await.map_err(|e| match e {
+            super::keys::KeyError::Store(s) => unavailable_or(s),
+            _ => unavailable_or(None),
+        })?;
         // Expired hints are fine: logout often happens long after sign-in.
         let claims: IdClaims = keys
             .verify(
@@ -69,7 +101,7 @@ pub async fn plan(svc: &Services, now: Timestamp, p: &LogoutParams) -> Result<Lo
             .db
             .run(move |c| clients::find(c, &id))
             .await
-            .map_err(|_| "The sign-out service is unavailable.".to_owned())?,
+            .map_err(unavailable_or)?,
         None => None,
     };
     let redirect = match (&client, &p.post_logout_redirect_uri) {

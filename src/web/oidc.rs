@@ -483,7 +483,8 @@ async fn logout_with(
     let now = state.now();
     let plan = match logout::plan(&state.svc, now, &p).await {
         Ok(plan) => plan,
-        Err(msg) => {
+        Err(logout::PlanError::Unavailable(m)) => return Err(WebError::Unavailable(m)),
+        Err(logout::PlanError::Invalid(msg)) => {
             return Ok(error_page(
                 StatusCode::BAD_REQUEST,
                 "Sign-out request not valid",

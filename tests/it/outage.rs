@@ -489,6 +489,18 @@ async fn a_database_outage_is_503_then_the_node_serves_again_without_a_restart()
     timed(t0, "POST /login");
     assert_page_503("POST /login", r).await;
 
+    let t0 = Instant::now();
+    let r = browser
+        .get(app.url(&format!(
+            "/logout?client_id=rp&post_logout_redirect_uri={}",
+            urlencode("https://rp.example.com/bye")
+        )))
+        .send()
+        .await
+        .unwrap();
+    timed(t0, "GET /logout");
+    assert_page_503("/logout", r).await;
+
     // What needs no database keeps answering: discovery, and the JWKS this node last loaded
     // (keys cannot change while nothing can be written), so RPs keep verifying ID tokens.
     let t0 = Instant::now();
