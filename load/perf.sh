@@ -99,7 +99,8 @@ pg_url() {
 
 wait_healthy() {
   for _ in $(seq 1 300); do
-    curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0
+    # /readyz: /healthz is liveness and answers 200 while a node still waits for its database.
+    curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
   echo "perf.sh: vigil on port $1 did not come up" >&2; exit 1

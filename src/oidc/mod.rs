@@ -160,7 +160,7 @@ impl OAuthError {
     /// The database cannot be reached: 503 `temporarily_unavailable`, try again shortly.
     pub fn unavailable() -> Self {
         OAuthError::temporarily_unavailable(
-            "the server cannot reach its database at the moment; try again shortly",
+            "the server cannot use its database at the moment; try again shortly",
         )
     }
 

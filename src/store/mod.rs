@@ -214,6 +214,7 @@ impl Manager {
                     wrote: false,
                 },
                 self.health.clone(),
+                matches!(self.url, DatabaseUrl::Sqlite(_)),
             )
         };
         match &self.url {

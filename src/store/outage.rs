@@ -43,6 +43,9 @@ pub struct Health {
     /// The last connect failed (and none has succeeded since).
     down: AtomicBool,
     since: Mutex<Option<Instant>>,
+    /// A write failed because the database cannot be written ([`cannot_write`]), and none has
+    /// succeeded since.
+    write_failing: AtomicBool,
 }
 
 impl Health {
@@ -83,14 +86,19 @@ impl Health {
     }
 }
 
-/// Whether `e` says the connection (or the server behind it) is gone, rather than that the
-/// statement was wrong. libpq reports a server that went away as `ClosedConnection` (the
-/// connection's status is bad after the failed statement) or `UnableToSendCommand`; a broken
-/// transaction manager means a COMMIT or ROLLBACK could not be sent.
+/// Whether `e` says the database cannot be used now, rather than that the statement was wrong:
+/// the connection (or the server behind it) is gone — libpq reports that as `ClosedConnection`
+/// (the connection's status is bad after the failed statement) or `UnableToSendCommand`, and a
+/// broken transaction manager means a COMMIT or ROLLBACK could not be sent — or the database
+/// cannot be written ([`cannot_write`]). Either way the connection is replaced and the request
+/// answered 503.
 pub fn is_unavailable(e: &DieselError) -> bool {
     match e {
         DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            // PostgreSQL: connected to a standby (a failover left this connection behind).
+            | DatabaseErrorKind::ReadOnlyTransaction,
             _,
         ) => true,
         DieselError::DatabaseError(_, info) => {
@@ -101,11 +109,49 @@ pub fn is_unavailable(e: &DieselError) -> bool {
                 || m.contains("the database system is starting up")
                 || m.contains("server closed the connection unexpectedly")
                 || m.contains("no connection to the server")
+                || cannot_write(m)
         }
         DieselError::BrokenTransactionManager => true,
         DieselError::RollbackErrorOnCommit { commit_error, .. } => is_unavailable(commit_error),
         _ => false,
     }
+}
+
+/// SQLite cannot write the database file: it (or its directory, its `-wal` or `-shm`) is
+/// read-only, the disk is full, or writing failed. A connection that opened a read-only file
+/// stays read-only even after the file is made writable again, so it must be replaced (which
+/// `is_unavailable` makes happen) for writes to resume.
+pub fn cannot_write(message: &str) -> bool {
+    message.contains("attempt to write a readonly database")
+        || message.contains("database or disk is full")
+        || message.contains("disk I/O error")
+}
+
+impl Health {
+    /// Say once, clearly, that writes fail and why (until one succeeds again).
+    fn write_failed(&self, why: &str) {
+        if !self.write_failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                error = %why,
+                "cannot write to the database (a read-only database file or directory, or a full disk?): requests that write answer 503 until it is fixed; reads keep working"
+            );
+        }
+    }
+
+    fn wrote(&self) {
+        if self.write_failing.swap(false, Ordering::AcqRel) {
+            tracing::info!("the database accepts writes again");
+        }
+    }
+}
+
+/// Whether a statement that succeeded made a write durable: a COMMIT, or a write outside any
+/// transaction (checked only while writes are failing; inside a transaction SQLite may accept
+/// a statement in memory and fail at the commit).
+fn is_durable_write<Q: std::fmt::Display + ?Sized>(query: &Q, in_transaction: bool) -> bool {
+    let q = query.to_string();
+    let head = q.trim_start().get(..6).unwrap_or("").to_ascii_uppercase();
+    head == "COMMIT" || (!in_transaction && ["INSERT", "UPDATE", "DELETE"].contains(&head.as_str()))
 }
 
 /// The pool's instrumentation around [`CommitCounter`]: remembers, for this one connection,
@@ -115,39 +161,57 @@ pub(super) struct Watched {
     health: Arc<Health>,
     good_in: u64,
     lost: bool,
+    /// Not handed out yet.
+    fresh: bool,
+    /// SQLite: a connection costs a file open, cheaper than a question to it.
+    sqlite: bool,
 }
 
 impl Watched {
-    pub(super) fn new(commits: CommitCounter, health: Arc<Health>) -> Self {
+    pub(super) fn new(commits: CommitCounter, health: Arc<Health>, sqlite: bool) -> Self {
         let good_in = health.epoch();
         Watched {
             commits,
             health,
             good_in,
             lost: false,
+            fresh: true,
+            sqlite,
         }
     }
 
     fn lose(&mut self, why: &dyn std::fmt::Display) {
-        if !self.lost {
-            self.lost = true;
-            let before = self.health.epoch.fetch_add(1, Ordering::AcqRel);
+        if self.lost {
+            return;
+        }
+        self.lost = true;
+        let before = self.health.epoch.fetch_add(1, Ordering::AcqRel);
+        let text = why.to_string();
+        if cannot_write(&text) {
+            self.health.write_failed(&text);
+        } else if self.good_in == before {
             // The first connection to find out says so; the others it makes suspect follow.
-            if self.good_in == before {
-                tracing::warn!(error = %why, "lost a database connection; it will not be reused");
-            } else {
-                tracing::debug!(error = %why, "lost a database connection; it will not be reused");
-            }
+            tracing::warn!(error = %text, "lost a database connection; it will not be reused");
+        } else {
+            tracing::debug!(error = %text, "lost a database connection; it will not be reused");
         }
     }
 }
 
 impl Instrumentation for Watched {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery { error: Some(e), .. } = &event {
-            if is_unavailable(e) {
+        match &event {
+            InstrumentationEvent::FinishQuery { error: Some(e), .. } if is_unavailable(e) => {
                 self.lose(e);
             }
+            InstrumentationEvent::FinishQuery {
+                query, error: None, ..
+            } if self.health.write_failing.load(Ordering::Acquire)
+                && is_durable_write(*query, self.commits.in_transaction) =>
+            {
+                self.health.wrote();
+            }
+            _ => {}
         }
         self.commits.on_connection_event(event);
     }
@@ -179,7 +243,9 @@ pub(super) fn is_lost(conn: &mut DbConn) -> bool {
 }
 
 /// A connection within `within`, or [`StoreError::Unavailable`]. A connection idle since before
-/// the last one died is pinged once first (it may have died with the others).
+/// the last one died is pinged once first (it may have died with the others); on SQLite it is
+/// replaced instead, and so is every used connection while writes are failing, since one that
+/// opened a read-only file stays read-only after the file is fixed.
 pub(super) fn checkout(
     pool: &Pool<Manager>,
     health: &Health,
@@ -198,9 +264,16 @@ pub(super) fn checkout(
             }
         };
         let epoch = health.epoch();
+        let writes_failing = health.write_failing.load(Ordering::Acquire);
         let Some(w) = watched(&mut conn) else {
             return Ok(conn);
         };
+        let fresh = std::mem::replace(&mut w.fresh, false);
+        if w.sqlite && !fresh && (writes_failing || w.good_in < epoch) {
+            // Dropped on return, quietly: nothing is wrong with it that is news.
+            w.lost = true;
+            continue;
+        }
         if w.good_in >= epoch {
             return Ok(conn);
         }
@@ -260,5 +333,15 @@ mod tests {
         );
         assert!(!is_unavailable(&unique));
         assert!(!is_unavailable(&DieselError::NotFound));
+        let full = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("database or disk is full".to_owned()),
+        );
+        assert!(is_unavailable(&full));
+        let read_only = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("attempt to write a readonly database".to_owned()),
+        );
+        assert!(is_unavailable(&read_only));
     }
 }

@@ -40,7 +40,8 @@ pub enum WebError {
     /// Overloaded (the password-hash queue is full): 503, come back in a moment.
     #[error("busy")]
     Busy,
-    /// The database cannot be reached: 503, come back in a moment (the node recovers by itself).
+    /// The database cannot be reached (or written): 503, come back in a moment (the node
+    /// recovers by itself once it can).
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -102,7 +103,7 @@ impl ResponseError for WebError {
                 tracing::debug!(error = %detail, "database unavailable: answered 503");
                 (
                     "Temporarily unavailable",
-                    "vigil cannot reach its database at the moment, so nothing was changed. Please try again in a few seconds.".to_owned(),
+                    "vigil cannot use its database at the moment, so nothing was changed. Please try again in a few seconds.".to_owned(),
                 )
             }
             WebError::Internal(detail) => {

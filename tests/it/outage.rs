@@ -867,11 +867,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn serve(db_url: &str, dir: &std::path::Path) -> Serve {
-    let port = free_port();
-    let log = dir.join("vigil.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("serve")
+/// `vigil ARGS` on `db_url`, serving (if asked to) on `port`, in `dir`.
+fn vigil(args: &[&str], db_url: &str, port: u16, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.args(args)
         .env_remove("VIGIL_CONFIG")
         .env("VIGIL_DATABASE_URL", db_url)
         .env("VIGIL_BIND", format!("127.0.0.1:{port}"))
@@ -884,7 +883,18 @@ fn serve(db_url: &str, dir: &std::path::Path) -> Serve {
         .env("VIGIL_RISK_POLICY", "low=allow,medium=allow,high=allow")
         .env("VIGIL_LOG", "info")
         .env("VIGIL_LOG_FORMAT", "text")
-        .current_dir(dir)
+        .current_dir(dir);
+    cmd
+}
+
+fn serve(db_url: &str, dir: &std::path::Path) -> Serve {
+    let port = free_port();
+    serve_with(vigil(&["serve"], db_url, port, dir), port, dir)
+}
+
+fn serve_with(mut cmd: Command, port: u16, dir: &std::path::Path) -> Serve {
+    let log = dir.join(format!("vigil-{port}.log"));
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -1015,4 +1025,344 @@ async fn serve_started_while_the_database_is_down_waits_and_becomes_ready_by_its
     assert_eq!(r.status(), StatusCode::OK);
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite: a database file vigil cannot write
+
+/// vigil's user in these tests: file modes bind it (they do not bind root).
+const NOBODY: u32 = 65534;
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `vigil ARGS` as [`NOBODY`].
+fn vigil_as_nobody(args: &[&str], db_url: &str, port: u16, dir: &std::path::Path) -> Command {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = vigil(args, db_url, port, dir);
+    cmd.uid(NOBODY).gid(NOBODY);
+    cmd
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// SIGTERM (a graceful stop), by the child's id, and wait for it.
+fn stop(srv: &mut Serve) {
+    let pid = srv.child.id().to_string();
+    let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(st.success());
+    srv.child.wait().unwrap();
+}
+
+/// The database file and the `-wal`/`-shm` files SQLite keeps beside it, chmod'ed to `mode`.
+fn chmod_database(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+/// A node started on a database file its user cannot write (a restored backup with the wrong
+/// owner, a read-only volume): it serves what only reads — discovery, JWKS, introspection and
+/// UserInfo of valid tokens, the login page — and answers every write with a 503 (page or
+/// `temporarily_unavailable`), logging what is wrong; once the file is writable again, writes
+/// resume without a restart. Runs vigil as `nobody`, since file modes do not bind root; skipped
+/// when the test is not root.
+#[actix_web::test]
+async fn sqlite_file_that_cannot_be_written_keeps_reads_and_writes_resume() {
+    if !running_as_root() {
+        eprintln!("not root: cannot run vigil as another user; read-only SQLite test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    let path = dir.path().join("vigil.db");
+    let url = format!("sqlite://{}", path.display());
+    let port = free_port();
+    let cli = |args: &[&str]| vigil_as_nobody(args, &url, port, dir.path());
+    run_with_stdin(
+        cli(&[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--password-stdin",
+        ]),
+        &format!("{PASSWORD}\n"),
+    );
+    run_with_stdin(
+        cli(&[
+            "client",
+            "add",
+            "rp",
+            "--redirect-uri",
+            REDIRECT,
+            "--first-party",
+            "--secret-stdin",
+        ]),
+        &format!("{SECRET}\n"),
+    );
+    // A first run writes what a node needs and hands out tokens; then a graceful stop.
+    let mut srv = serve_with(cli(&["serve"]), port, dir.path());
+    let http = client(port);
+    let base = format!("http://localhost:{port}");
+    until_ready(&http, &base, Duration::from_secs(20))
+        .await
+        .expect("first run ready");
+    let tokens = signed_in(port).await;
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    stop(&mut srv);
+
+    // The file becomes read-only for vigil's user; vigil starts on it.
+    chmod_database(&path, 0o400);
+    let mut srv = serve_with(cli(&["serve"]), port, dir.path());
+    until_ready(&http, &base, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("{}", std::fs::read_to_string(&srv.log).unwrap_or_default()));
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        http.post(format!("{base}{path}"))
+            .basic_auth("rp", Some(SECRET))
+            .form(&form)
+            .send()
+    };
+    // Reads work.
+    for p in ["/.well-known/openid-configuration", "/jwks", "/login"] {
+        let r = http.get(format!("{base}{p}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{p}");
+    }
+    let (st, v) = json_of(
+        post("/introspect", vec![("token", at.clone())])
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (st, &v["active"]),
+        (StatusCode::OK, &Value::Bool(true)),
+        "{v}"
+    );
+    let r = http
+        .get(format!("{base}/userinfo"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Writes: 503, a page for people and JSON for the API, never a 500.
+    let refresh = || {
+        post(
+            "/token",
+            vec![
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", rt.clone()),
+            ],
+        )
+    };
+    let (st, v) = json_of(refresh().await.unwrap()).await;
+    assert_unavailable_json("/token with a read-only file", st, &v);
+    let (_, challenge) = pkce();
+    let r = http
+        .get(authorize_url(&base, &challenge))
+        .send()
+        .await
+        .unwrap();
+    let back = location(&r);
+    assert!(
+        back.starts_with(REDIRECT) && query(&back)["error"] == "temporarily_unavailable",
+        "/authorize cannot store its request: {} {back}",
+        r.status()
+    );
+    let page = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", &hidden(&page, "csrf_token")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_page_503("POST /login with a read-only file", r).await;
+    let log = std::fs::read_to_string(&srv.log).unwrap();
+    assert!(
+        log.contains("cannot write to the database")
+            && log.contains("attempt to write a readonly database"),
+        "the log says what is wrong: {log}"
+    );
+
+    // Writable again: the next write works, on the same node.
+    chmod_database(&path, 0o600);
+    let t0 = Instant::now();
+    let (st, v) = json_of(refresh().await.unwrap()).await;
+    assert_eq!(st, StatusCode::OK, "the first write after the fix: {v}");
+    eprintln!(
+        "read-only file fixed: the next write answered in {} ms",
+        t0.elapsed().as_millis()
+    );
+    signed_in(port).await;
+    let log = std::fs::read_to_string(&srv.log).unwrap();
+    assert!(log.contains("the database accepts writes again"), "{log}");
+    stop(&mut srv);
+}
+
+/// A tmpfs of `size` mounted on a new temporary directory (root only; `None` where mounting is
+/// not allowed), unmounted (lazily: the node under test may still hold its files) on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { dir })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fill the file system `path` is on: a file written until the disk refuses even one byte.
+fn fill_disk(path: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write as _;
+    let filler = path.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    for chunk in [64 * 1024, 4096, 512, 1] {
+        let buf = vec![0u8; chunk];
+        while f.write_all(&buf).and_then(|()| f.flush()).is_ok() {}
+    }
+    let _ = f.sync_all();
+    filler
+}
+
+/// A running node whose disk fills up: writes answer 503 (never 500) while reads keep working —
+/// discovery, JWKS, introspection and UserInfo of valid tokens — and writes resume as soon as
+/// there is space again, without a restart. The disk is a small tmpfs the test fills (root
+/// only: skipped where mounting is not allowed).
+#[actix_web::test]
+async fn sqlite_full_disk_keeps_reads_and_writes_resume() {
+    let Some(fs) = Tmpfs::mount("32m") else {
+        eprintln!("cannot mount a tmpfs here: full-disk test skipped");
+        return;
+    };
+    let path = fs.dir.path().join("vigil.db");
+    let app = spawn_app_on(DatabaseUrl::Sqlite(path), ALLOW_ALL).await;
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let tokens = signed_in(app.port).await;
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // Empty the write-ahead log, so that the next write needs new space, then fill the disk.
+    app.svc
+        .db
+        .run(|c| {
+            use diesel::connection::SimpleConnection as _;
+            c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                .map_err(vigil::store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    let filler = fill_disk(fs.dir.path());
+
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.as_str()),
+    ];
+    let (st, v) = api_post(&app, "/token", &refresh).await;
+    assert_unavailable_json("/token on a full disk", st, &v);
+    let browser = client(app.port);
+    let page = browser
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", &hidden(&page, "csrf_token")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_page_503("POST /login on a full disk", r).await;
+    // Reads keep working.
+    for p in ["/.well-known/openid-configuration", "/jwks", "/readyz"] {
+        assert_eq!(app.get(p).await.status(), StatusCode::OK, "{p}");
+    }
+    let (st, v) = api_post(&app, "/introspect", &[("token", &at)]).await;
+    assert_eq!(
+        (st, &v["active"]),
+        (StatusCode::OK, &Value::Bool(true)),
+        "{v}"
+    );
+    let r = app
+        .http
+        .get(app.url("/userinfo"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Space again: writes resume at once.
+    std::fs::remove_file(filler).unwrap();
+    let (st, v) = api_post(&app, "/token", &refresh).await;
+    assert_eq!(
+        st,
+        StatusCode::OK,
+        "the first write after space returned: {v}"
+    );
+    signed_in(app.port).await;
 }
