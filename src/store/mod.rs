@@ -384,7 +384,7 @@ impl Db {
 
     /// A connection for synchronous callers (the CLI, start-up).
     pub fn get(&self) -> StoreResult<PooledConnection<Manager>> {
-        outage::checkout(&self.pool, &self.health, outage::CHECKOUT_TIMEOUT)
+        outage::checkout(&self.pool, &self.health, outage::BUSY_WAIT)
     }
 
     /// Whether the last attempt to connect failed (and none succeeded since).
@@ -398,7 +398,7 @@ impl Db {
         F: FnOnce(&mut DbConn) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run_within(outage::CHECKOUT_TIMEOUT, f).await
+        self.run_within(outage::BUSY_WAIT, f).await
     }
 
     /// [`Db::run`], waiting at most `within` for a connection.
