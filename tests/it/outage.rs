@@ -12,9 +12,13 @@
 //! - sign-ins cut off mid-way leave nothing half-written (no session without its sign-in row and
 //!   audit entry, no code without its session), and the audit chain verifies;
 //! - `vigil serve` started while the database is down waits (live, not ready) and becomes ready
-//!   by itself when it comes up.
+//!   by itself when it comes up;
+//! - SQLite that cannot be written (a read-only file, a full disk): writes answer 503, reads keep
+//!   working, writes resume once it is fixed.
 //!
-//! PostgreSQL only: the tests return early when VIGIL_TEST_DATABASE_URL is not set.
+//! The PostgreSQL tests return early when VIGIL_TEST_DATABASE_URL is not set; the SQLite ones
+//! when the test is not root (vigil runs as `nobody`, whom file modes bind) or cannot mount a
+//! tmpfs.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
