@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
@@ -40,6 +41,8 @@ pub struct Metrics {
     pub db_unavailable: IntCounter,
     pub audit_append: Histogram,
     pub tokens_issued: IntCounterVec,
+    /// The metric names registered above, used or not yet.
+    names: Vec<String>,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -49,7 +52,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let histogram = |name: &str, help: &str, buckets: &[f64]| {
         Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
     };
-    let m = Metrics {
+    let mut m = Metrics {
         http_requests: counter(
             "vigil_http_requests_total",
             "HTTP requests answered, by route pattern, method and status code",
@@ -114,20 +117,27 @@ fn build() -> Result<Metrics, prometheus::Error> {
             &["grant"],
         )?,
         registry,
+        names: Vec::new(),
     };
-    let r = &m.registry;
-    r.register(Box::new(m.http_requests.clone()))?;
-    r.register(Box::new(m.http_duration.clone()))?;
-    r.register(Box::new(m.signins.clone()))?;
-    r.register(Box::new(m.step_ups.clone()))?;
-    r.register(Box::new(m.blocks.clone()))?;
-    r.register(Box::new(m.throttled.clone()))?;
-    r.register(Box::new(m.hash_wait.clone()))?;
-    r.register(Box::new(m.hash_rejected.clone()))?;
-    r.register(Box::new(m.db_pool_wait.clone()))?;
-    r.register(Box::new(m.db_unavailable.clone()))?;
-    r.register(Box::new(m.audit_append.clone()))?;
-    r.register(Box::new(m.tokens_issued.clone()))?;
+    let collectors: [Box<dyn Collector>; 12] = [
+        Box::new(m.http_requests.clone()),
+        Box::new(m.http_duration.clone()),
+        Box::new(m.signins.clone()),
+        Box::new(m.step_ups.clone()),
+        Box::new(m.blocks.clone()),
+        Box::new(m.throttled.clone()),
+        Box::new(m.hash_wait.clone()),
+        Box::new(m.hash_rejected.clone()),
+        Box::new(m.db_pool_wait.clone()),
+        Box::new(m.db_unavailable.clone()),
+        Box::new(m.audit_append.clone()),
+        Box::new(m.tokens_issued.clone()),
+    ];
+    for c in collectors {
+        m.names
+            .extend(c.desc().into_iter().map(|d| d.fq_name.clone()));
+        m.registry.register(c)?;
+    }
     Ok(m)
 }
 
@@ -140,26 +150,7 @@ pub static METRICS: LazyLock<Metrics> =
 /// The names of the process's metric families, used or not yet (a vector appears in the
 /// exposition only once one of its label sets was counted).
 pub fn declared() -> Vec<String> {
-    use prometheus::core::Collector;
-    let m = &*METRICS;
-    let collectors: [&dyn Collector; 12] = [
-        &m.http_requests,
-        &m.http_duration,
-        &m.signins,
-        &m.step_ups,
-        &m.blocks,
-        &m.throttled,
-        &m.hash_wait,
-        &m.hash_rejected,
-        &m.db_pool_wait,
-        &m.db_unavailable,
-        &m.audit_append,
-        &m.tokens_issued,
-    ];
-    collectors
-        .iter()
-        .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
-        .collect()
+    METRICS.names.clone()
 }
 
 /// One committed row of the sign-in log, as the counters see it.

@@ -346,6 +346,47 @@ async fn api_post(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (StatusCo
     json_of(r).await
 }
 
+/// POST /token redeeming `code` with its PKCE verifier, as the RP.
+async fn redeem(app: &TestApp, code: &str, verifier: &str) -> (StatusCode, Value) {
+    api_post(
+        app,
+        "/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// The login form's HTML at `base`.
+async fn login_page(browser: &reqwest::Client, base: &str) -> String {
+    browser
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Alice's password posted through `page`'s login form.
+async fn post_password(browser: &reqwest::Client, base: &str, page: &str) -> reqwest::Response {
+    browser
+        .post(format!("{base}/login"))
+        .form(&[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", &hidden(page, "csrf_token")),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
     let st = r.status();
     let retry = r.headers().get("retry-after").is_some();
@@ -423,17 +464,7 @@ async fn a_database_outage_is_503_then_the_node_serves_again_without_a_restart()
 
     let t0 = Instant::now();
     let (code, verifier) = &pending;
-    let (st, v) = api_post(
-        &app,
-        "/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await;
+    let (st, v) = redeem(&app, code, verifier).await;
     timed(t0, "POST /token (code)");
     assert_unavailable_json("/token code", st, &v);
 
@@ -471,25 +502,9 @@ async fn a_database_outage_is_503_then_the_node_serves_again_without_a_restart()
     timed(t0, "GET /authorize");
     assert_page_503("/authorize", r).await;
 
-    let page = browser
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = login_page(&browser, &app.base).await;
     let t0 = Instant::now();
-    let r = browser
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &hidden(&page, "csrf_token")),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = post_password(&browser, &app.base, &page).await;
     timed(t0, "POST /login");
     assert_page_503("POST /login", r).await;
 
@@ -567,17 +582,7 @@ async fn a_database_outage_is_503_then_the_node_serves_again_without_a_restart()
     )
     .await;
     assert_eq!(st, StatusCode::OK, "the refresh token from before: {v}");
-    let (st, v) = api_post(
-        &app,
-        "/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await;
+    let (st, v) = redeem(&app, code, verifier).await;
     assert_eq!(st, StatusCode::OK, "the code from before: {v}");
     let r = app
         .http
@@ -770,17 +775,7 @@ async fn sign_ins_cut_off_by_the_outage_leave_nothing_half_written() {
     // did not) refused as already used: never a 5xx.
     for (flow, stop) in &outcomes {
         if let (Some((code, verifier)), Some(Stop::Status("token", ..))) = (&flow.code, stop) {
-            let (st, v) = api_post(
-                &app,
-                "/token",
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", code),
-                    ("redirect_uri", REDIRECT),
-                    ("code_verifier", verifier),
-                ],
-            )
-            .await;
+            let (st, v) = redeem(&app, code, verifier).await;
             assert!(
                 st == StatusCode::OK
                     || (st == StatusCode::BAD_REQUEST && v["error"] == "invalid_grant"),
@@ -1204,24 +1199,8 @@ async fn sqlite_file_that_cannot_be_written_keeps_reads_and_writes_resume() {
         "/authorize cannot store its request: {} {back}",
         r.status()
     );
-    let page = http
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = http
-        .post(format!("{base}/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &hidden(&page, "csrf_token")),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let page = login_page(&http, &base).await;
+    let r = post_password(&http, &base, &page).await;
     assert_page_503("POST /login with a read-only file", r).await;
     let log = std::fs::read_to_string(&srv.log).unwrap();
     assert!(
@@ -1322,24 +1301,8 @@ async fn sqlite_full_disk_keeps_reads_and_writes_resume() {
     let (st, v) = api_post(&app, "/token", &refresh).await;
     assert_unavailable_json("/token on a full disk", st, &v);
     let browser = client(app.port);
-    let page = browser
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = browser
-        .post(app.url("/login"))
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &hidden(&page, "csrf_token")),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let page = login_page(&browser, &app.base).await;
+    let r = post_password(&browser, &app.base, &page).await;
     assert_page_503("POST /login on a full disk", r).await;
     // Reads keep working.
     for p in ["/.well-known/openid-configuration", "/jwks", "/readyz"] {
