@@ -125,23 +125,25 @@ impl Services {
             url: settings.database_url.redacted(),
             source,
         };
-        db.migrate().map_err(db_err)?;
         let clock: Arc<dyn Clock> = clock.unwrap_or_else(|| Arc::new(SystemClock));
         let now = clock.now();
-        let ip_key = {
-            let mut conn = db.get().map_err(db_err)?;
-            store::secrets::get_or_create(&mut conn, "audit_ip_key", now.micros(), random_token)
-                .map_err(db_err)?
-        };
         let master = Arc::new(load_master_key(&settings)?);
         let keys = Arc::new(Keys::new(master.clone(), db.clone()));
-        {
-            let mut conn = db.get().map_err(db_err)?;
-            keys.ensure(&mut conn, now).map_err(|e| match e {
-                crate::oidc::keys::KeyError::Store(s) => db_err(s),
-                e => StartError::Other(e.to_string()),
-            })?;
-        }
+        // Nodes started together on a new database take turns here: one creates the tables,
+        // the audit IP key and the signing keys, the others find them.
+        let ip_key = db
+            .exclusively(|conn| {
+                store::migrate_on(conn).map_err(db_err)?;
+                let ip_key =
+                    store::secrets::get_or_create(conn, "audit_ip_key", now.micros(), random_token)
+                        .map_err(db_err)?;
+                keys.ensure(conn, now).map_err(|e| match e {
+                    crate::oidc::keys::KeyError::Store(s) => db_err(s),
+                    e => StartError::Other(e.to_string()),
+                })?;
+                Ok::<_, StartError>(ip_key)
+            })
+            .map_err(db_err)??;
         let passkeys = match crate::auth::webauthn::Passkeys::new(settings.issuer.as_str()) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {

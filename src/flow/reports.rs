@@ -11,8 +11,10 @@ use crate::clock::Timestamp;
 use crate::risk::{Assessment, SignInFeatures};
 use crate::store::{self, stats};
 
-/// Rows a report reads at most (newest first); beyond it the report says it was truncated.
-pub const MAX_ROWS: i64 = 100_000;
+/// Sign-ins a report reads per query: it keeps counts, never the rows, so a report of a
+/// million sign-ins holds one page at a time, and each page is its own short query (other
+/// requests get connections in between).
+pub const PAGE_ROWS: i64 = 2_000;
 /// A group needs this many legitimate sign-ins before its rate is flagged.
 pub const MIN_GROUP: u64 = 20;
 /// A group is flagged when its rate exceeds the overall rate by this factor.
@@ -147,15 +149,29 @@ pub struct Fairness {
     pub block_rate: f64,
     pub dimensions: Vec<Dimension>,
     pub over_time: Vec<Period>,
-    pub truncated: bool,
 }
 
 /// A legitimate sign-in, reduced to the groups it belongs to and what happened to it.
 struct Legit {
-    at: i64,
     groups: [String; 5],
     stepped_up: bool,
     blocked: bool,
+}
+
+/// Counts of legitimate sign-ins: overall and per group of each dimension.
+#[derive(Default)]
+struct Counts {
+    overall: Tally,
+    by: [BTreeMap<String, Tally>; 5],
+}
+
+impl Counts {
+    fn add(&mut self, l: &Legit) {
+        self.overall.add(l);
+        for (by, g) in self.by.iter_mut().zip(&l.groups) {
+            by.entry(g.clone()).or_default().add(l);
+        }
+    }
 }
 
 const DIMENSIONS: [&str; 5] = [
@@ -208,23 +224,19 @@ fn ratio(rate: f64, overall: f64) -> f64 {
     }
 }
 
-fn dimensions(items: &[&Legit], overall: &Tally) -> Vec<Dimension> {
-    let (o_step, o_block) = overall.rates();
+fn dimensions(counts: &Counts) -> Vec<Dimension> {
+    let (o_step, o_block) = counts.overall.rates();
     DIMENSIONS
         .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut by: BTreeMap<&str, Tally> = BTreeMap::new();
-            for l in items {
-                by.entry(l.groups[i].as_str()).or_default().add(l);
-            }
+        .zip(&counts.by)
+        .map(|(name, by)| {
             let mut groups: Vec<GroupRate> = by
-                .into_iter()
+                .iter()
                 .map(|(g, t)| {
                     let (s, b) = t.rates();
                     let (sr, br) = (ratio(s, o_step), ratio(b, o_block));
                     GroupRate {
-                        group: g.to_owned(),
+                        group: g.clone(),
                         legit: t.n,
                         step_up_rate: s,
                         block_rate: b,
@@ -241,45 +253,69 @@ fn dimensions(items: &[&Legit], overall: &Tally) -> Vec<Dimension> {
         .collect()
 }
 
+/// Feed every scored sign-in with one of `outcomes` since `since` to `f`, oldest first, a page
+/// of [`PAGE_ROWS`] at a time: a report keeps its counts, never the rows.
+async fn for_each_scored(
+    svc: &Services,
+    since: i64,
+    outcomes: &'static [&'static str],
+    mut f: impl FnMut(&stats::Scored),
+) -> Result<(), FlowError> {
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let cursor = after.take();
+        let page = svc
+            .db
+            .run(move |c| stats::scored_page(c, since, outcomes, cursor.as_ref(), PAGE_ROWS))
+            .await?;
+        page.iter().for_each(&mut f);
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE_ROWS => {
+                after = Some((last.at, last.id.clone()));
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Step-up and block rates of legitimate sign-ins over the last `days`: a sign-in is
 /// legitimate when it was verified (signed in, or passed its step-up) or when an admin judged
 /// a blocked one legitimate. Stepped up = it needed a second factor; blocked = it was refused.
 pub async fn fairness(svc: &Services, now: Timestamp, days: i64) -> Result<Fairness, FlowError> {
     let since = now.micros() - days * DAY;
-    let (rows, judged, prior) = svc
+    let (judged, prior) = svc
         .db
         .run(move |c| {
             Ok((
-                stats::scored_since(
-                    c,
-                    since,
-                    &["success", "step_up_passed", "blocked"],
-                    MAX_ROWS,
-                )?,
                 stats::judged_legitimate(c, since)?,
                 stats::verified_counts_before(c, since)?,
             ))
         })
         .await?;
-    let truncated = rows.len() as i64 >= MAX_ROWS;
     let judged: HashSet<String> = judged.into_iter().collect();
     let mut history: HashMap<String, u64> = prior
         .into_iter()
         .map(|(u, n)| (u, u64::try_from(n).unwrap_or(0)))
         .collect();
-    let mut legit = Vec::new();
+    let week = 7 * DAY;
+    let mut all = Counts::default();
+    let mut weeks: Vec<Counts> = Vec::new();
+    weeks.resize_with(
+        usize::try_from((now.micros() - since + week - 1) / week).unwrap_or(0),
+        Counts::default,
+    );
     // Oldest first, so each sign-in sees the history its user had at that moment.
-    for r in rows.iter().rev() {
+    for_each_scored(svc, since, &["success", "step_up_passed", "blocked"], |r| {
         let verified = r.outcome != "blocked";
         if !verified && !judged.contains(&r.id) {
-            continue;
+            return;
         }
         let Some(f) = r
             .features
             .as_deref()
             .and_then(|j| serde_json::from_str::<SignInFeatures>(j).ok())
         else {
-            continue;
+            return;
         };
         let seen = r
             .user_id
@@ -288,8 +324,7 @@ pub async fn fairness(svc: &Services, now: Timestamp, days: i64) -> Result<Fairn
             .unwrap_or(0);
         let country = f.geo.country.clone().unwrap_or_else(|| "unknown".into());
         let continent = continent_of(&country).to_owned();
-        legit.push(Legit {
-            at: r.at,
+        let legit = Legit {
             groups: [
                 country,
                 continent,
@@ -299,54 +334,48 @@ pub async fn fairness(svc: &Services, now: Timestamp, days: i64) -> Result<Fairn
             ],
             stepped_up: r.outcome == "step_up_passed",
             blocked: !verified,
-        });
+        };
+        all.add(&legit);
+        if let Some(w) = usize::try_from((r.at - since) / week)
+            .ok()
+            .and_then(|i| weeks.get_mut(i))
+        {
+            w.add(&legit);
+        }
         if verified {
             if let Some(u) = &r.user_id {
                 *history.entry(u.clone()).or_default() += 1;
             }
         }
-    }
-    let all: Vec<&Legit> = legit.iter().collect();
-    let mut overall = Tally::default();
-    for l in &all {
-        overall.add(l);
-    }
-    let (step_up_rate, block_rate) = overall.rates();
-    let week = 7 * DAY;
-    let mut over_time = Vec::new();
-    let mut start = since;
-    while start < now.micros() {
-        let items: Vec<&Legit> = legit
-            .iter()
-            .filter(|l| l.at >= start && l.at < start + week)
-            .collect();
-        let mut t = Tally::default();
-        for l in &items {
-            t.add(l);
-        }
-        let flagged = dimensions(&items, &t)
-            .iter()
-            .flat_map(|d| d.groups.iter())
-            .filter(|g| g.flagged)
-            .count() as u64;
-        let (s, b) = t.rates();
-        over_time.push(Period {
-            week_starting: start,
-            legit: t.n,
-            step_up_rate: s,
-            block_rate: b,
-            flagged_groups: flagged,
-        });
-        start += week;
-    }
+    })
+    .await?;
+    let (step_up_rate, block_rate) = all.overall.rates();
+    let over_time = weeks
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let flagged = dimensions(w)
+                .iter()
+                .flat_map(|d| d.groups.iter())
+                .filter(|g| g.flagged)
+                .count() as u64;
+            let (s, b) = w.overall.rates();
+            Period {
+                week_starting: since + i as i64 * week,
+                legit: w.overall.n,
+                step_up_rate: s,
+                block_rate: b,
+                flagged_groups: flagged,
+            }
+        })
+        .collect();
     Ok(Fairness {
         days,
-        legit: overall.n,
+        legit: all.overall.n,
         step_up_rate,
         block_rate,
-        dimensions: dimensions(&all, &overall),
+        dimensions: dimensions(&all),
         over_time,
-        truncated,
     })
 }
 
@@ -403,7 +432,6 @@ pub struct Backtest {
     pub candidate: Option<Decisions>,
     /// Sign-ins whose decision the candidate changes.
     pub changed: u64,
-    pub truncated: bool,
 }
 
 /// Replay the stored assessments of the last `days` through the policy in force and the
@@ -415,17 +443,6 @@ pub async fn backtest(
     policy: &RuntimePolicy,
 ) -> Result<Backtest, FlowError> {
     let since = now.micros() - days * DAY;
-    let rows = svc
-        .db
-        .run(move |c| {
-            stats::scored_since(
-                c,
-                since,
-                &["success", "step_up_required", "blocked"],
-                MAX_ROWS,
-            )
-        })
-        .await?;
     let mut b = Backtest {
         days,
         evaluated: 0,
@@ -433,28 +450,33 @@ pub async fn backtest(
         current: Decisions::default(),
         candidate: policy.candidate.map(|_| Decisions::default()),
         changed: 0,
-        truncated: rows.len() as i64 >= MAX_ROWS,
     };
-    for r in &rows {
-        let Some(a) = r
-            .assessment
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Assessment>(j).ok())
-        else {
-            continue;
-        };
-        b.evaluated += 1;
-        b.actual.add(r.decision.as_deref().unwrap_or(""));
-        let now_d = would_decide(&a, policy.medium, policy.high, &policy.actions);
-        b.current.add(now_d.as_str());
-        if let (Some(c), Some(counts)) = (&policy.candidate, b.candidate.as_mut()) {
-            let cand = would_decide(&a, c.medium, c.high, &c.actions);
-            counts.add(cand.as_str());
-            if cand.as_str() != now_d.as_str() {
-                b.changed += 1;
+    for_each_scored(
+        svc,
+        since,
+        &["success", "step_up_required", "blocked"],
+        |r| {
+            let Some(a) = r
+                .assessment
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<Assessment>(j).ok())
+            else {
+                return;
+            };
+            b.evaluated += 1;
+            b.actual.add(r.decision.as_deref().unwrap_or(""));
+            let now_d = would_decide(&a, policy.medium, policy.high, &policy.actions);
+            b.current.add(now_d.as_str());
+            if let (Some(c), Some(counts)) = (&policy.candidate, b.candidate.as_mut()) {
+                let cand = would_decide(&a, c.medium, c.high, &c.actions);
+                counts.add(cand.as_str());
+                if cand.as_str() != now_d.as_str() {
+                    b.changed += 1;
+                }
             }
-        }
-    }
+        },
+    )
+    .await?;
     Ok(b)
 }
 
@@ -474,7 +496,6 @@ mod tests {
     #[test]
     fn ratios_flag_only_with_enough_samples() {
         let mk = |g: &str, stepped_up: bool| Legit {
-            at: 0,
             groups: [g.into(), g.into(), g.into(), g.into(), g.into()],
             stepped_up,
             blocked: false,
@@ -484,12 +505,11 @@ mod tests {
         v.extend((0..100).map(|i| mk("a", i < 5)));
         v.extend((0..30).map(|i| mk("b", i < 9)));
         v.extend((0..5).map(|_| mk("c", true)));
-        let refs: Vec<&Legit> = v.iter().collect();
-        let mut overall = Tally::default();
-        for l in &refs {
-            overall.add(l);
+        let mut counts = Counts::default();
+        for l in &v {
+            counts.add(l);
         }
-        let d = &dimensions(&refs, &overall)[0];
+        let d = &dimensions(&counts)[0];
         let get = |g: &str| d.groups.iter().find(|x| x.group == g).cloned();
         let (a, b, c) = (get("a"), get("b"), get("c"));
         assert!(!a.is_some_and(|g| g.flagged));

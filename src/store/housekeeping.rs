@@ -9,7 +9,7 @@
 use diesel::prelude::*;
 
 use super::schema::{
-    access_tokens, auth_codes, authz_requests, login_failures, mfa_flows, refresh_tokens,
+    access_tokens, auth_codes, authz_requests, login_failures, mfa_flows, refresh_tokens, sessions,
 };
 use super::{DbConn, StoreResult};
 
@@ -27,6 +27,8 @@ pub struct Swept {
     pub refresh_tokens: usize,
     /// Lines of the access-token issuance log past their retention.
     pub token_log: usize,
+    /// Ended sessions nothing names any more.
+    pub sessions: usize,
 }
 
 impl Swept {
@@ -38,6 +40,7 @@ impl Swept {
             + self.revocations
             + self.refresh_tokens
             + self.token_log
+            + self.sessions
     }
 }
 
@@ -144,6 +147,31 @@ pub fn sweep(conn: &mut DbConn, c: Cutoffs) -> StoreResult<Swept> {
             )
         })?,
     };
+    // A session goes once it has ended (signed out, revoked, or past its idle or absolute
+    // expiry) and no code or refresh token names it any more — after both were purged above.
+    // Until then its row is what says "revoked" to a refresh of its tokens or a redemption of
+    // its code (a session that no longer exists counts as revoked too, but the row is kept so
+    // the admin console can still show it).
+    let sessions = batched(|| {
+        let ids = sessions::table
+            .filter(
+                sessions::revoked_at
+                    .is_not_null()
+                    .or(sessions::expires_at.le(c.now))
+                    .or(sessions::idle_expires_at.le(c.now)),
+            )
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                auth_codes::table.filter(auth_codes::session_id.eq(sessions::id)),
+            )))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                refresh_tokens::table
+                    .filter(refresh_tokens::session_id.eq(sessions::id.nullable())),
+            )))
+            .select(sessions::id)
+            .limit(BATCH)
+            .load::<String>(conn)?;
+        Ok(diesel::delete(sessions::table.filter(sessions::id.eq_any(ids))).execute(conn)?)
+    })?;
     // A revocation is kept until nothing it names can be alive.
     let revocations = super::revocations::purge(conn, c.now, BATCH)?;
     Ok(Swept {
@@ -154,5 +182,6 @@ pub fn sweep(conn: &mut DbConn, c: Cutoffs) -> StoreResult<Swept> {
         revocations,
         refresh_tokens,
         token_log,
+        sessions,
     })
 }

@@ -439,14 +439,36 @@ impl Db {
 
     /// Apply pending migrations; returns how many ran. Idempotent.
     pub fn migrate(&self) -> StoreResult<usize> {
+        self.exclusively(migrate_on)?
+    }
+
+    /// Run start-up work (migrations, the first secrets and signing keys) on one connection
+    /// while no other node does: on PostgreSQL under a session advisory lock, so that nodes
+    /// started together on a new database take turns instead of racing to create the same
+    /// tables and keys (the lock goes with the connection if the process dies). One SQLite file
+    /// serves one node, and SQLite's write lock serialises the rest.
+    /// The outer error is the lock's (no connection), the inner one `f`'s.
+    pub fn exclusively<T, E>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, E>,
+    ) -> StoreResult<Result<T, E>> {
         let mut conn = self.get()?;
-        match migrate(&mut conn) {
-            // Migrations report diesel's errors as text: the connection knows whether it died.
-            Err(StoreError::Migration(m)) if outage::is_lost(&mut conn) => {
-                Err(StoreError::Unavailable(m))
-            }
-            other => other,
+        let pg = matches!(*conn, DbConn::Postgres(_));
+        if pg {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({STARTUP_LOCK})"))
+                .map_err(StoreError::from)?;
         }
+        let out = f(&mut conn);
+        if pg {
+            if let Err(e) =
+                conn.batch_execute(&format!("SELECT pg_advisory_unlock({STARTUP_LOCK})"))
+            {
+                // Never hand out a connection that may still hold the lock: the server
+                // releases it when the connection goes.
+                outage::lose(&mut conn, &e);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the database answers within `within` (for /healthz and /readyz).
@@ -458,6 +480,19 @@ impl Db {
         .is_ok()
     }
 }
+
+/// [`migrate`] on a pooled connection: a failure because the connection died is
+/// [`StoreError::Unavailable`] (migrations report diesel's errors as text; the connection knows
+/// whether it died).
+pub fn migrate_on(conn: &mut DbConn) -> StoreResult<usize> {
+    match migrate(conn) {
+        Err(StoreError::Migration(m)) if outage::is_lost(conn) => Err(StoreError::Unavailable(m)),
+        other => other,
+    }
+}
+
+/// The advisory lock key nodes take turns on at start-up ("vigil" in ASCII).
+const STARTUP_LOCK: i64 = 0x7669_6769_6c;
 
 pub fn migrate(conn: &mut DbConn) -> StoreResult<usize> {
     let ran = match conn {

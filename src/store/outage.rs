@@ -48,6 +48,8 @@ pub struct Health {
     epoch: AtomicU64,
     /// The last connect failed (and none has succeeded since).
     down: AtomicBool,
+    /// A connect was refused for want of connection slots (logged once until one succeeds).
+    saturated: AtomicBool,
     since: Mutex<Option<Instant>>,
     /// A write failed because the database cannot be written ([`cannot_write`]), and none has
     /// succeeded since.
@@ -68,11 +70,23 @@ impl Health {
     pub(super) fn connect_result<E: std::fmt::Display>(&self, r: &Result<DbConn, E>) {
         match r {
             Ok(_) => {
+                self.saturated.store(false, Ordering::Release);
                 if self.down.swap(false, Ordering::AcqRel) {
                     let since = self.since.lock().ok().and_then(|mut s| s.take());
                     tracing::info!(
                         down_ms = since.map_or(0, |s| s.elapsed().as_millis() as u64),
                         "the database is reachable again"
+                    );
+                }
+            }
+            Err(e) if is_saturated(&e.to_string()) => {
+                // The server is up and refusing only *more* connections: the ones this node
+                // holds keep working, so a request waits for one of them (up to BUSY_WAIT)
+                // instead of being answered 503 as in an outage.
+                if !self.saturated.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        error = %e,
+                        "the database refuses more connections (max_connections reached): requests wait for this node's open ones; raise max_connections or lower the number of nodes"
                     );
                 }
             }
@@ -121,6 +135,15 @@ pub fn is_unavailable(e: &DieselError) -> bool {
         DieselError::RollbackErrorOnCommit { commit_error, .. } => is_unavailable(commit_error),
         _ => false,
     }
+}
+
+/// PostgreSQL refused a new connection because every slot is taken (SQLSTATE 53300: the
+/// server's `max_connections`, the slots left reserved for superusers, or a `CONNECTION LIMIT`
+/// of the role or the database): the server is up, this is not an outage.
+pub fn is_saturated(message: &str) -> bool {
+    message.contains("too many clients already")
+        || message.contains("remaining connection slots are reserved")
+        || message.contains("too many connections for")
 }
 
 /// SQLite cannot write the database file: it (or its directory, its `-wal` or `-shm`) is
@@ -349,5 +372,18 @@ mod tests {
             Box::new("attempt to write a readonly database".to_owned()),
         );
         assert!(is_unavailable(&read_only));
+    }
+
+    #[test]
+    fn a_full_server_is_saturated_not_down() {
+        assert!(is_saturated("FATAL:  sorry, too many clients already"));
+        assert!(is_saturated(
+            "FATAL:  too many connections for role \"vigil\""
+        ));
+        assert!(is_saturated(
+            "FATAL:  remaining connection slots are reserved for roles with the SUPERUSER attribute"
+        ));
+        assert!(!is_saturated("connection refused"));
+        assert!(!is_saturated("the database system is starting up"));
     }
 }

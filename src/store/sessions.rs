@@ -99,14 +99,16 @@ pub fn revoke_all_returning(
     Ok(ended)
 }
 
-/// Whether the session was ended on purpose (sign-out, containment) — not merely expired.
+/// Whether the session was ended on purpose (sign-out, containment) — not merely expired — or
+/// no longer exists.
 pub fn is_revoked(conn: &mut DbConn, id: &str) -> StoreResult<bool> {
+    // A session that no longer exists (purged, or its user deleted) is over: fail closed.
     Ok(sessions::table
         .find(id)
         .select(sessions::revoked_at)
         .first::<Option<i64>>(conn)
         .optional()?
-        .is_some_and(|r| r.is_some()))
+        .is_none_or(|r| r.is_some()))
 }
 
 /// End every live session of a user (password reset, admin action, "this wasn't me").

@@ -135,18 +135,29 @@ pub struct Scored {
     pub assessment: Option<String>,
 }
 
-/// Scored sign-ins with one of `outcomes` at or after `since`, newest first, at most `limit`.
-pub fn scored_since(
+/// Scored sign-ins with one of `outcomes` at or after `since`, oldest first, at most `limit`,
+/// starting after the sign-in `after` (`(at, id)`, the last one of the previous page): reports
+/// read the log a page at a time and keep only their counts, so memory does not grow with it.
+pub fn scored_page(
     conn: &mut DbConn,
     since: i64,
     outcomes: &[&str],
+    after: Option<&(i64, String)>,
     limit: i64,
 ) -> StoreResult<Vec<Scored>> {
-    Ok(signins::table
+    let mut q = signins::table
         .filter(signins::at.ge(since))
         .filter(signins::outcome.eq_any(outcomes))
         .filter(signins::assessment.is_not_null())
-        .order(signins::at.desc())
+        .into_boxed();
+    if let Some((at, id)) = after {
+        q = q.filter(
+            signins::at
+                .gt(*at)
+                .or(signins::at.eq(*at).and(signins::id.gt(id.clone()))),
+        );
+    }
+    Ok(q.order((signins::at.asc(), signins::id.asc()))
         .limit(limit)
         .select((
             signins::id,

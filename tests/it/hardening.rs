@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use vigil::store::schema::{
-    audit_log, auth_codes, authz_requests, login_failures, mfa_flows, signins,
+    audit_log, auth_codes, authz_requests, login_failures, mfa_flows, sessions, signins,
 };
 
 use crate::helpers::{csrf_in, spawn_app, Backend, TestApp};
@@ -564,6 +564,8 @@ async fn housekeeping_purges_only_dead_rows(b: Backend) {
     app.clock.advance_secs(24 * 3600);
     let s = sweep(&app).await;
     assert_eq!(s.auth_codes, 1);
+    // Alice's session has ended (idle) but its used code and refresh token still name it.
+    assert_eq!(s.sessions, 0, "{s:?}");
     let used: Vec<Option<i64>> = app
         .svc
         .db
@@ -582,9 +584,9 @@ async fn housekeeping_purges_only_dead_rows(b: Backend) {
     app.clock.advance_secs(30 * 24 * 3600);
     let s = sweep(&app).await;
     assert_eq!(
-        (s.auth_codes, s.refresh_tokens, s.token_log),
-        (1, 1, 0),
-        "{s:?}"
+        (s.auth_codes, s.refresh_tokens, s.token_log, s.sessions),
+        (1, 1, 0, 1),
+        "{s:?}: with nothing naming it any more, the ended session goes too"
     );
     assert_eq!(count_rows(&app).await, (0, 0, 0, 0));
     // The issuance log keeps a line 90 days (VIGIL_TOKEN_LOG_RETENTION_DAYS) past its token.
@@ -595,6 +597,42 @@ async fn housekeeping_purges_only_dead_rows(b: Backend) {
 on_both_backends!(
     housekeeping_purges_only_dead_rows,
     super::housekeeping_purges_only_dead_rows
+);
+
+/// A refresh token whose session row is gone (purged, or its row deleted by hand) is refused:
+/// a session that does not exist counts as ended, never as live.
+async fn a_refresh_of_a_vanished_session_is_refused(b: Backend) {
+    let app = spawn_app(b).await.unwrap();
+    app.add_user("alice", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let rp = rp(&app, "rp", false).await;
+    let (t, _) = tokens_for(&app, &rp, &["offline_access"]).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let gone = app
+        .svc
+        .db
+        .run(|c| {
+            diesel::delete(sessions::table)
+                .execute(c)
+                .map_err(vigil::store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    let r = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth("rp", Some(SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+}
+on_both_backends!(
+    a_refresh_of_a_vanished_session_is_refused,
+    super::a_refresh_of_a_vanished_session_is_refused
 );
 
 /// More dead rows than one batch holds: the purge loops until all are gone, live ones stay.

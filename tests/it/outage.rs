@@ -709,6 +709,112 @@ async fn a_blackholed_database_is_503_within_the_bound() {
 // ---------------------------------------------------------------------------------------------
 // 3: sign-ins cut off mid-way leave nothing half-written
 
+/// A database owned by a role of its own that may open at most `limit` connections (superusers,
+/// as the test's server URL is, are not bound by connection limits). Drops both.
+struct LimitedDb {
+    db: TestDb,
+    admin: String,
+    role: String,
+    url: DatabaseUrl,
+}
+
+impl LimitedDb {
+    fn new(admin: &str, limit: u32) -> LimitedDb {
+        use diesel::connection::SimpleConnection as _;
+        use diesel::Connection as _;
+        let db = TestDb::new(Backend::Postgres).unwrap();
+        let DatabaseUrl::Postgres(url) = &db.url else {
+            unreachable!()
+        };
+        let mut url = url::Url::parse(url).unwrap();
+        let name = url.path().trim_start_matches('/').to_owned();
+        let role = format!("vigil_limited_{}", uuid::Uuid::new_v4().simple());
+        let mut c = diesel::PgConnection::establish(admin).unwrap();
+        c.batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN CONNECTION LIMIT {limit}; ALTER DATABASE {name} OWNER TO {role}"
+        ))
+        .unwrap();
+        url.set_username(&role).unwrap();
+        LimitedDb {
+            db,
+            admin: admin.to_owned(),
+            role,
+            url: DatabaseUrl::Postgres(url.to_string()),
+        }
+    }
+}
+
+impl Drop for LimitedDb {
+    fn drop(&mut self) {
+        use diesel::connection::SimpleConnection as _;
+        use diesel::Connection as _;
+        // The role owns the database: the database goes first.
+        if let DatabaseUrl::Postgres(u) = &self.db.url {
+            if let Some(name) = u.rsplit('/').next().and_then(|n| n.split('?').next()) {
+                let _ = vigil::store::drop_pg_database(&self.admin, name);
+            }
+        }
+        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin) {
+            let _ = c.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.role));
+        }
+    }
+}
+
+/// A server that refuses *more* connections (its `max_connections`, or a `CONNECTION LIMIT` on
+/// vigil's role, taken up by other nodes or other applications) is up, not down: requests wait
+/// for the connections the node already holds instead of being answered 503 as in an outage.
+/// (Before, the first refused connect marked the database down and a burst of sign-ins got
+/// 503 pages — seen as a failed refresh during a rolling restart on a busy CI machine.)
+#[actix_web::test]
+async fn a_database_at_its_connection_limit_queues_requests_instead_of_refusing_them() {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("VIGIL_TEST_DATABASE_URL not set: skipped");
+        return;
+    };
+    let limited = LimitedDb::new(&admin, 3);
+    let app = spawn_app_on(limited.url.clone(), ALLOW_ALL).await;
+    app.add_user("alice", false).await;
+    // 24 browsers at once, each a whole password sign-in: the node's pool would open 16
+    // connections and the server lets it have 3.
+    let rounds: Vec<_> = (0..24)
+        .map(|_| {
+            let base = app.base.clone();
+            let port = app.port;
+            actix_web::rt::spawn(async move {
+                let browser = client(port);
+                let r = browser.get(format!("{base}/login")).send().await.unwrap();
+                if r.status() != StatusCode::OK {
+                    return format!("login page: {}", r.status());
+                }
+                let page = r.text().await.unwrap();
+                let r = post_password(&browser, &base, &page).await;
+                if r.status() != StatusCode::SEE_OTHER {
+                    return format!("sign-in: {}", r.status());
+                }
+                String::new()
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for r in rounds {
+        let e = r.await.unwrap();
+        if !e.is_empty() {
+            failed.push(e);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 24 failed: {failed:?}",
+        failed.len()
+    );
+    let r = reqwest::get(app.url("/readyz")).await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a full server is no reason to leave the rotation"
+    );
+}
+
 #[actix_web::test]
 async fn sign_ins_cut_off_by_the_outage_leave_nothing_half_written() {
     let Some((db, proxy, app)) = node_behind_proxy(ALLOW_ALL).await else {

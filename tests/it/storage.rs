@@ -336,3 +336,34 @@ fn every_table_round_trips(b: Backend) {
 
 crate::sync_on_both_backends!(migrations, migrations_go_up_down_up);
 crate::sync_on_both_backends!(round_trip, every_table_round_trips);
+
+/// Nodes started at the same moment on a new PostgreSQL database (a compose cluster's first
+/// `up`) all start: they take turns creating the tables, and the first signing keys are made
+/// once, not once per node (before, the losers failed with "relation already exists" or a
+/// duplicate migration row, and the winners each published a key of their own).
+#[test]
+fn nodes_starting_together_on_a_new_database_all_start_with_one_set_of_keys() {
+    let Some(t) = TestDb::new(Backend::Postgres) else {
+        eprintln!("VIGIL_TEST_DATABASE_URL not set: skipped");
+        return;
+    };
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let settings = crate::helpers::test_settings(&t, 1, &[]);
+            std::thread::spawn(move || vigil::flow::Services::start(settings, None).map(|_| ()))
+        })
+        .collect();
+    for s in starts {
+        if let Err(e) = s.join().unwrap() {
+            panic!("a node failed to start: {e}");
+        }
+    }
+    let db = Db::connect(&t.url).unwrap();
+    let mut c = db.get().unwrap();
+    let keys = store::keys::all(&mut c).unwrap();
+    let mut algs: Vec<&str> = keys.iter().map(|k| k.alg.as_str()).collect();
+    let n = algs.len();
+    algs.sort_unstable();
+    algs.dedup();
+    assert_eq!(n, algs.len(), "one active key per algorithm: {algs:?}");
+}

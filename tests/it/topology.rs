@@ -18,10 +18,24 @@ use crate::helpers::{
 };
 use crate::oidc::{add_client, location, query, rp, tokens_for, ClientSpec, Rp, REDIRECT, SECRET};
 
-/// Caddy as a child process, stopped with the test; `_home` holds its state directory.
+/// Caddy as a child process, stopped with the test; `home` holds its state directory and log.
 struct Caddy {
     child: Child,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Caddy {
+    /// What Caddy logged (its errors say which upstream failed and why).
+    fn log(&self) -> String {
+        tail(&self.home.path().join("caddy.log"))
+    }
+}
+
+/// The last lines of a log file, for a failure message.
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 impl Drop for Caddy {
@@ -62,10 +76,10 @@ async fn start_caddy(port: u16, nodes: &[u16]) -> Caddy {
         .env("XDG_DATA_HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(home.path().join("caddy.log")).unwrap())
         .spawn()
         .unwrap();
-    let caddy = Caddy { child, _home: home };
+    let caddy = Caddy { child, home };
     let http = reqwest::Client::new();
     let started = Instant::now();
     loop {
@@ -189,6 +203,8 @@ struct Node {
     port: u16,
     env: Vec<(String, String)>,
     child: Option<Child>,
+    /// Every run's stderr, appended: shown when the test fails.
+    log: tempfile::NamedTempFile,
 }
 
 impl Node {
@@ -200,6 +216,7 @@ impl Node {
                 .map(|(k, v)| ((*k).to_owned(), v.clone()))
                 .collect(),
             child: None,
+            log: tempfile::NamedTempFile::new().unwrap(),
         }
     }
 
@@ -211,7 +228,7 @@ impl Node {
             .env("VIGIL_BIND", format!("127.0.0.1:{}", self.port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log.reopen().unwrap())
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -232,6 +249,41 @@ impl Node {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Once the proxy sends this node's run application traffic again (it has answered a token
+    /// request since it started: its own counter says so), or panics after 15 s.
+    async fn serving_through_proxy(&self) {
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let metrics = http
+                .get(format!("http://127.0.0.1:{}/metrics", self.port))
+                .send()
+                .await
+                .ok();
+            let text = match metrics {
+                Some(r) => r.text().await.unwrap_or_default(),
+                None => String::new(),
+            };
+            let served = text.lines().any(|l| {
+                l.starts_with("vigil_http_requests_total{")
+                    && l.contains("route=\"/token\"")
+                    && !l.ends_with(" 0")
+            });
+            if served {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the proxy did not take the restarted node back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        tail(self.log.path())
     }
 
     /// SIGTERM, as an orchestrator stops a node; returns once the process exited, and how.
@@ -315,7 +367,8 @@ async fn one_sign_in(front: &TestApp, rp: &Rp) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             if r.status() != StatusCode::OK {
-                return Err(r.status().to_string());
+                let status = r.status();
+                return Err(format!("{status} {}", r.text().await.unwrap_or_default()));
             }
             r.json::<Value>().await.map_err(|e| e.to_string())
         }
@@ -395,7 +448,7 @@ async fn a_rolling_restart_under_load_loses_no_request() {
     for n in &nodes {
         n.ready().await;
     }
-    let _caddy = start_caddy(port, &[nodes[0].port, nodes[1].port]).await;
+    let caddy = start_caddy(port, &[nodes[0].port, nodes[1].port]).await;
 
     let stop = std::rc::Rc::new(std::cell::Cell::new(false));
     let mut load = Vec::new();
@@ -424,8 +477,9 @@ async fn a_rolling_restart_under_load_loses_no_request() {
         assert!(status.success(), "a drained stop exits 0: {status:?}");
         nodes[i].spawn();
         nodes[i].ready().await;
-        // Caddy's next health check (every second) takes it back.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Caddy's next health check (every second) takes it back; the other node is stopped
+        // only once this one has served again, as an orchestrator waits for readiness.
+        nodes[i].serving_through_proxy().await;
     }
     stop.set(true);
     let (mut done, mut errors) = (0, Vec::new());
@@ -436,9 +490,12 @@ async fn a_rolling_restart_under_load_loses_no_request() {
     }
     assert!(
         errors.is_empty(),
-        "{} of {} sign-ins failed: {errors:?}",
+        "{} of {} sign-ins failed: {errors:?}\n--- node 0\n{}\n--- node 1\n{}\n--- caddy\n{}",
         errors.len(),
-        done as usize + errors.len()
+        done as usize + errors.len(),
+        nodes[0].log(),
+        nodes[1].log(),
+        caddy.log()
     );
     assert!(done >= 20, "the load kept going: {done} sign-ins");
 }
