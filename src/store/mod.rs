@@ -492,7 +492,7 @@ pub fn migrate_on(conn: &mut DbConn) -> StoreResult<usize> {
 }
 
 /// The advisory lock key nodes take turns on at start-up ("vigil" in ASCII).
-const STARTUP_LOCK: i64 = 0x7669_6769_6c;
+const STARTUP_LOCK: i64 = 0x0076_6967_696c;
 
 pub fn migrate(conn: &mut DbConn) -> StoreResult<usize> {
     let ran = match conn {
