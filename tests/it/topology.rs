@@ -1,5 +1,5 @@
 //! The compose cluster's topology in a test: two vigil nodes on one PostgreSQL database behind
-//! Caddy running the repository's own `deploy/Caddyfile` (round robin, health checks on
+//! Caddy running the repository's own `deploy/Caddyfile` (least connections, health checks on
 //! `/readyz`, `X-Forwarded-For`), with `VIGIL_TRUSTED_PROXIES` naming the proxy. Needs
 //! PostgreSQL (`VIGIL_TEST_DATABASE_URL`) and Caddy (`apt-get install caddy`, which `.ci/run`
 //! does); skipped, saying so, without them.
@@ -148,7 +148,7 @@ async fn two_nodes_behind_the_proxy_are_one_provider() {
     let rp = rp(&front, "rp", false).await;
     let (tokens, _) = tokens_for(&front, &rp, &["openid", "offline_access"]).await;
     assert!(tokens["id_token"].is_string());
-    // Refresh a few times: round robin sends them to both nodes, and rotation holds across them.
+    // Refresh a few times: the proxy spreads them over both nodes, and rotation holds across them.
     let mut refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     for _ in 0..4 {
         let r = front
