@@ -176,7 +176,12 @@ fn bench(c: &mut Criterion) {
         bch.iter(|| black_box(rt.block_on(reports::fairness(&svc, now, 28)).unwrap()))
     });
     g.bench_function(format!("backtest_7d_{rows}"), |bch| {
-        bch.iter(|| black_box(rt.block_on(reports::backtest(&svc, now, 7, &policy)).unwrap()))
+        bch.iter(|| {
+            black_box(
+                rt.block_on(reports::backtest(&svc, now, 7, &policy))
+                    .unwrap(),
+            )
+        })
     });
     g.finish();
 }

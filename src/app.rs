@@ -188,20 +188,26 @@ pub fn standby(listener: TcpListener, backend: &'static str) -> std::io::Result<
 /// Start serving on `listener`. Stopped through its handle (`serve` does it on SIGTERM/SIGINT,
 /// after draining): it stops accepting, lets in-flight requests finish for up to
 /// [`SHUTDOWN_GRACE_SECS`], then resolves.
+/// `operator`: the listener of `VIGIL_METRICS_BIND`, which serves only `/metrics` and the
+/// health probes.
 pub fn run(
     state: web::Data<AppState>,
     listener: TcpListener,
+    operator: Option<TcpListener>,
     workers: Option<usize>,
 ) -> std::io::Result<Server> {
+    let operator_addr = operator.as_ref().map(|l| l.local_addr()).transpose()?;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::Data::new(mw::OperatorListener(operator_addr)))
             .app_data(
                 web::FormConfig::default()
                     .limit(64 * 1024)
                     .error_handler(form_error),
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            .wrap(from_fn(mw::operator_only))
             .wrap(from_fn(mw::device_cookie))
             .wrap(from_fn(mw::headers))
             .wrap(Compress::default())
@@ -215,6 +221,9 @@ pub fn run(
     // `serve` handles the signals: first it drains (readiness 503), then it stops this server.
     .disable_signals()
     .listen(listener)?;
+    if let Some(op) = operator {
+        server = server.listen(op)?;
+    }
     if let Some(n) = workers {
         server = server.workers(n);
     }

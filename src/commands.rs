@@ -174,7 +174,14 @@ async fn serve(settings: Settings, demo: bool) -> Result<(), Failure> {
     let token_log = svc.token_log.clone();
     let drain = std::time::Duration::from_secs(svc.settings.shutdown_drain_secs);
     let draining = state.draining.clone();
-    let server = crate::app::run(state, listener, None).map_err(|e| Failure::op(e.to_string()))?;
+    let operator = match svc.settings.metrics_bind {
+        Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+            Failure::op(format!("cannot listen on {addr} (VIGIL_METRICS_BIND): {e}"))
+        })?),
+        None => None,
+    };
+    let server =
+        crate::app::run(state, listener, operator, None).map_err(|e| Failure::op(e.to_string()))?;
     let handle = server.handle();
     // SIGTERM: first tell the load balancer (readiness 503) and keep answering for the drain
     // period, so that no request is sent to a closed port; then stop accepting and let the

@@ -191,6 +191,9 @@ pub struct Settings {
     /// line of `metrics_token_file`); without one it answers only requests from the loopback
     /// interface.
     pub metrics_token: Option<String>,
+    /// A second listener for the operator's endpoints only (`/metrics`, `/healthz`, `/readyz`),
+    /// e.g. on an internal network: with it, `/metrics` is not served on `bind` at all.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// The keys vigil understands, in the order the README's table lists them.
@@ -226,6 +229,7 @@ pub const KEYS: &[&str] = &[
     "shutdown_drain_secs",
     "metrics_token",
     "metrics_token_file",
+    "metrics_bind",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -324,6 +328,24 @@ impl Settings {
             },
         };
         let master_key = take("master_key").map(|r| r.value);
+        let metrics_bind = match take("metrics_bind").filter(|r| !r.value.is_empty()) {
+            Some(r) => {
+                let addr = r.value.parse::<SocketAddr>().map_err(|_| {
+                    ConfigError::new(
+                        &r.source_name,
+                        format!("`{}` is not an address:port such as 10.0.0.5:9100", r.value),
+                    )
+                })?;
+                if addr == bind {
+                    return Err(ConfigError::new(
+                        r.source_name,
+                        "must differ from the main listener (`bind`): it is a second one",
+                    ));
+                }
+                Some(addr)
+            }
+            None => None,
+        };
         let metrics_token = match (take("metrics_token"), take("metrics_token_file")) {
             (Some(t), Some(f)) => {
                 return Err(ConfigError::new(
@@ -437,6 +459,7 @@ impl Settings {
             throttle,
             master_key,
             metrics_token,
+            metrics_bind,
             master_key_file,
         })
     }
@@ -638,6 +661,25 @@ mod tests {
         assert_eq!(s.database_url, DatabaseUrl::Sqlite("vigil.db".into()));
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.ip_retention_days, 30);
+    }
+
+    #[test]
+    fn the_metrics_listener_is_an_address_other_than_bind() {
+        let s = Settings::from_env_map(&env(&[("VIGIL_METRICS_BIND", "10.0.0.5:9100")])).unwrap();
+        assert_eq!(
+            s.metrics_bind.map(|a| a.to_string()).as_deref(),
+            Some("10.0.0.5:9100")
+        );
+        let none = Settings::from_env_map(&env(&[("VIGIL_METRICS_BIND", "")])).unwrap();
+        assert!(none.metrics_bind.is_none());
+        let bad = Settings::from_env_map(&env(&[("VIGIL_METRICS_BIND", "9100")])).unwrap_err();
+        assert!(bad.to_string().contains("VIGIL_METRICS_BIND"), "{bad}");
+        let same = Settings::from_env_map(&env(&[
+            ("VIGIL_BIND", "127.0.0.1:9000"),
+            ("VIGIL_METRICS_BIND", "127.0.0.1:9000"),
+        ]))
+        .unwrap_err();
+        assert!(same.to_string().contains("second"), "{same}");
     }
 
     #[test]

@@ -1815,6 +1815,9 @@ fn render_settings(s: &vigil::config::Settings) -> String {
     if let Some(k) = &s.metrics_token {
         t.push(("metrics_token", toml_str(k)));
     }
+    if let Some(a) = s.metrics_bind {
+        t.push(("metrics_bind", toml_str(&a.to_string())));
+    }
     if let Some(f) = &s.master_key_file {
         t.push(("master_key_file", toml_str(&f.display().to_string())));
     }

@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format (the `prometheus` crate encodes it). The figures are
 //! read from the node's own counters at scrape time. Open to the loopback interface, or to a
-//! scraper presenting `VIGIL_METRICS_TOKEN` as a bearer token.
+//! scraper presenting `VIGIL_METRICS_TOKEN` as a bearer token; with `VIGIL_METRICS_BIND`, only
+//! on that listener (to anyone who reaches it, or to the token's holder when there is one).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use prometheus::{
@@ -11,6 +12,11 @@ use subtle::ConstantTimeEq as _;
 use super::AppState;
 
 fn allowed(state: &AppState, req: &HttpRequest) -> bool {
+    // With an operator's listener, `/metrics` is served there and nowhere else.
+    let operator = state.svc.settings.metrics_bind.is_some();
+    if operator && !super::middleware::on_operator_listener(req) {
+        return false;
+    }
     match &state.svc.settings.metrics_token {
         Some(token) => req
             .headers()
@@ -24,6 +30,8 @@ fn allowed(state: &AppState, req: &HttpRequest) -> bool {
                 );
                 bool::from(a.as_bytes().ct_eq(b.as_bytes()))
             }),
+        // Whoever reaches the operator's listener: the network it is bound to is the guard.
+        None if operator => true,
         // The peer itself, and not a proxy relaying someone else: a reverse proxy on the same
         // host connects from loopback too, so a forwarded request is never "local".
         None => {

@@ -34,6 +34,31 @@ pub fn is_api(path: &str) -> bool {
     )
 }
 
+/// The address of the operator's listener (`VIGIL_METRICS_BIND`), when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorListener(pub Option<std::net::SocketAddr>);
+
+/// Whether `req` came in on the operator's listener.
+pub fn on_operator_listener(req: &actix_web::HttpRequest) -> bool {
+    req.app_data::<actix_web::web::Data<OperatorListener>>()
+        .is_some_and(|o| o.0 == Some(req.app_config().local_addr()))
+}
+
+/// The operator's listener serves the operator's endpoints and nothing else: no sign-in page,
+/// no token endpoint on a port meant for an internal network.
+pub async fn operator_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, Error> {
+    if on_operator_listener(req.request())
+        && !matches!(req.path(), "/metrics" | "/healthz" | "/readyz")
+    {
+        let res = actix_web::HttpResponse::NotFound().finish();
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 /// The page headers of [`security_headers`] on browser pages; on API endpoints ([`is_api`])
 /// only `Cache-Control: no-store` (RFC 6749 §5.1) and `X-Content-Type-Options: nosniff`.
 pub async fn headers(

@@ -766,7 +766,7 @@ async fn seed_then_sign_in(b: Backend) {
     let settings = crate::helpers::test_settings(&cli.db, port, crate::helpers::ALWAYS_STEP_UP);
     let svc = vigil::flow::Services::start(settings, None).unwrap();
     let state = vigil::app::build_state(svc.clone()).unwrap();
-    actix_web::rt::spawn(vigil::app::run(state, listener, Some(1)).unwrap());
+    actix_web::rt::spawn(vigil::app::run(state, listener, None, Some(1)).unwrap());
     let http = crate::helpers::client(port);
     let url = |p: &str| format!("http://localhost:{port}{p}");
 

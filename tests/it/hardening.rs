@@ -951,3 +951,54 @@ on_both_backends!(
     metrics_are_for_the_operator_only,
     super::metrics_are_for_the_operator_only
 );
+
+/// `VIGIL_METRICS_BIND`: a second listener (an internal network's address) serves `/metrics`
+/// and the health probes and nothing else, and the public listener no longer serves `/metrics`
+/// at all, not even to loopback.
+async fn metrics_on_their_own_listener(b: Backend) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let app = crate::helpers::spawn_app_with(b, &[("VIGIL_METRICS_BIND", bind.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/login").await.status(), StatusCode::OK);
+    let inside = reqwest::Client::new();
+    let at = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let r = inside.get(at("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("vigil_http_requests_total"));
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(
+            inside.get(at(probe)).send().await.unwrap().status(),
+            StatusCode::OK,
+            "{probe}"
+        );
+    }
+    for path in [
+        "/login",
+        "/.well-known/openid-configuration",
+        "/admin",
+        "/jwks",
+    ] {
+        assert_eq!(
+            inside.get(at(path)).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "{path} is not the operator's"
+        );
+    }
+    let r = inside.post(at("/token")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+on_both_backends!(
+    metrics_on_their_own_listener,
+    super::metrics_on_their_own_listener
+);

@@ -192,7 +192,11 @@ fn start(
     clock.advance_secs(offset_secs);
     let svc = Services::start(settings, Some(clock.clone())).expect("services start");
     let state = vigil::app::build_state(svc.clone()).expect("state");
-    let server = vigil::app::run(state, listener, Some(1)).expect("server");
+    let operator = svc
+        .settings
+        .metrics_bind
+        .map(|a| TcpListener::bind(a).expect("the operator's listener"));
+    let server = vigil::app::run(state, listener, operator, Some(1)).expect("server");
     actix_web::rt::spawn(server);
     TestApp {
         base: format!("http://localhost:{port}"),
