@@ -974,7 +974,23 @@ fn free_port() -> u16 {
 
 /// `vigil ARGS` on `db_url`, serving (if asked to) on `port`, in `dir`.
 fn vigil(args: &[&str], db_url: &str, port: u16, dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    vigil_from(
+        std::path::Path::new(env!("CARGO_BIN_EXE_vigil")),
+        args,
+        db_url,
+        port,
+        dir,
+    )
+}
+
+fn vigil_from(
+    program: &std::path::Path,
+    args: &[&str],
+    db_url: &str,
+    port: u16,
+    dir: &std::path::Path,
+) -> Command {
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .env_remove("VIGIL_CONFIG")
         .env("VIGIL_DATABASE_URL", db_url)
@@ -1143,12 +1159,31 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// `vigil ARGS` as [`NOBODY`].
-fn vigil_as_nobody(args: &[&str], db_url: &str, port: u16, dir: &std::path::Path) -> Command {
-    use std::os::unix::process::CommandExt as _;
-    let mut cmd = vigil(args, db_url, port, dir);
-    cmd.uid(NOBODY).gid(NOBODY);
-    cmd
+/// The vigil binary where [`NOBODY`] can run it: the build directory may sit under one only
+/// root may enter (a fresh clone under `mktemp -d` is 0700). A hard link (or a copy on another
+/// file system) in a directory open to all, removed with this value.
+struct BinaryForNobody(tempfile::TempDir);
+
+impl BinaryForNobody {
+    fn new() -> BinaryForNobody {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let src = std::path::Path::new(env!("CARGO_BIN_EXE_vigil"));
+        let bin = dir.path().join("vigil");
+        if std::fs::hard_link(src, &bin).is_err() {
+            std::fs::copy(src, &bin).unwrap();
+        }
+        BinaryForNobody(dir)
+    }
+
+    /// `vigil ARGS` as [`NOBODY`].
+    fn command(&self, args: &[&str], db_url: &str, port: u16, dir: &std::path::Path) -> Command {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = vigil_from(&self.0.path().join("vigil"), args, db_url, port, dir);
+        cmd.uid(NOBODY).gid(NOBODY);
+        cmd
+    }
 }
 
 fn run_with_stdin(mut cmd: Command, stdin: &str) {
@@ -1210,7 +1245,8 @@ async fn sqlite_file_that_cannot_be_written_keeps_reads_and_writes_resume() {
     let path = dir.path().join("vigil.db");
     let url = format!("sqlite://{}", path.display());
     let port = free_port();
-    let cli = |args: &[&str]| vigil_as_nobody(args, &url, port, dir.path());
+    let nobody = BinaryForNobody::new();
+    let cli = |args: &[&str]| nobody.command(args, &url, port, dir.path());
     run_with_stdin(
         cli(&[
             "user",
