@@ -151,7 +151,10 @@ pub fn scored_page(
         .filter(signins::assessment.is_not_null())
         .into_boxed();
     if let Some((at, id)) = after {
-        q = q.filter(
+        // `at >= …` on its own is what lets the index on `at` start the page where the last
+        // one ended; without it both backends scanned and sorted the whole window for every
+        // page (a 200,000-row fairness report took 95 s instead of seconds).
+        q = q.filter(signins::at.ge(*at)).filter(
             signins::at
                 .gt(*at)
                 .or(signins::at.eq(*at).and(signins::id.gt(id.clone()))),
