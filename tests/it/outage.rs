@@ -797,7 +797,10 @@ async fn a_database_at_its_connection_limit_queues_requests_instead_of_refusing_
                 if r.status() != StatusCode::SEE_OTHER {
                     let status = r.status();
                     let body = r.text().await.unwrap_or_default();
-                    let title = body.split("<title>").nth(1).and_then(|t| t.split('<').next());
+                    let title = body
+                        .split("<title>")
+                        .nth(1)
+                        .and_then(|t| t.split('<').next());
                     return format!("sign-in: {status} {title:?}");
                 }
                 String::new()
