@@ -86,6 +86,8 @@ fn world(rt: &tokio::runtime::Runtime) -> World {
                 access_token_alg: None,
                 pkce_optional: false,
                 min_acr: None,
+                require_role: false,
+                privileged_max_age_secs: None,
             },
         )
         .await

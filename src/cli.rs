@@ -28,6 +28,12 @@ pub enum Command {
     /// Manage OIDC clients (relying parties).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage groups of users (roles granted to a group are held by its members).
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage an application's roles and who holds them.
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Manage token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -226,12 +232,79 @@ pub struct ClientAdd {
     /// The least assurance the client accepts: urn:vigil:acr:mfa or phr.
     #[arg(long)]
     pub min_acr: Option<String>,
+    /// Admit only users who hold at least one of this client's roles.
+    #[arg(long)]
+    pub require_role: bool,
+    /// The oldest sign-in (seconds) that may receive one of this client's privileged roles
+    /// (default 3600).
+    #[arg(long, value_name = "SECS")]
+    pub privileged_max_age: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group.
+    Add {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List groups with their number of members.
+    List,
+    /// Remove a group (its memberships and role grants go with it).
+    Remove { name: String },
+    /// Add a user to a group.
+    AddMember { group: String, username: String },
+    /// Remove a user from a group.
+    RemoveMember { group: String, username: String },
+}
+
+/// Exactly one holder of a grant.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct Grantee {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    /// Create a role of a client.
+    Add {
+        client_id: String,
+        role: String,
+        /// Released only to a recent sign-in with a second factor, never to an account at risk.
+        #[arg(long)]
+        privileged: bool,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Remove a role of a client (its grants go with it).
+    Remove { client_id: String, role: String },
+    /// Grant a role to a user or to a group.
+    Grant {
+        client_id: String,
+        role: String,
+        #[command(flatten)]
+        to: Grantee,
+    },
+    /// Revoke a role from a user or a group.
+    Revoke {
+        client_id: String,
+        role: String,
+        #[command(flatten)]
+        to: Grantee,
+    },
+    /// List the roles of a client (or of every client) and who holds them.
+    List { client_id: Option<String> },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
     /// Register a client; a confidential client without --secret-stdin gets a generated secret.
-    Add(ClientAdd),
+    Add(Box<ClientAdd>),
     /// List clients.
     List,
     /// Remove a client.

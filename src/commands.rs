@@ -8,11 +8,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{Anchor, ExportLine, Verdict};
 use crate::cli::{
-    AuditCommand, ClientAdd, ClientCommand, Command, KeysCommand, RiskCommand, SeedArgs,
-    UserCommand,
+    AuditCommand, ClientAdd, ClientCommand, Command, GroupCommand, KeysCommand, RiskCommand,
+    RoleCommand, SeedArgs, UserCommand,
 };
 use crate::clock::Timestamp;
 use crate::config::Settings;
+use crate::flow::access;
 use crate::flow::accounts::{self, Actor, NewAccount};
 use crate::flow::clients::{self, NewClient};
 use crate::flow::{FlowError, Services};
@@ -86,6 +87,8 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         }
         Command::User(c) => user(start(settings)?, c).await,
         Command::Client(c) => client(start(settings)?, c).await,
+        Command::Group(c) => group(start(settings)?, c).await,
+        Command::Role(c) => role(start(settings)?, c).await,
         Command::Keys(c) => keys(start(settings)?, c).await,
         Command::Audit(c) => audit(start(settings)?, c).await,
         Command::Risk(c) => risk(c, &settings),
@@ -267,6 +270,8 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
                 access_token_alg: None,
                 pkce_optional: false,
                 min_acr: None,
+                require_role: false,
+                privileged_max_age_secs: None,
             },
         )
         .await?;
@@ -371,6 +376,8 @@ async fn seed(svc: Services, a: SeedArgs) -> Result<(), Failure> {
                 access_token_alg: a.access_token_alg.clone(),
                 pkce_optional: false,
                 min_acr: None,
+                require_role: false,
+                privileged_max_age_secs: None,
             },
         )
         .await?;
@@ -583,21 +590,24 @@ async fn user(svc: Services, c: UserCommand) -> Result<(), Failure> {
 async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
     let now = svc.clock.now();
     match c {
-        ClientCommand::Add(ClientAdd {
-            client_id,
-            redirect_uris,
-            post_logout_redirect_uris,
-            public,
-            first_party,
-            grants,
-            name,
-            secret_stdin,
-            backchannel_logout_uri,
-            id_token_alg,
-            access_token_alg,
-            pkce_optional,
-            min_acr,
-        }) => {
+        ClientCommand::Add(add) => {
+            let ClientAdd {
+                client_id,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                first_party,
+                grants,
+                name,
+                secret_stdin,
+                backchannel_logout_uri,
+                id_token_alg,
+                access_token_alg,
+                pkce_optional,
+                min_acr,
+                require_role,
+                privileged_max_age,
+            } = *add;
             let secret = if secret_stdin {
                 Some(read_secret("client secret")?)
             } else {
@@ -621,6 +631,8 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
                     access_token_alg,
                     pkce_optional,
                     min_acr,
+                    require_role,
+                    privileged_max_age_secs: privileged_max_age,
                 },
             )
             .await?;
@@ -651,6 +663,154 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
         ClientCommand::Remove { client_id } => {
             clients::remove(&svc, &cli_actor(), now, &client_id).await?;
             println!("removed client {client_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn group(svc: Services, c: GroupCommand) -> Result<(), Failure> {
+    let now = svc.clock.now();
+    let actor = cli_actor();
+    match c {
+        GroupCommand::Add { name, description } => {
+            let g = access::create_group(
+                &svc,
+                &actor,
+                now,
+                &name,
+                description.as_deref().unwrap_or(""),
+            )
+            .await?;
+            println!("created group {}", g.name);
+        }
+        GroupCommand::List => {
+            println!("{:<32} {:>8}  DESCRIPTION", "GROUP", "MEMBERS");
+            for (g, n) in access::list_groups(&svc).await? {
+                println!("{:<32} {n:>8}  {}", g.name, g.description);
+            }
+        }
+        GroupCommand::Remove { name } => {
+            access::remove_group(&svc, &actor, now, &name).await?;
+            println!("removed group {name}");
+        }
+        GroupCommand::AddMember { group, username } => {
+            if access::set_member(&svc, &actor, now, &group, &username, true).await? {
+                println!("{username} is now a member of {group}");
+            } else {
+                println!("{username} already was a member of {group}");
+            }
+        }
+        GroupCommand::RemoveMember { group, username } => {
+            if access::set_member(&svc, &actor, now, &group, &username, false).await? {
+                println!("{username} is no longer a member of {group}");
+            } else {
+                println!("{username} was not a member of {group}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn grantee(g: crate::cli::Grantee) -> Result<(access::Grantee, String), Failure> {
+    match (g.user, g.group) {
+        (Some(u), None) => Ok((access::Grantee::User(u.clone()), format!("user {u}"))),
+        (None, Some(g)) => Ok((access::Grantee::Group(g.clone()), format!("group {g}"))),
+        _ => Err(Failure::usage("give exactly one of --user and --group")),
+    }
+}
+
+async fn role(svc: Services, c: RoleCommand) -> Result<(), Failure> {
+    let now = svc.clock.now();
+    let actor = cli_actor();
+    match c {
+        RoleCommand::Add {
+            client_id,
+            role,
+            privileged,
+            description,
+        } => {
+            let r = access::create_role(
+                &svc,
+                &actor,
+                now,
+                &client_id,
+                &role,
+                privileged,
+                description.as_deref().unwrap_or(""),
+            )
+            .await?;
+            println!(
+                "created {}role {} of client {}",
+                if r.privileged { "privileged " } else { "" },
+                r.name,
+                r.client_id
+            );
+        }
+        RoleCommand::Remove { client_id, role } => {
+            access::remove_role(&svc, &actor, now, &client_id, &role).await?;
+            println!("removed role {role} of client {client_id}");
+        }
+        RoleCommand::Grant {
+            client_id,
+            role,
+            to,
+        } => {
+            let (to, who) = grantee(to)?;
+            if access::set_grant(&svc, &actor, now, &client_id, &role, to, true).await? {
+                println!("granted {client_id}/{role} to {who}");
+            } else {
+                println!("{who} already held {client_id}/{role}");
+            }
+        }
+        RoleCommand::Revoke {
+            client_id,
+            role,
+            to,
+        } => {
+            let (to, who) = grantee(to)?;
+            if access::set_grant(&svc, &actor, now, &client_id, &role, to, false).await? {
+                println!("revoked {client_id}/{role} from {who}");
+            } else {
+                println!("{who} did not hold {client_id}/{role}");
+            }
+        }
+        RoleCommand::List { client_id } => {
+            let clients: Vec<String> = match client_id {
+                Some(c) => vec![c],
+                None => {
+                    let mut ids: Vec<String> = access::list_roles(&svc, None)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.client_id)
+                        .collect();
+                    ids.dedup();
+                    ids
+                }
+            };
+            println!(
+                "{:<24} {:<24} {:<10} HOLDERS",
+                "CLIENT", "ROLE", "PRIVILEGED"
+            );
+            for cid in clients {
+                for (r, holders) in access::client_roles(&svc, &cid).await? {
+                    let names: Vec<String> = holders
+                        .iter()
+                        .map(|h| match h {
+                            crate::store::access::Holder::User { username, .. } => username.clone(),
+                            crate::store::access::Holder::Group { name, .. } => {
+                                format!("group:{name}")
+                            }
+                        })
+                        .collect();
+                    println!(
+                        "{:<24} {:<24} {:<10} {}",
+                        r.client_id,
+                        r.name,
+                        if r.privileged { "yes" } else { "no" },
+                        names.join(", ")
+                    );
+                }
+            }
         }
     }
     Ok(())

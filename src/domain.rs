@@ -151,6 +151,52 @@ impl ClientId {
     }
 }
 
+/// A group's name: 1–128 characters, no control characters, trimmed (an HR system's
+/// "Sales EMEA" is a fine name). Unique, case-sensitive, as SCIM's `displayName`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let v = s.trim();
+        if v.is_empty() || v.chars().count() > 128 {
+            return Err("a group name has 1 to 128 characters".into());
+        }
+        if v.chars().any(char::is_control) {
+            return Err("a group name cannot contain control characters".into());
+        }
+        Ok(GroupName(v.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A role's name, as applications receive it in the `roles` claim: 1–64 characters of
+/// letters, digits and `. _ - :` (no spaces, so it can never be mistaken for two).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleName(String);
+
+impl RoleName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 64 {
+            return Err("a role name has 1 to 64 characters".into());
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c))
+        {
+            return Err(format!(
+                "role name `{s}` may only contain letters, digits and . _ - :"
+            ));
+        }
+        Ok(RoleName(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod redirect_tests {
     use super::*;

@@ -388,6 +388,8 @@ fn fuzz_client(input: &mut Input<'_>) -> Client {
         access_token_alg: "RS256".into(),
         min_acr: None,
         risk_thresholds: None,
+        require_role: input.bool(),
+        privileged_max_age_secs: None,
     }
 }
 

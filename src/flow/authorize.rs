@@ -12,8 +12,9 @@
 //! "Good enough": a live session, re-authenticated after the request when `prompt=login` or
 //! `select_account` asked for it, within `max_age`, and with an `acr` at least what was asked.
 
-use super::enforce::{self, Action, Facts, Refusal, Requirement};
-use super::login::log_signin;
+use super::access::{self, Access};
+use super::enforce::{self, Action, Facts, Refusal, Requirement, RoleFacts};
+use super::login::{log_access_denied, log_signin};
 use super::risk::evaluate;
 use super::{random_token, RequestContext, Services};
 use crate::clock::Timestamp;
@@ -50,6 +51,12 @@ pub enum Next {
     Blocked(String),
     /// The account must choose a new password before any application gets a code.
     ChangePassword,
+    /// The application admits only holders of one of its roles (403 page); the way back
+    /// carries `error=access_denied` to the application.
+    NoAccess {
+        client_name: String,
+        back: Redirect,
+    },
 }
 
 enum Reassessed {
@@ -191,7 +198,7 @@ async fn reassessed_next(
     match reassess(svc, now, &s, &user, ctx, &tx).await? {
         Reassessed::Keep(claim) => {
             s.risk = Some(claim);
-            proceed(svc, now, tx, client, Some((s, user))).await
+            proceed(svc, now, tx, client, Some((s, user)), ctx).await
         }
         Reassessed::StepUp(_) if prompt_none => Ok(Next::Redirect(redirect_error(
             &tx,
@@ -273,7 +280,7 @@ pub async fn begin(
         .any(|p| p == "login" || p == "select_account");
     match session {
         Some(session) if !forced => reassessed_next(svc, now, tx, req.client, session, ctx).await,
-        other => proceed(svc, now, tx, req.client, other).await,
+        other => proceed(svc, now, tx, req.client, other, ctx).await,
     }
 }
 
@@ -301,7 +308,7 @@ pub async fn resume(
         Some(session) if tx.assessed_session.as_deref() != Some(session.0.id.as_str()) => {
             reassessed_next(svc, now, tx, client, session, ctx).await
         }
-        other => proceed(svc, now, tx, client, other).await,
+        other => proceed(svc, now, tx, client, other, ctx).await,
     }
 }
 
@@ -319,7 +326,7 @@ pub async fn consent(
     };
     let issuer = svc.settings.issuer.as_str().to_owned();
     let Some((s, user)) = session.filter(|(s, _)| satisfied(&tx, s, now).is_ok()) else {
-        return proceed(svc, now, tx, client, None).await;
+        return proceed(svc, now, tx, client, None, ctx).await;
     };
     // Consent is given with the session assessed for this request; any other goes through
     // the re-assessment first.
@@ -446,6 +453,8 @@ enum Needs {
     Blocked(String),
     ChangePassword,
     Consent,
+    /// The client's access rule refuses this user.
+    NoAccess,
 }
 
 /// Whether the client's consent record matters to [`decide`] (it is read only then).
@@ -453,6 +462,28 @@ fn consent_matters(tx: &AuthzRequest, client: &Client) -> bool {
     !client.first_party || split_scope(&tx.prompt).iter().any(|p| p == "consent")
 }
 
+/// What the user holds of the client's roles, as enforcement weighs it for this request.
+fn role_facts(tx: &AuthzRequest, client: &Client, access: Option<&Access>) -> Option<RoleFacts> {
+    let a = access?;
+    let wants_roles = split_scope(&tx.scope)
+        .iter()
+        .any(|s| s == access::SCOPE_ROLES);
+    Some(RoleFacts {
+        lacks_required: client.require_role && !a.holds_any(),
+        privileged: wants_roles && a.holds_privileged(),
+        privileged_max_age_secs: client
+            .privileged_max_age_secs
+            .unwrap_or(access::PRIVILEGED_MAX_AGE_SECS),
+    })
+}
+
+/// The user's access to the client, when this request needs it read (a client that admits
+/// only its roles, or scope `roles`/`groups`).
+fn access_matters(tx: &AuthzRequest, client: &Client) -> bool {
+    access::wanted(&split_scope(&tx.scope), client.require_role)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn decide(
     tx: &AuthzRequest,
     client: &Client,
@@ -460,20 +491,24 @@ fn decide(
     user: &User,
     factors: crate::risk::AvailableFactors,
     consent: Option<&consents::Consent>,
+    access: Option<&Access>,
     now: Timestamp,
 ) -> Needs {
     let prompt_none = tx.prompt == "none";
     // The account's own state (a forced password change, a compromise, at risk) applies to
-    // every code, whatever the session looked like when it was made.
+    // every code, whatever the session looked like when it was made; so do the client's
+    // access rule and its privileged roles.
     let facts = Facts {
         now: now.micros(),
         device_id: s.device_id.as_deref(),
+        roles: role_facts(tx, client, access),
         ..Facts::default()
     };
     let account = enforce::AccountView { user, factors };
     let need = enforce::require(&account, Some(s), &facts, Action::UseSession);
     match need {
         Requirement::Allow => {}
+        Requirement::Deny(Refusal::NoAccess) => return Needs::NoAccess,
         _ if prompt_none => {
             return Needs::Refuse(OAuthError::login_required(
                 "the session cannot be used for this request",
@@ -533,6 +568,7 @@ async fn proceed(
     tx: AuthzRequest,
     client: Client,
     session: Option<(Session, User)>,
+    ctx: &RequestContext,
 ) -> Result<Next, OAuthError> {
     let issuer = svc.settings.issuer.as_str().to_owned();
     let login = || Next::Login {
@@ -558,41 +594,94 @@ async fn proceed(
     } else {
         None
     };
-    Ok(
-        match decide(&tx, &client, &s, &user, factors, consent.as_ref(), now) {
-            Needs::Code => issue_code(svc, now, &tx, &s)
-                .await?
-                .map_or_else(expired, Next::Redirect),
-            Needs::Login => login(),
-            Needs::SecondFactor(requirement) => {
-                let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
-                let pending = super::mfa::begin_step_up(
-                    svc,
-                    now,
-                    super::mfa::StepUpStart {
-                        user: &user,
-                        amr,
-                        tx: Some(tx.id.clone()),
-                        previous_digest: Some(s.token_hash.clone()),
-                        verdict: None,
-                        requirement,
-                        device_id: s.device_id.clone(),
-                    },
-                )
-                .await
-                .map_err(err)?;
-                Next::StepUp { pending }
-            }
-            Needs::Refuse(e) => Next::Redirect(redirect_error(&tx, &issuer, &e)),
-            Needs::Blocked(message) => Next::Blocked(message),
-            Needs::ChangePassword => Next::ChangePassword,
-            Needs::Consent => Next::Consent {
-                tx: tx.id.clone(),
-                client_name: client.name.clone(),
-                scopes: split_scope(&tx.scope),
-            },
+    let access = if access_matters(&tx, &client) {
+        let (uid, cid) = (user.id.clone(), client.id.clone());
+        Some(
+            svc.db
+                .run(move |c| access::for_token(c, &uid, &cid))
+                .await?,
+        )
+    } else {
+        None
+    };
+    let needs = decide(
+        &tx,
+        &client,
+        &s,
+        &user,
+        factors,
+        consent.as_ref(),
+        access.as_ref(),
+        now,
+    );
+    Ok(match needs {
+        Needs::Code => issue_code(svc, now, &tx, &s)
+            .await?
+            .map_or_else(expired, Next::Redirect),
+        Needs::Login => login(),
+        Needs::SecondFactor(requirement) => {
+            let amr: Vec<String> = serde_json::from_str(&s.amr).unwrap_or_default();
+            let pending = super::mfa::begin_step_up(
+                svc,
+                now,
+                super::mfa::StepUpStart {
+                    user: &user,
+                    amr,
+                    tx: Some(tx.id.clone()),
+                    previous_digest: Some(s.token_hash.clone()),
+                    verdict: None,
+                    requirement,
+                    device_id: s.device_id.clone(),
+                },
+            )
+            .await
+            .map_err(err)?;
+            Next::StepUp { pending }
+        }
+        Needs::Refuse(e) => Next::Redirect(redirect_error(&tx, &issuer, &e)),
+        Needs::Blocked(message) => Next::Blocked(message),
+        Needs::ChangePassword => Next::ChangePassword,
+        Needs::Consent => Next::Consent {
+            tx: tx.id.clone(),
+            client_name: client.name.clone(),
+            scopes: split_scope(&tx.scope),
         },
-    )
+        Needs::NoAccess => {
+            // The request ends here; the sign-in log records the refusal.
+            let (tx_id, uid, cid, ctx2) = (
+                tx.id.clone(),
+                user.id.clone(),
+                client.id.clone(),
+                ctx.clone(),
+            );
+            let (sid, acr, amr) = (s.id.clone(), s.acr.clone(), s.amr.clone());
+            svc.db
+                .run(move |c| {
+                    store::transaction(c, |c| {
+                        authz::delete_request(c, &tx_id)?;
+                        log_access_denied(c, now, &uid, &cid, &ctx2, (&sid, &acr, &amr))
+                    })
+                })
+                .await?;
+            tracing::info!(user.id = %user.id, client = %client.id, "refused by the client's access rule");
+            let back = redirect_error(
+                &tx,
+                &issuer,
+                &OAuthError::access_denied(
+                    "the user holds none of the roles this application admits",
+                ),
+            );
+            // prompt=none promised the application no page: the error goes straight back.
+            if tx.prompt == "none" {
+                Next::Redirect(back)
+            } else {
+                Next::NoAccess {
+                    client_name: client.name.clone(),
+                    back,
+                }
+            }
+        }
+    })
 }
 
 /// Inside a sign-in's transaction, made for request `tx` (this browser's): when the new session
@@ -621,8 +710,22 @@ pub fn mint_in_sign_in(
     } else {
         None
     };
+    let access = if access_matters(tx, &client) {
+        Some(access::for_token(c, &user.id, &client.id)?)
+    } else {
+        None
+    };
     if !matches!(
-        decide(tx, &client, s, user, factors, consent.as_ref(), now),
+        decide(
+            tx,
+            &client,
+            s,
+            user,
+            factors,
+            consent.as_ref(),
+            access.as_ref(),
+            now
+        ),
         Needs::Code
     ) {
         return Ok(None);

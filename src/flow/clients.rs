@@ -33,6 +33,10 @@ pub struct NewClient {
     pub pkce_optional: bool,
     /// The least `acr` this client accepts (urn:vigil:acr:mfa or phr).
     pub min_acr: Option<String>,
+    /// Only users holding one of the client's roles may sign in to it.
+    pub require_role: bool,
+    /// The oldest sign-in that may receive one of its privileged roles, in seconds.
+    pub privileged_max_age_secs: Option<i64>,
 }
 
 pub struct Registered {
@@ -61,6 +65,8 @@ pub async fn register(
         pkce_optional: n.pkce_optional,
         min_acr: n.min_acr,
         risk_thresholds: None,
+        require_role: n.require_role,
+        privileged_max_age_secs: n.privileged_max_age_secs,
     };
     let (secret_hash, generated_secret) = match (settings.public, n.secret) {
         (true, Some(_)) => return Err(FlowError::Invalid("a public client has no secret".into())),
@@ -136,6 +142,8 @@ fn summary(c: &Client) -> serde_json::Value {
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "min_acr": c.min_acr,
         "risk_thresholds": c.risk_thresholds.map(|(m, h)| [m, h]),
+        "require_role": c.require_role,
+        "privileged_max_age_secs": c.privileged_max_age_secs,
     })
 }
 
@@ -162,6 +170,11 @@ pub struct ClientSettings {
     pub min_acr: Option<String>,
     /// This client's own medium and high score thresholds (None: the global ones).
     pub risk_thresholds: Option<(i64, i64)>,
+    /// Only users holding one of the client's roles may sign in to it.
+    pub require_role: bool,
+    /// The oldest sign-in that may receive a privileged role of this client, in seconds
+    /// (None: `access::PRIVILEGED_MAX_AGE_SECS`).
+    pub privileged_max_age_secs: Option<i64>,
 }
 
 impl ClientSettings {
@@ -250,6 +263,15 @@ impl ClientSettings {
                 ));
             }
         }
+        if let Some(age) = self.privileged_max_age_secs {
+            if !(super::access::PRIVILEGED_MAX_AGE_RANGE).contains(&age) {
+                return Err(FlowError::Invalid(format!(
+                    "the privileged roles' maximum sign-in age must be between {} and {} seconds",
+                    super::access::PRIVILEGED_MAX_AGE_RANGE.start(),
+                    super::access::PRIVILEGED_MAX_AGE_RANGE.end()
+                )));
+            }
+        }
         let name = self.name.trim().chars().take(200).collect::<String>();
         Ok(Client {
             name: if name.is_empty() { id.to_owned() } else { name },
@@ -267,6 +289,8 @@ impl ClientSettings {
             access_token_alg,
             min_acr: self.min_acr,
             risk_thresholds: self.risk_thresholds,
+            require_role: self.require_role,
+            privileged_max_age_secs: self.privileged_max_age_secs,
         })
     }
 }

@@ -76,6 +76,9 @@ pub enum Action {
     SignIn(Method),
     /// An SSO session used for an application: re-use at /authorize, resume, consent, code.
     UseSession,
+    /// The authorization-code exchange (the code was minted under `UseSession`; what changed
+    /// since — a compromise, a forced password change, the client's roles lost — stops it).
+    Exchange,
     /// The refresh grant.
     Refresh,
     /// The user's own pages.
@@ -88,6 +91,9 @@ pub enum Action {
     AdminConsole,
     /// Any other admin change (accounts, factors, roles, clients, policy, keys).
     AdminChange,
+    /// Put a privileged role into a token (at the code exchange and every refresh), for the
+    /// grant seen as a session: anything but `Allow` withholds the privileged roles.
+    ReleasePrivileged,
 }
 
 /// Why an action is refused.
@@ -103,6 +109,10 @@ pub enum Refusal {
     WrongDevice,
     /// The session or token was ended (sign-out, containment, withdrawn consent).
     Revoked,
+    /// The application admits only holders of one of its roles, and the user holds none.
+    NoAccess,
+    /// The account is at risk: privileged roles are withheld until it is remediated.
+    AtRisk,
 }
 
 impl Refusal {
@@ -120,6 +130,13 @@ impl Refusal {
             }
             Refusal::WrongDevice => "your session belongs to another browser; sign in again",
             Refusal::Revoked => "this session or token was ended",
+            Refusal::NoAccess => {
+                "this application admits only people who hold one of its roles, and your account \
+                 holds none; ask your administrator for one"
+            }
+            Refusal::AtRisk => {
+                "this account is at risk; privileged roles are withheld until it is remediated"
+            }
         }
     }
 }
@@ -209,6 +226,48 @@ pub struct Facts<'a> {
     pub session_revoked: bool,
     /// Refresh: a third-party client whose consent was withdrawn.
     pub consent_withdrawn: bool,
+    /// Codes and tokens for a client: what the user holds of its roles.
+    pub roles: Option<RoleFacts>,
+}
+
+/// What a code or token for a client would carry of its roles (`flow/access.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoleFacts {
+    /// The client admits only holders of one of its roles, and the user holds none.
+    pub lacks_required: bool,
+    /// The token would carry a privileged role (scope `roles` and the user holds one).
+    pub privileged: bool,
+    /// The oldest sign-in that may receive a privileged role of this client, in seconds.
+    pub privileged_max_age_secs: i64,
+}
+
+/// The level the session's last assessment gave (its `risk` claim).
+fn session_level(s: &Session) -> Option<Level> {
+    let claim: serde_json::Value = serde_json::from_str(s.risk.as_deref()?).ok()?;
+    match claim.get("level")?.as_str()? {
+        "high" => Some(Level::High),
+        "medium" => Some(Level::Medium),
+        "low" => Some(Level::Low),
+        _ => None,
+    }
+}
+
+/// What the session lacks for a privileged role: `None` when it may have one; else whether the
+/// step-up must be phishing-resistant. A privileged role needs a second factor (a passkey when
+/// the sign-in was high risk) proved no longer ago than the client's maximum age.
+fn privileged_gap(s: &Session, r: &RoleFacts, now: i64) -> Option<bool> {
+    let high = session_level(s) == Some(Level::High);
+    let strong = if high {
+        s.acr == ACR_PHR
+    } else {
+        at_least_mfa(s)
+    };
+    let recent = now - s.auth_time <= r.privileged_max_age_secs.saturating_mul(1_000_000);
+    if strong && recent {
+        None
+    } else {
+        Some(high)
+    }
 }
 
 fn at_least_mfa(s: &Session) -> bool {
@@ -329,7 +388,7 @@ pub fn require(
                     Requirement::Deny(Refusal::Blocked(BlockReason::NoSecondFactor))
                 };
             }
-            match facts.decision {
+            let need = match facts.decision {
                 // As at sign-in: "always MFA" cannot refuse a low-risk reuse by an account
                 // that has no factor to ask for yet (the policy asks every account that has one).
                 Some((
@@ -340,7 +399,47 @@ pub fn require(
                 )) => Requirement::Allow,
                 Some((d, _)) => decision_over_session(d, s),
                 None => Requirement::Allow,
+            };
+            match (need, facts.roles) {
+                (Requirement::Allow, Some(r)) if r.lacks_required => {
+                    Requirement::Deny(Refusal::NoAccess)
+                }
+                // A privileged role steps the session up first, when the account can; an
+                // account at risk, or one without the factor, gets the token without it.
+                (Requirement::Allow, Some(r)) if r.privileged && risk == AccountRisk::None => {
+                    match privileged_gap(s, &r, facts.now) {
+                        Some(true) if account.factors.webauthn => Requirement::StepUp {
+                            phishing_resistant: true,
+                        },
+                        Some(false) if account.has_factor() => Requirement::StepUp {
+                            phishing_resistant: false,
+                        },
+                        _ => Requirement::Allow,
+                    }
+                }
+                (need, _) => need,
             }
+        }
+        Action::ReleasePrivileged => {
+            let (Some(s), Some(r)) = (session, facts.roles) else {
+                return Requirement::Deny(Refusal::Revoked);
+            };
+            if risk != AccountRisk::None {
+                return Requirement::Deny(Refusal::AtRisk);
+            }
+            match privileged_gap(s, &r, facts.now) {
+                None => Requirement::Allow,
+                Some(phishing_resistant) => Requirement::StepUp { phishing_resistant },
+            }
+        }
+        Action::Exchange => {
+            if user.must_change_password || risk == AccountRisk::Compromised {
+                return Requirement::Deny(Refusal::Revoked);
+            }
+            if facts.roles.is_some_and(|r| r.lacks_required) {
+                return Requirement::Deny(Refusal::NoAccess);
+            }
+            Requirement::Allow
         }
         Action::Refresh => {
             if user.must_change_password
@@ -349,6 +448,9 @@ pub fn require(
                 || facts.consent_withdrawn
             {
                 return Requirement::Deny(Refusal::Revoked);
+            }
+            if facts.roles.is_some_and(|r| r.lacks_required) {
+                return Requirement::Deny(Refusal::NoAccess);
             }
             match session {
                 // The refresh token's grant, seen as a session (its acr and auth_time).
@@ -836,5 +938,122 @@ mod tests {
                 _ => Decision::Allow,
             }
         }
+    }
+
+    /// Roles under risk: a client that admits only its roles refuses a user who holds none (at
+    /// every path that issues: a code, an exchange, a refresh); a privileged role steps a weak or
+    /// old session up, and is never released to an account at risk.
+    #[test]
+    fn roles_under_risk() {
+        let now = 10_000 * 1_000_000;
+        let ann = user("none");
+        let acct = AccountView {
+            user: &ann,
+            factors: TOTP,
+        };
+        let lacking = RoleFacts {
+            lacks_required: true,
+            privileged: false,
+            privileged_max_age_secs: 3600,
+        };
+        let privileged = RoleFacts {
+            lacks_required: false,
+            privileged: true,
+            privileged_max_age_secs: 3600,
+        };
+        let with = |r: RoleFacts| Facts {
+            roles: Some(r),
+            ..facts(now)
+        };
+        let mfa_now = session(ACR_MFA, now - 10 * 1_000_000);
+        let pwd_now = session(ACR_PWD, now - 10 * 1_000_000);
+        let mfa_old = session(ACR_MFA, now - 3601 * 1_000_000);
+        for action in [Action::UseSession, Action::Exchange, Action::Refresh] {
+            assert_eq!(
+                require(&acct, Some(&mfa_now), &with(lacking), action),
+                Requirement::Deny(Refusal::NoAccess),
+                "{action:?}"
+            );
+        }
+        assert_eq!(
+            require(&acct, Some(&pwd_now), &with(privileged), Action::UseSession),
+            step(false)
+        );
+        assert_eq!(
+            require(&acct, Some(&mfa_old), &with(privileged), Action::UseSession),
+            step(false)
+        );
+        assert_eq!(
+            require(&acct, Some(&mfa_now), &with(privileged), Action::UseSession),
+            Requirement::Allow
+        );
+        // After a high-risk sign-in only a passkey will do; without one, no step-up is asked
+        // (the token comes without the role).
+        let mut high = mfa_now.clone();
+        high.risk = Some(r#"{"score":80,"level":"high"}"#.into());
+        assert_eq!(
+            require(&acct, Some(&high), &with(privileged), Action::UseSession),
+            Requirement::Allow
+        );
+        assert_ne!(
+            require(
+                &acct,
+                Some(&high),
+                &with(privileged),
+                Action::ReleasePrivileged
+            ),
+            Requirement::Allow
+        );
+        let keyed = AccountView {
+            user: &ann,
+            factors: AvailableFactors {
+                webauthn: true,
+                ..TOTP
+            },
+        };
+        assert_eq!(
+            require(&keyed, Some(&high), &with(privileged), Action::UseSession),
+            step(true)
+        );
+        // Release at issuance: recent mfa yes; old or password-only no; at risk never.
+        assert_eq!(
+            require(
+                &acct,
+                Some(&mfa_now),
+                &with(privileged),
+                Action::ReleasePrivileged
+            ),
+            Requirement::Allow
+        );
+        for s in [&mfa_old, &pwd_now] {
+            assert_ne!(
+                require(&acct, Some(s), &with(privileged), Action::ReleasePrivileged),
+                Requirement::Allow
+            );
+        }
+        let risky = user("at_risk");
+        let at_risk = AccountView {
+            user: &risky,
+            factors: TOTP,
+        };
+        assert_eq!(
+            require(
+                &at_risk,
+                Some(&mfa_now),
+                &with(privileged),
+                Action::ReleasePrivileged
+            ),
+            Requirement::Deny(Refusal::AtRisk)
+        );
+        assert_eq!(
+            require(
+                &at_risk,
+                Some(&mfa_now),
+                &with(privileged),
+                Action::UseSession
+            ),
+            Requirement::Allow,
+            "no step-up can earn it: the session goes on without the role"
+        );
     }
 }

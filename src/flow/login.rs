@@ -76,6 +76,46 @@ pub fn log_signin(
     session: Option<(&str, &str, &str)>,
     verdict: Option<&Verdict>,
 ) -> StoreResult<()> {
+    log_signin_row(
+        conn, now, user_id, method, outcome, ctx, session, verdict, None,
+    )
+}
+
+/// A signed-in user refused by `client_id`'s access rule (it admits only holders of its
+/// roles): a row of its own in the sign-in log, naming the application.
+pub fn log_access_denied(
+    conn: &mut DbConn,
+    now: Timestamp,
+    user_id: &str,
+    client_id: &str,
+    ctx: &RequestContext,
+    session: (&str, &str, &str),
+) -> StoreResult<()> {
+    log_signin_row(
+        conn,
+        now,
+        Some(user_id),
+        "sso",
+        "access_denied",
+        ctx,
+        Some(session),
+        None,
+        Some(client_id),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log_signin_row(
+    conn: &mut DbConn,
+    now: Timestamp,
+    user_id: Option<&str>,
+    method: &str,
+    outcome: &str,
+    ctx: &RequestContext,
+    session: Option<(&str, &str, &str)>,
+    verdict: Option<&Verdict>,
+    client_id: Option<&str>,
+) -> StoreResult<()> {
     let json = |v: &dyn erased::Json| v.json();
     let id = new_id();
     crate::telemetry::note_signin(crate::telemetry::SigninNote {
@@ -102,7 +142,7 @@ pub fn log_signin(
                 .as_ref()
                 .map(|u| u.chars().take(512).collect()),
             device_id: ctx.device_id.clone(),
-            client_id: None,
+            client_id: client_id.map(str::to_owned),
             session_id: session.map(|s| s.0.to_owned()),
             acr: session.map(|s| s.1.to_owned()),
             amr: session.map(|s| s.2.to_owned()),

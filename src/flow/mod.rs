@@ -12,6 +12,7 @@
 //! creates), `authorize.rs` (from a request to a code), `containment.rs` (what a known
 //! compromise ends), `accounts.rs` and `clients.rs` (what operators do).
 
+pub mod access;
 pub mod accounts;
 pub mod authorize;
 pub mod clients;

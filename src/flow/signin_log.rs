@@ -32,13 +32,15 @@ pub const METHODS: [&str; 6] = [
 ];
 pub const DECISIONS: [&str; 3] = ["allow", "step_up", "block"];
 pub const LEVELS: [&str; 3] = ["low", "medium", "high"];
-pub const OUTCOMES: [&str; 6] = [
+pub const OUTCOMES: [&str; 7] = [
     "success",
     "failure",
     "step_up_required",
     "step_up_passed",
     "step_up_failed",
     "blocked",
+    // A signed-in user refused by an application's access rule (it admits only its roles).
+    "access_denied",
 ];
 pub const ACCOUNT_RISKS: [&str; 3] = ["none", "at_risk", "compromised"];
 /// The contract signal names (ARCHITECTURE.md §3).

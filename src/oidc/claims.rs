@@ -35,6 +35,12 @@ pub struct AccessClaims {
     /// that carries it, with no row per token. Absent on `client_credentials` tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_id: Option<String>,
+    /// Scope `roles`: the user's roles of the audience (RFC 9068 §2.2.3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Scope `groups`: the user's groups' names (RFC 9068 §2.2.3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 /// ID token claims (OIDC Core §2) plus the scope's standard claims, flattened.

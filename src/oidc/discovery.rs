@@ -28,7 +28,8 @@ pub fn document(issuer: &str) -> String {
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash",
-            "risk", "name", "preferred_username", "updated_at", "email", "email_verified"
+            "risk", "name", "preferred_username", "updated_at", "email", "email_verified", "roles",
+            "groups"
         ],
         "acr_values_supported": ACRS,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

@@ -84,6 +84,8 @@ pub async fn introspect(
             ("amr", json!(c.amr)),
             ("sid", json!(c.sid)),
             ("risk", json!(c.risk)),
+            ("roles", json!(c.roles)),
+            ("groups", json!(c.groups)),
         ] {
             if !val.is_null() {
                 v[k] = val;

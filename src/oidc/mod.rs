@@ -27,7 +27,14 @@ pub fn acr_rank(acr: &str) -> usize {
 }
 
 /// Scopes vigil knows. Unknown scopes in an authorization request are ignored (RFC 6749 §3.3).
-pub const SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+pub const SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "roles",
+    "groups",
+];
 
 /// Lifetimes of what the protocol hands out, in seconds.
 #[derive(Debug, Clone, Copy)]

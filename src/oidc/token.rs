@@ -11,7 +11,8 @@ use super::client_auth::{authenticate, Presented};
 use super::{split_scope, OAuthError, RiskClaim, LIFETIMES};
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
-use crate::flow::enforce::{self, Action, Facts, Requirement};
+use crate::flow::access::{self, Access, GrantView};
+use crate::flow::enforce::{self, Action, Facts, Requirement, RoleFacts};
 use crate::flow::{random_token, Services};
 use crate::store::clients::Client;
 use crate::store::tokens::{self, AccessTokenRow, RefreshTokenRow};
@@ -53,6 +54,9 @@ struct Grant {
     nonce: Option<String>,
     risk: RiskClaim,
     code_id: Option<String>,
+    /// The user's access to the client, when the caller already read it (refresh does, for
+    /// the client's access rule).
+    access: Option<Access>,
 }
 
 pub async fn token(
@@ -174,17 +178,42 @@ async fn authorization_code(
         (None, None) => {}
     }
     let user_id = row.user_id.clone();
-    let user = svc.db.run(move |c| users::find(c, &user_id)).await?;
-    let user = user
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
-    // A code minted before a compromise or a forced password change is worth nothing after.
-    if user.must_change_password || user.risk_state == "compromised" {
+    let scopes = split_scope(&row.scope);
+    let read_access = access::wanted(&scopes, client.require_role);
+    let cid = client.id.clone();
+    let (user, held) = svc
+        .db
+        .run(move |c| {
+            let user = users::find(c, &user_id)?;
+            let held = match &user {
+                Some(u) if read_access => Some(access::for_token(c, &u.id, &cid)?),
+                _ => None,
+            };
+            Ok((user, held))
+        })
+        .await?;
+    let user = user.ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
+    // A code minted before a compromise, a forced password change or the loss of the client's
+    // roles is worth nothing after: the one enforcement point says so.
+    let facts = Facts {
+        now: now.micros(),
+        roles: held.as_ref().map(|a| RoleFacts {
+            lacks_required: client.require_role && !a.holds_any(),
+            privileged: false,
+            privileged_max_age_secs: 0,
+        }),
+        ..Facts::default()
+    };
+    let account = enforce::AccountView {
+        user: &user,
+        factors: crate::risk::AvailableFactors::default(),
+    };
+    if enforce::require(&account, None, &facts, Action::Exchange) != Requirement::Allow {
         return Err(OAuthError::invalid_grant("the account is not available"));
     }
     let grant = Grant {
         user,
-        scopes: split_scope(&row.scope),
+        scopes,
         auth_time: row.auth_time,
         acr: row.acr,
         amr: serde_json::from_str(&row.amr).unwrap_or_default(),
@@ -192,6 +221,7 @@ async fn authorization_code(
         nonce: row.nonce,
         risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
         code_id: Some(row.id.clone()),
+        access: held,
     };
     // The code is consumed in the transaction that stores its tokens: whoever sees it used
     // also sees (and so can revoke) what it produced.
@@ -323,7 +353,8 @@ async fn refresh(
         client.id.clone(),
         client.first_party,
     );
-    let (user, session_revoked, consent_withdrawn) = svc
+    let read_access = access::wanted(&scopes, client.require_role);
+    let (user, session_revoked, consent_withdrawn, held) = svc
         .db
         .run(move |c| {
             let user = users::find(c, &user_id)?;
@@ -332,7 +363,12 @@ async fn refresh(
                 None => false,
             };
             let withdrawn = !first_party && store::consents::find(c, &user_id, &cid)?.is_none();
-            Ok((user, revoked, withdrawn))
+            let held = if read_access {
+                Some(access::for_token(c, &user_id, &cid)?)
+            } else {
+                None
+            };
+            Ok((user, revoked, withdrawn, held))
         })
         .await?;
     let user = user.ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
@@ -357,6 +393,12 @@ async fn refresh(
         now: now.micros(),
         session_revoked,
         consent_withdrawn,
+        // A client that admits only its roles stops the family of a user who lost them.
+        roles: held.as_ref().map(|a| RoleFacts {
+            lacks_required: client.require_role && !a.holds_any(),
+            privileged: false,
+            privileged_max_age_secs: 0,
+        }),
         ..Facts::default()
     };
     let need = enforce::check(svc, &user, Some(&as_session), &facts, Action::Refresh)
@@ -394,6 +436,7 @@ async fn refresh(
         nonce: None,
         risk: serde_json::from_str(&row.risk).unwrap_or_else(|_| RiskClaim::neutral()),
         code_id: row.code_id.clone(),
+        access: held,
     };
     match issue(
         svc,
@@ -451,7 +494,7 @@ async fn client_credentials(
 ) -> Result<TokenResponse, OAuthError> {
     let scopes: Vec<String> = split_scope(p.scope.as_deref().unwrap_or(""))
         .into_iter()
-        .filter(|s| !["openid", "offline_access", "profile", "email"].contains(&s.as_str()))
+        .filter(|s| !super::SCOPES.contains(&s.as_str()))
         .collect();
     if scopes.iter().any(|s| {
         s.len() > 128
@@ -478,6 +521,8 @@ async fn client_credentials(
         sid: None,
         risk: None,
         grant_id: None,
+        roles: None,
+        groups: None,
     };
     let keys = svc.keys.current(now).await?;
     let access_token = keys.sign(&client.access_token_alg, "at+jwt", &claims)?;
@@ -532,6 +577,39 @@ async fn issue(
         (None, Some(code)) => code.clone(),
         (None, None) => new_id(),
     };
+    // Roles and groups: read now (grants change), privileged roles as enforcement allows.
+    let claims = if g
+        .scopes
+        .iter()
+        .any(|s| s == access::SCOPE_ROLES || s == access::SCOPE_GROUPS)
+    {
+        let (user, cl, scopes, read) = (
+            g.user.clone(),
+            client.clone(),
+            g.scopes.clone(),
+            g.access.clone(),
+        );
+        let (acr, amr, auth_time) = (
+            g.acr.clone(),
+            serde_json::to_string(&g.amr).unwrap_or_else(|_| "[]".into()),
+            g.auth_time,
+        );
+        let risk = serde_json::to_string(&g.risk).ok();
+        svc.db
+            .run(move |c| {
+                let view = GrantView {
+                    user_id: &user.id,
+                    acr: &acr,
+                    amr: &amr,
+                    auth_time,
+                    risk,
+                };
+                access::claims_for(c, &user, &cl, &scopes, &view, now.micros(), read)
+            })
+            .await?
+    } else {
+        access::Claims::default()
+    };
     let access = AccessClaims {
         iss: issuer.clone(),
         sub: g.user.id.clone(),
@@ -547,6 +625,8 @@ async fn issue(
         sid: g.sid.clone(),
         risk: Some(g.risk.clone()),
         grant_id: Some(grant_id.clone()),
+        roles: claims.roles.clone(),
+        groups: claims.groups.clone(),
     };
     let keys = svc.keys.current(now).await?;
     let access_token = keys.sign(&client.access_token_alg, "at+jwt", &access)?;
@@ -565,8 +645,13 @@ async fn issue(
             sid: g.sid.clone(),
             at_hash: Some(at_hash(alg, &access_token)),
             risk: g.risk.clone(),
-            // The scope's claims come from UserInfo (OIDC Core §5.4), not the ID token.
-            extra: serde_json::Map::new(),
+            // The scope's claims come from UserInfo (OIDC Core §5.4), not the ID token; roles
+            // and groups are authorisation data the application reads from both tokens.
+            extra: {
+                let mut m = serde_json::Map::new();
+                claims.extend(&mut m);
+                m
+            },
         };
         Some(keys.sign(alg, "JWT", &claims)?)
     } else {

@@ -50,5 +50,12 @@ pub async fn userinfo(svc: &Services, now: Timestamp, token: &str) -> Result<Val
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));
     out.extend(user_claims(&user, &scopes));
+    // Roles and groups as the token carries them (read and released at its issuance).
+    if let Some(r) = &claims.roles {
+        out.insert("roles".into(), json!(r));
+    }
+    if let Some(g) = &claims.groups {
+        out.insert("groups".into(), json!(g));
+    }
     Ok(Value::Object(out))
 }

@@ -26,6 +26,8 @@ pub struct ClientRow {
     pub risk_threshold_medium: Option<i64>,
     pub risk_threshold_high: Option<i64>,
     pub access_token_alg: String,
+    pub require_role: bool,
+    pub privileged_max_age_secs: Option<i64>,
 }
 
 /// A client as the rest of vigil sees it: lists decoded, secret digest kept opaque.
@@ -51,6 +53,11 @@ pub struct Client {
     pub min_acr: Option<String>,
     /// This client's own score thresholds for medium and high (None: the global ones).
     pub risk_thresholds: Option<(i64, i64)>,
+    /// Only users who hold at least one of this client's roles may sign in to it.
+    pub require_role: bool,
+    /// How old a sign-in may be for a token that carries one of this client's privileged
+    /// roles (None: `access::PRIVILEGED_MAX_AGE_SECS`).
+    pub privileged_max_age_secs: Option<i64>,
 }
 
 impl std::fmt::Debug for Client {
@@ -82,6 +89,8 @@ impl TryFrom<ClientRow> for Client {
             access_token_alg: r.access_token_alg,
             min_acr: r.min_acr,
             risk_thresholds: r.risk_threshold_medium.zip(r.risk_threshold_high),
+            require_role: r.require_role,
+            privileged_max_age_secs: r.privileged_max_age_secs,
         })
     }
 }
@@ -110,6 +119,8 @@ impl Client {
             min_acr: self.min_acr.clone(),
             risk_threshold_medium: self.risk_thresholds.map(|t| t.0),
             risk_threshold_high: self.risk_thresholds.map(|t| t.1),
+            require_role: self.require_role,
+            privileged_max_age_secs: self.privileged_max_age_secs,
         }
     }
 }
@@ -180,6 +191,8 @@ pub fn update(conn: &mut DbConn, client: &Client, now: i64) -> StoreResult<()> {
             clients::min_acr.eq(r.min_acr),
             clients::risk_threshold_medium.eq(r.risk_threshold_medium),
             clients::risk_threshold_high.eq(r.risk_threshold_high),
+            clients::require_role.eq(r.require_role),
+            clients::privileged_max_age_secs.eq(r.privileged_max_age_secs),
         ))
         .execute(conn)?;
     if n == 1 {

@@ -5,6 +5,7 @@
 //! Callers outside `store` never see diesel: they hand a closure to [`Db::run`], which runs it on
 //! the blocking pool so no async worker waits on the database.
 
+pub mod access;
 pub mod audit;
 pub mod authz;
 pub mod clients;
@@ -602,4 +603,21 @@ pub fn drop_pg_database(admin_url: &str, name: &str) -> StoreResult<()> {
         diesel::PgConnection::establish(admin_url).map_err(|e| StoreError::Pool(e.to_string()))?;
     conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
     Ok(())
+}
+
+/// `?` placeholders as PostgreSQL's `$1`, `$2`, … for raw SQL shared by both backends (the
+/// queries hold no `?` in literals).
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }

@@ -57,6 +57,8 @@ diesel::table! {
         risk_threshold_medium -> Nullable<BigInt>,
         risk_threshold_high -> Nullable<BigInt>,
         access_token_alg -> Text,
+        require_role -> Bool,
+        privileged_max_age_secs -> Nullable<BigInt>,
     }
 }
 
@@ -311,7 +313,50 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    groups (id) {
+        id -> Text,
+        name -> Text,
+        description -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, user_id) {
+        group_id -> Text,
+        user_id -> Text,
+        added_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Text,
+        client_id -> Text,
+        name -> Text,
+        description -> Text,
+        privileged -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    role_grants (id) {
+        id -> Text,
+        role_id -> Text,
+        user_id -> Nullable<Text>,
+        group_id -> Nullable<Text>,
+        granted_at -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(group_members -> groups (group_id));
+diesel::joinable!(group_members -> users (user_id));
+diesel::joinable!(roles -> clients (client_id));
+diesel::joinable!(role_grants -> roles (role_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -336,4 +381,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     risk_profiles,
     risk_state,
     reviews,
+    groups,
+    group_members,
+    roles,
+    role_grants,
 );

@@ -7,7 +7,7 @@ use diesel::sql_query;
 use diesel::sql_types::{BigInt, Text};
 
 use super::schema::{reviews, signins};
-use super::{DbConn, StoreResult};
+use super::{numbered, DbConn, StoreResult};
 
 /// Sign-ins counted by how long ago they happened (whole hours) and how they ended.
 #[derive(QueryableByName, Clone, Debug, PartialEq, Eq)]
@@ -105,22 +105,6 @@ pub fn week(conn: &mut DbConn, now: i64, hours: i64, top: i64) -> StoreResult<We
             .load(c)?,
         },
     })
-}
-
-/// `?` placeholders as PostgreSQL's `$1`, `$2`, … (the queries above hold no `?` in literals).
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(ch);
-        }
-    }
-    out
 }
 
 /// A scored sign-in with its features and assessment (JSON), for fairness and backtests.

@@ -160,6 +160,15 @@ pub fn render_next(
             None,
         )),
         Next::ChangePassword => Ok(see_other("/account/password")),
+        Next::NoAccess { client_name, back } => {
+            let mut ctx = Context::new();
+            ctx.insert("client_name", &client_name);
+            ctx.insert("form_post", &(back.mode == ResponseMode::FormPost));
+            ctx.insert("action", &back.redirect_uri);
+            ctx.insert("fields", &back.params);
+            ctx.insert("location", &back.location());
+            Ok(page(StatusCode::FORBIDDEN, "no_access.html", &ctx))
+        }
         Next::Page(msg) => Ok(error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in request expired",
@@ -175,6 +184,8 @@ fn scope_description(s: &str) -> String {
         "profile" => "See your name and username".into(),
         "email" => "See your e-mail address".into(),
         "offline_access" => "Stay signed in to it when you are away (refresh tokens)".into(),
+        "roles" => "See your roles in it".into(),
+        "groups" => "See the names of your groups".into(),
         other => other.into(),
     }
 }

@@ -20,6 +20,7 @@ const SOURCES: &[(&str, &str)] = templates![
     "signed_out.html",
     "consent.html",
     "form_post.html",
+    "no_access.html",
     "logout_confirm.html",
     "mfa.html",
     "totp_enrol.html",

@@ -25,7 +25,7 @@ impl Cli {
     }
 }
 
-fn run_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+pub fn run_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
     cmd.args(args)
         .env_remove("VIGIL_CONFIG")

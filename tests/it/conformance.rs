@@ -108,6 +108,8 @@ async fn add_suite_client(app: &TestApp, o: ClientOpts<'_>) {
             // certification run registers its client with --pkce-optional.
             pkce_optional: true,
             min_acr: None,
+            require_role: false,
+            privileged_max_age_secs: None,
         },
     )
     .await

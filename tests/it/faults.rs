@@ -698,6 +698,8 @@ async fn revocations_reach_every_node_within_the_bound(backend: Backend) {
             access_token_alg: Some("ES256".into()),
             pkce_optional: false,
             min_acr: None,
+            require_role: false,
+            privileged_max_age_secs: None,
         },
     )
     .await

@@ -29,6 +29,7 @@ mod policy;
 mod races;
 mod replay;
 mod risk;
+mod roles;
 mod storage;
 mod throttle;
 mod topology;

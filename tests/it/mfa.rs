@@ -330,6 +330,8 @@ async fn a_client_minimum_acr_wins_over_a_low_score() {
             access_token_alg: None,
             pkce_optional: false,
             min_acr: Some("urn:vigil:acr:mfa".into()),
+            require_role: false,
+            privileged_max_age_secs: None,
         },
     )
     .await

@@ -75,6 +75,8 @@ pub async fn add_client(app: &TestApp, spec: ClientSpec<'_>) {
             access_token_alg: None,
             pkce_optional: false,
             min_acr: None,
+            require_role: false,
+            privileged_max_age_secs: None,
         },
     )
     .await

@@ -1143,6 +1143,8 @@ async fn serve_started_while_the_database_is_down_waits_and_becomes_ready_by_its
             access_token_alg: None,
             pkce_optional: false,
             min_acr: None,
+            require_role: false,
+            privileged_max_age_secs: None,
         },
     )
     .await

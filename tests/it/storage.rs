@@ -123,11 +123,15 @@ fn every_table_round_trips(b: Backend) {
         access_token_alg: "EdDSA".into(),
         min_acr: None,
         risk_thresholds: Some((40, 75)),
+        require_role: true,
+        privileged_max_age_secs: Some(600),
     };
     store::clients::insert(&mut c, &client, now).unwrap();
     let back = store::clients::find(&mut c, "app").unwrap().unwrap();
     assert_eq!(back.redirect_uris, client.redirect_uris);
     assert_eq!(back.id_token_alg, "ES256");
+    assert!(back.require_role);
+    assert_eq!(back.privileged_max_age_secs, Some(600));
     assert_eq!(back.access_token_alg, "EdDSA");
 
     // OIDC tables: request -> code (single use) -> tokens (rotation) -> consent.

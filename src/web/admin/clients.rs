@@ -68,6 +68,12 @@ pub struct ClientForm {
     pub risk_medium: String,
     #[serde(default)]
     pub risk_high: String,
+    /// Only users holding one of the client's roles may sign in.
+    #[serde(default)]
+    pub require_role: Option<String>,
+    /// Seconds; empty: vigil's default.
+    #[serde(default)]
+    pub privileged_max_age: String,
 }
 
 fn on(v: &Option<String>) -> bool {
@@ -128,6 +134,15 @@ impl ClientForm {
                     .into(),
             )),
         };
+        let privileged_max_age_secs = match optional(&self.privileged_max_age) {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| {
+                FlowError::Invalid(
+                    "The privileged roles' maximum sign-in age must be a whole number of seconds."
+                        .into(),
+                )
+            })?),
+        };
         Ok(ClientSettings {
             name: self.name.clone(),
             redirect_uris: lines(&self.redirect_uris),
@@ -141,6 +156,8 @@ impl ClientForm {
             pkce_optional,
             min_acr: optional(&self.min_acr),
             risk_thresholds,
+            require_role: on(&self.require_role),
+            privileged_max_age_secs,
         })
     }
 
@@ -175,6 +192,11 @@ impl ClientForm {
             risk_high: c
                 .risk_thresholds
                 .map(|t| t.1.to_string())
+                .unwrap_or_default(),
+            require_role: flag(c.require_role),
+            privileged_max_age: c
+                .privileged_max_age_secs
+                .map(|a| a.to_string())
                 .unwrap_or_default(),
         }
     }
@@ -211,6 +233,8 @@ impl ClientForm {
             "backchannel_logout_uri": self.backchannel_logout_uri,
             "min_acr": self.min_acr,
             "risk_medium": self.risk_medium, "risk_high": self.risk_high,
+            "require_role": on(&self.require_role),
+            "privileged_max_age": self.privileged_max_age,
         })
     }
 }
@@ -251,6 +275,8 @@ fn row(c: &Client) -> Value {
         "access_token_alg": c.access_token_alg,
         "backchannel_logout_uri": c.backchannel_logout_uri, "min_acr": c.min_acr,
         "risk_thresholds": c.risk_thresholds.map(|(m, h)| json!({"medium": m, "high": h})),
+        "require_role": c.require_role,
+        "privileged_max_age_secs": c.privileged_max_age_secs,
         "created": when(c.created_at),
     })
 }
