@@ -546,12 +546,16 @@ async fn user(svc: Services, c: UserCommand) -> Result<(), Failure> {
                 "{:<24} {:<32} {:<6} {:<8} CREATED",
                 "USERNAME", "EMAIL", "ADMIN", "STATUS"
             );
-            for u in accounts::list(&svc).await? {
+            let users = accounts::list(&svc).await?;
+            let staff =
+                access::console_holders(&svc, users.iter().map(|u| u.id.clone()).collect()).await?;
+            for u in users {
+                let admin = staff.iter().any(|(id, r)| *id == u.id && r == "admin");
                 println!(
                     "{:<24} {:<32} {:<6} {:<8} {}",
                     u.username,
                     u.email,
-                    if u.is_admin { "yes" } else { "no" },
+                    if admin { "yes" } else { "no" },
                     if u.disabled { "disabled" } else { "active" },
                     Timestamp(u.created_at).display()
                 );

@@ -7,7 +7,7 @@
 use std::ops::RangeInclusive;
 
 use super::accounts::Actor;
-use super::enforce::{require, AccountView, Action, Facts, Requirement, RoleFacts};
+use super::enforce::{require, AccountView, Action, ConsoleRoles, Facts, Requirement, RoleFacts};
 use super::{FlowError, Services};
 use crate::clock::Timestamp;
 use crate::domain::{ClientId, GroupName, RoleName, Username};
@@ -51,6 +51,61 @@ impl Access {
             .map(|(n, _)| n.clone())
             .collect()
     }
+}
+
+/// The account's console roles (the built-in client `vigil`'s roles it holds, directly or
+/// through a group): one indexed query.
+pub fn console_of(conn: &mut DbConn, user_id: &str) -> StoreResult<ConsoleRoles> {
+    let held = access::held_for_token(conn, user_id, access::CONSOLE_CLIENT)?;
+    Ok(ConsoleRoles::from_names(
+        held.iter()
+            .filter(|h| h.kind == "role")
+            .map(|h| h.name.as_str()),
+    ))
+}
+
+pub async fn console(svc: &Services, user_id: &str) -> Result<ConsoleRoles, FlowError> {
+    let uid = user_id.to_owned();
+    Ok(svc.db.run(move |c| console_of(c, &uid)).await?)
+}
+
+/// (user id, console role) for these users, for the user list.
+pub async fn console_holders(
+    svc: &Services,
+    user_ids: Vec<String>,
+) -> Result<Vec<(String, String)>, FlowError> {
+    Ok(svc
+        .db
+        .run(move |c| access::console_holders(c, &user_ids))
+        .await?)
+}
+
+/// Make a change that may take the console's `admin` role from someone (a revocation, a member
+/// leaving, a group removed, an account disabled or deleted): refuse it — and so roll back — if
+/// it leaves no active admin where there was one. Counted before and after the write, in the
+/// same transaction (a deployment that never had an admin is not stopped by it).
+pub(crate) fn keeping_an_admin<T>(
+    c: &mut DbConn,
+    change: impl FnOnce(&mut DbConn) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let before = users::count_active_admins(c)?;
+    let out = change(c)?;
+    if before > 0 && users::count_active_admins(c)? < 1 {
+        return Err(StoreError::Conflict(
+            "This is the last active administrator; promote someone else first.".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The console's roles are built in: they can be granted, not created or removed.
+fn not_console(client_id: &str) -> StoreResult<()> {
+    if client_id == access::CONSOLE_CLIENT {
+        return Err(StoreError::Conflict(
+            "the console's roles (admin, helpdesk, auditor) are built in: grant them, they cannot be added or removed".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a request with these scopes needs the user's access read at all.
@@ -246,7 +301,7 @@ pub async fn remove_group(
         .run(move |c| {
             store::transaction(c, |c| {
                 let g = group_by_name(c, &n)?;
-                access::delete_group(c, &g.id)?;
+                keeping_an_admin(c, |c| access::delete_group(c, &g.id))?;
                 auditor.record(
                     c,
                     now,
@@ -281,7 +336,7 @@ pub async fn set_member(
                 let changed = if add {
                     access::add_member(c, &g.id, &u.id, now.micros())?
                 } else {
-                    access::remove_member(c, &g.id, &u.id)?
+                    keeping_an_admin(c, |c| access::remove_member(c, &g.id, &u.id))?
                 };
                 if changed {
                     let what = if add {
@@ -361,6 +416,7 @@ pub async fn create_role(
                 if !access::client_exists(c, &r2.client_id)? {
                     return Err(StoreError::NotFound);
                 }
+                not_console(&r2.client_id)?;
                 access::insert_role(c, &r2)?;
                 auditor.record(
                     c,
@@ -389,6 +445,7 @@ pub async fn remove_role(
         .run(move |c| {
             store::transaction(c, |c| {
                 let r = access::find_role(c, &cid, &n)?.ok_or(StoreError::NotFound)?;
+                not_console(&r.client_id)?;
                 access::delete_role(c, &r.id)?;
                 auditor.record(
                     c,
@@ -438,7 +495,7 @@ pub async fn set_grant(
                         let changed = if grant {
                             access::grant_to_user(c, &grant_id, &r.id, &u.id, now.micros())?
                         } else {
-                            access::revoke_from_user(c, &r.id, &u.id)?
+                            keeping_an_admin(c, |c| access::revoke_from_user(c, &r.id, &u.id))?
                         };
                         (
                             changed,
@@ -450,7 +507,7 @@ pub async fn set_grant(
                         let changed = if grant {
                             access::grant_to_group(c, &grant_id, &r.id, &g.id, now.micros())?
                         } else {
-                            access::revoke_from_group(c, &r.id, &g.id)?
+                            keeping_an_admin(c, |c| access::revoke_from_group(c, &r.id, &g.id))?
                         };
                         (
                             changed,

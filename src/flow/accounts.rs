@@ -4,6 +4,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::access::keeping_an_admin;
 use super::containment::{contain, notify, notify_and_wait, set_risk, Cause, Contained};
 use super::enforce::AccountRisk;
 use super::{FlowError, Services};
@@ -92,13 +93,22 @@ async fn create_with(
                         email: email.as_str(),
                         name: &name,
                         password_hash: &hash,
-                        is_admin,
                         disabled: false,
                         created_at: now.micros(),
                         updated_at: now.micros(),
                         must_change_password,
                     },
                 )?;
+                if is_admin {
+                    // The console's admin role, as `vigil role grant vigil admin` would give it.
+                    store::access::grant_to_user(
+                        c,
+                        &new_id(),
+                        store::access::CONSOLE_ADMIN_ROLE_ID,
+                        &id,
+                        now.micros(),
+                    )?;
+                }
                 auditor.record(
                     c,
                     now,
@@ -396,18 +406,6 @@ pub async fn admin_create(
     Ok((user, generated))
 }
 
-/// After a change that may take the role or access away from an admin: refuse (and so roll
-/// back) if no active admin is left. Checked after the write, in the same transaction, so two
-/// admins demoting each other at once cannot both see "there is another one".
-fn an_admin_remains(c: &mut store::DbConn) -> Result<(), StoreError> {
-    if users::count_active_admins(c)? < 1 {
-        return Err(StoreError::Conflict(
-            "This is the last active administrator; promote someone else first.".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Conflicts are refusals a person can read; the rest stays a store error.
 fn refused(e: StoreError) -> FlowError {
     match e {
@@ -474,12 +472,9 @@ pub async fn admin_set_disabled(
     };
     let (auditor, who) = (svc.auditor.clone(), actor.clone());
     let contained = audited(svc, actor, now, user_id, action, move |c, u| {
-        users::set_disabled(c, &u.id, disabled, now.micros())?;
+        keeping_an_admin(c, |c| users::set_disabled(c, &u.id, disabled, now.micros()))?;
         let mut contained = Contained::default();
         if disabled {
-            if u.is_admin {
-                an_admin_remains(c)?;
-            }
             contained = contain(c, &auditor, &who, now, &u.id, Cause::Disabled, None)?;
         }
         let ended = contained.sessions.len();
@@ -695,8 +690,9 @@ pub async fn dismiss_risk(
     .await
 }
 
-/// Grant or withdraw the admin role. An admin cannot demote themselves, and the last active
-/// admin cannot be demoted.
+/// Grant or withdraw the console's `admin` role (a direct grant; one held through a group goes
+/// with the group). An admin cannot demote themselves, and the last active admin cannot be
+/// demoted.
 pub async fn set_role(
     svc: &Services,
     actor: &Actor,
@@ -715,9 +711,11 @@ pub async fn set_role(
         "user.demoted"
     };
     audited(svc, actor, now, user_id, action, move |c, u| {
-        users::set_admin(c, &u.id, admin, now.micros())?;
-        if !admin && u.is_admin && !u.disabled {
-            an_admin_remains(c)?;
+        let role = store::access::CONSOLE_ADMIN_ROLE_ID;
+        if admin {
+            store::access::grant_to_user(c, &new_id(), role, &u.id, now.micros())?;
+        } else {
+            keeping_an_admin(c, |c| store::access::revoke_from_user(c, role, &u.id))?;
         }
         Ok(((), serde_json::json!({})))
     })
@@ -738,10 +736,7 @@ pub async fn delete(
         ));
     }
     audited(svc, actor, now, user_id, "user.deleted", move |c, u| {
-        users::delete(c, &u.id)?;
-        if u.is_admin && !u.disabled {
-            an_admin_remains(c)?;
-        }
+        keeping_an_admin(c, |c| users::delete(c, &u.id))?;
         Ok(((), serde_json::json!({ "email": u.email })))
     })
     .await

@@ -333,6 +333,7 @@ pub async fn update(
     id: &str,
     settings: ClientSettings,
 ) -> Result<Option<SecretString>, FlowError> {
+    not_builtin(id)?;
     let before = find(svc, id).await?;
     let (secret_hash, generated) = match (settings.public, before.secret_hash.clone()) {
         (true, _) => (None, None),
@@ -382,6 +383,7 @@ pub async fn rotate_secret(
     now: Timestamp,
     id: &str,
 ) -> Result<SecretString, FlowError> {
+    not_builtin(id)?;
     let client = find(svc, id).await?;
     if client.public {
         return Err(FlowError::Invalid(
@@ -407,8 +409,21 @@ pub async fn rotate_secret(
     Ok(secret)
 }
 
+/// Every client but the console's own (`vigil`, built in: it holds the console roles).
 pub async fn list(svc: &Services) -> Result<Vec<Client>, FlowError> {
-    Ok(svc.db.run(clients::list).await?)
+    let mut all = svc.db.run(clients::list).await?;
+    all.retain(|c| c.id != crate::store::access::CONSOLE_CLIENT);
+    Ok(all)
+}
+
+/// The console's client is built in: it cannot be edited, given a secret or removed.
+fn not_builtin(id: &str) -> Result<(), FlowError> {
+    if id == crate::store::access::CONSOLE_CLIENT {
+        return Err(FlowError::Invalid(
+            "`vigil` is the console's built-in client (it holds the console roles); it cannot be changed or removed".into(),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn remove(
@@ -417,6 +432,7 @@ pub async fn remove(
     now: Timestamp,
     id: &str,
 ) -> Result<(), FlowError> {
+    not_builtin(id)?;
     let (auditor, actor, id2) = (svc.auditor.clone(), actor.clone(), id.to_owned());
     svc.db
         .run(move |c| {

@@ -20,8 +20,8 @@
 //!          ├ AccountPage       must change password ► ChangePassword; re-score ► sign in again
 //!          ├ ChangePassword    a factor enrolled ► session at mfa
 //!          ├ ChangeFactor      sign-in ≤ 5 min old, at mfa when a factor is enrolled
-//!          ├ AdminConsole      admin role; a factor enrolled; session at mfa
-//!          └ AdminChange       AdminConsole + sign-in ≤ 5 min old
+//!          ├ AdminConsole      a console role that covers the page; a factor; session at mfa
+//!          └ AdminChange       AdminConsole + a role that may change it + sign-in ≤ 5 min old
 //! ```
 //! The table in `docs/ARCHITECTURE.md` §2a is this function in words; `tests` below check it
 //! row by row.
@@ -87,13 +87,79 @@ pub enum Action {
     ChangePassword,
     /// Add, replace, remove or confirm a factor; regenerate recovery codes.
     ChangeFactor,
-    /// Read the admin console, give review verdicts.
-    AdminConsole,
-    /// Any other admin change (accounts, factors, roles, clients, policy, keys).
-    AdminChange,
+    /// Read a part of the admin console, give review verdicts.
+    AdminConsole(Area),
+    /// Any other console change (accounts, factors, roles, clients, policy, keys).
+    AdminChange(Area),
     /// Put a privileged role into a token (at the code exchange and every refresh), for the
     /// grant seen as a session: anything but `Allow` withholds the privileged roles.
     ReleasePrivileged,
+}
+
+/// The parts of the admin console, as the console roles divide them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// The dashboard, the sign-in log and its exports, fairness.
+    Reports,
+    /// The user list and a user's page.
+    Users,
+    /// Helping a user: unlock, reset the password, end sessions, remove factors.
+    UserSupport,
+    /// The review queue and its verdicts.
+    Review,
+    /// Everything else: accounts created, disabled, deleted or promoted; clients, groups and
+    /// roles, policy, keys.
+    Configuration,
+}
+
+/// The console roles an account holds (roles of the built-in client `vigil`, directly or
+/// through a group): `admin` everything; `helpdesk` users and the review queue; `auditor`
+/// reads the reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsoleRoles {
+    pub admin: bool,
+    pub helpdesk: bool,
+    pub auditor: bool,
+}
+
+impl ConsoleRoles {
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut c = ConsoleRoles::default();
+        for n in names {
+            match n {
+                "admin" => c.admin = true,
+                "helpdesk" => c.helpdesk = true,
+                "auditor" => c.auditor = true,
+                _ => {}
+            }
+        }
+        c
+    }
+    pub fn any(self) -> bool {
+        self.admin || self.helpdesk || self.auditor
+    }
+    /// Whether these roles may read (`change` false) or change a part of the console.
+    pub fn may(self, area: Area, change: bool) -> bool {
+        let helpdesk = match area {
+            Area::Reports | Area::Users => !change,
+            Area::UserSupport | Area::Review => true,
+            Area::Configuration => false,
+        };
+        let auditor = area == Area::Reports && !change;
+        self.admin || (self.helpdesk && helpdesk) || (self.auditor && auditor)
+    }
+    /// The names held, for pages.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.admin, "admin"),
+            (self.helpdesk, "helpdesk"),
+            (self.auditor, "auditor"),
+        ]
+        .into_iter()
+        .filter(|(h, _)| *h)
+        .map(|(_, n)| n)
+        .collect()
+    }
 }
 
 /// Why an action is refused.
@@ -105,6 +171,9 @@ pub enum Refusal {
     /// The account is compromised and nothing it can present here will do.
     Compromised,
     NotAdmin,
+    /// A console role that does not cover this page or change (or a helpdesk acting on
+    /// another member of staff).
+    NotPermitted,
     /// The session cookie came from another browser than the one it was made for.
     WrongDevice,
     /// The session or token was ended (sign-out, containment, withdrawn consent).
@@ -127,6 +196,9 @@ impl Refusal {
             }
             Refusal::NotAdmin => {
                 "This page is for administrators. Your account does not have the admin role."
+            }
+            Refusal::NotPermitted => {
+                "Your console role does not cover this page or action. Ask an administrator."
             }
             Refusal::WrongDevice => "your session belongs to another browser; sign in again",
             Refusal::Revoked => "this session or token was ended",
@@ -228,6 +300,10 @@ pub struct Facts<'a> {
     pub consent_withdrawn: bool,
     /// Codes and tokens for a client: what the user holds of its roles.
     pub roles: Option<RoleFacts>,
+    /// The account's console roles (read for password sign-ins and console pages).
+    pub console: ConsoleRoles,
+    /// A console change aimed at an account that itself holds a console role.
+    pub target_is_staff: bool,
 }
 
 /// What a code or token for a client would carry of its roles (`flow/access.rs`).
@@ -337,7 +413,7 @@ pub fn require(
                 Some((Decision::Allow, _)) | None => Requirement::Allow,
             };
             let second_factor_anyway = risk != AccountRisk::None
-                || (user.is_admin && account.has_factor())
+                || (facts.console.any() && account.has_factor())
                 || (facts.want_mfa && account.has_factor());
             if need == Requirement::Allow && second_factor_anyway {
                 need = Requirement::StepUp {
@@ -495,12 +571,19 @@ pub fn require(
                 _ => Requirement::Allow,
             }
         }
-        Action::AdminConsole | Action::AdminChange => {
+        Action::AdminConsole(area) | Action::AdminChange(area) => {
             let Some(s) = session else {
                 return Requirement::Reauthenticate { mfa: false };
             };
-            if !user.is_admin {
+            let console = facts.console;
+            if !console.any() {
                 return Requirement::Deny(Refusal::NotAdmin);
+            }
+            let change = matches!(action, Action::AdminChange(_));
+            // Only an admin acts on another member of staff: a helpdesk that could reset an
+            // admin's password could become one.
+            if !console.may(area, change) || (change && facts.target_is_staff && !console.admin) {
+                return Requirement::Deny(Refusal::NotPermitted);
             }
             if user.must_change_password {
                 return Requirement::ChangePassword;
@@ -515,10 +598,7 @@ pub fn require(
                 facts.decision.map(|(d, _)| decision_over_session(d, s)),
                 Some(Requirement::StepUp { .. })
             );
-            if !at_least_mfa(s)
-                || stepped_up_decision
-                || (action == Action::AdminChange && !fresh(s, facts.now))
-            {
+            if !at_least_mfa(s) || stepped_up_decision || (change && !fresh(s, facts.now)) {
                 return Requirement::Reauthenticate { mfa: true };
             }
             Requirement::Allow
@@ -571,6 +651,7 @@ pub async fn check_session(
     user: &User,
     ctx: &super::RequestContext,
     action: Action,
+    target_is_staff: bool,
 ) -> Result<Requirement, super::FlowError> {
     let moved = session.ip.as_deref() != Some(ctx.ip.to_string().as_str());
     // A re-score reads the account's factors with the verdict; otherwise read them here.
@@ -580,10 +661,18 @@ pub async fn check_session(
     } else {
         (None, factors_of(svc, &user.id).await?)
     };
+    let console = match action {
+        Action::AdminConsole(_) | Action::AdminChange(_) => {
+            super::access::console(svc, &user.id).await?
+        }
+        _ => ConsoleRoles::default(),
+    };
     let facts = Facts {
         now: now.micros(),
         device_id: ctx.device_id.as_deref(),
         decision,
+        console,
+        target_is_staff,
         ..Facts::default()
     };
     let need = require(
@@ -629,7 +718,6 @@ mod tests {
             email: "a@example.com".into(),
             name: String::new(),
             password_hash: String::new(),
-            is_admin: false,
             disabled: false,
             created_at: 0,
             updated_at: 0,
@@ -750,7 +838,7 @@ mod tests {
         for action in [
             Action::UseSession,
             Action::AccountPage,
-            Action::AdminConsole,
+            Action::AdminConsole(Area::Reports),
             Action::ChangeFactor,
         ] {
             assert_eq!(
@@ -844,17 +932,22 @@ mod tests {
 
     #[test]
     fn admins_need_a_factor_and_fresh_changes() {
-        let mut u = user("none");
-        u.is_admin = true;
+        let u = user("none");
         let now = 10_000_000_000;
-        let f = facts(now);
+        let f = Facts {
+            console: ConsoleRoles {
+                admin: true,
+                ..ConsoleRoles::default()
+            },
+            ..facts(now)
+        };
         let a = AccountView {
             user: &u,
             factors: NONE,
         };
         let pwd = session(ACR_PWD, now);
         assert_eq!(
-            require(&a, Some(&pwd), &f, Action::AdminConsole),
+            require(&a, Some(&pwd), &f, Action::AdminConsole(Area::Users)),
             Requirement::EnrolFactor
         );
         let a = AccountView {
@@ -862,17 +955,93 @@ mod tests {
             factors: TOTP,
         };
         assert_eq!(
-            require(&a, Some(&pwd), &f, Action::AdminConsole),
+            require(&a, Some(&pwd), &f, Action::AdminConsole(Area::Users)),
             Requirement::Reauthenticate { mfa: true }
         );
         let stale = session(ACR_MFA, now - (FRESH_SECS + 1) * 1_000_000);
         assert_eq!(
-            require(&a, Some(&stale), &f, Action::AdminConsole),
+            require(
+                &a,
+                Some(&stale),
+                &f,
+                Action::AdminConsole(Area::Configuration)
+            ),
             Requirement::Allow
         );
         assert_eq!(
-            require(&a, Some(&stale), &f, Action::AdminChange),
+            require(
+                &a,
+                Some(&stale),
+                &f,
+                Action::AdminChange(Area::Configuration)
+            ),
             Requirement::Reauthenticate { mfa: true }
+        );
+    }
+
+    /// Delegated administration: each console role sees exactly its part; helpdesk changes
+    /// stop at another member of staff; nobody without a console role gets in.
+    #[test]
+    fn console_roles_divide_the_console() {
+        let u = user("none");
+        let now = 10_000_000_000;
+        let a = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        let s = session(ACR_MFA, now);
+        let as_role = |c: ConsoleRoles| Facts {
+            console: c,
+            ..facts(now)
+        };
+        let helpdesk = ConsoleRoles {
+            helpdesk: true,
+            ..ConsoleRoles::default()
+        };
+        let auditor = ConsoleRoles {
+            auditor: true,
+            ..ConsoleRoles::default()
+        };
+        let none = ConsoleRoles::default();
+        use Area::*;
+        let table = [
+            // area, change, helpdesk may, auditor may
+            (Reports, false, true, true),
+            (Reports, true, false, false),
+            (Users, false, true, false),
+            (Users, true, false, false),
+            (UserSupport, true, true, false),
+            (Review, false, true, false),
+            (Review, true, true, false),
+            (Configuration, false, false, false),
+            (Configuration, true, false, false),
+        ];
+        for (area, change, h, au) in table {
+            let action = if change {
+                Action::AdminChange(area)
+            } else {
+                Action::AdminConsole(area)
+            };
+            for (roles, may) in [(helpdesk, h), (auditor, au)] {
+                let got = require(&a, Some(&s), &as_role(roles), action);
+                let want = if may {
+                    Requirement::Allow
+                } else {
+                    Requirement::Deny(Refusal::NotPermitted)
+                };
+                assert_eq!(got, want, "{roles:?} {action:?}");
+            }
+            assert_eq!(
+                require(&a, Some(&s), &as_role(none), action),
+                Requirement::Deny(Refusal::NotAdmin)
+            );
+        }
+        let mut on_staff = as_role(helpdesk);
+        on_staff.target_is_staff = true;
+        assert_eq!(
+            require(&a, Some(&s), &on_staff, Action::AdminChange(UserSupport)),
+            Requirement::Deny(Refusal::NotPermitted),
+            "a helpdesk cannot reset an admin's password"
         );
     }
 

@@ -541,11 +541,18 @@ pub async fn password(
     let previous = attempt.previous_session.map(|t| token_digest(&t));
     // 5. The one enforcement point turns the risk decision and the account's state into what
     //    this sign-in needs: nothing more, a second factor, or a refusal.
+    // Staff with a factor always use it: their console roles matter only then.
+    let console = if verdict.available.webauthn || verdict.available.totp {
+        super::access::console(svc, &user.id).await?
+    } else {
+        super::enforce::ConsoleRoles::default()
+    };
     let facts = Facts {
         now: now.micros(),
         device_id: attempt.ctx.device_id.as_deref(),
         decision: Some((verdict.decision, verdict.assessment.level)),
         want_mfa: attempt.want_mfa,
+        console,
         ..Facts::default()
     };
     let account = AccountView {

@@ -199,7 +199,8 @@ pub async fn decide(
                 if lock {
                     if let Some(uid) = &review.user_id {
                         if let Some(u) = users::find(c, uid)? {
-                            if u.is_admin && !u.disabled && users::count_active_admins(c)? <= 1 {
+                            let admin = super::access::console_of(c, &u.id)?.admin;
+                            if admin && !u.disabled && users::count_active_admins(c)? <= 1 {
                                 return Ok(Err(FlowError::Invalid(
                                     "This is the last active administrator; locking the account would leave nobody to run vigil. Give the verdict without locking.".into(),
                                 )));

@@ -7,6 +7,11 @@ use diesel::sql_types::{Bool, Nullable, Text};
 use super::schema::{clients, group_members, groups, role_grants, roles, users};
 use super::{numbered, DbConn, StoreError, StoreResult};
 
+/// vigil's own console: a built-in client (migration `console_roles`) whose roles are granted
+/// like any application's.
+pub const CONSOLE_CLIENT: &str = "vigil";
+pub const CONSOLE_ADMIN_ROLE_ID: &str = "vigil-console-admin";
+
 #[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq, Eq)]
 #[diesel(table_name = groups)]
 pub struct Group {
@@ -411,6 +416,37 @@ pub fn effective_roles(
         )
         .collect();
     all.sort_by(|a, b| (&a.0, &a.1.name, &a.2).cmp(&(&b.0, &b.1.name, &b.2)));
+    Ok(all)
+}
+
+/// Which of these users hold which console role (directly or through a group): (user id, role
+/// name), for the user list.
+pub fn console_holders(
+    conn: &mut DbConn,
+    user_ids: &[String],
+) -> StoreResult<Vec<(String, String)>> {
+    let mut direct: Vec<(Option<String>, String)> = role_grants::table
+        .inner_join(roles::table)
+        .filter(roles::client_id.eq(CONSOLE_CLIENT))
+        .filter(role_grants::user_id.eq_any(user_ids))
+        .select((role_grants::user_id, roles::name))
+        .load(conn)?;
+    let through: Vec<(String, String)> = group_members::table
+        .inner_join(
+            role_grants::table.on(role_grants::group_id.eq(group_members::group_id.nullable())),
+        )
+        .inner_join(roles::table.on(roles::id.eq(role_grants::role_id)))
+        .filter(roles::client_id.eq(CONSOLE_CLIENT))
+        .filter(group_members::user_id.eq_any(user_ids))
+        .select((group_members::user_id, roles::name))
+        .load(conn)?;
+    direct.extend(through.into_iter().map(|(u, r)| (Some(u), r)));
+    let mut all: Vec<(String, String)> = direct
+        .into_iter()
+        .filter_map(|(u, r)| u.map(|u| (u, r)))
+        .collect();
+    all.sort();
+    all.dedup();
     Ok(all)
 }
 

@@ -8,7 +8,6 @@ diesel::table! {
         email -> Text,
         name -> Text,
         password_hash -> Text,
-        is_admin -> Bool,
         disabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,

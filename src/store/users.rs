@@ -13,7 +13,6 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub password_hash: String,
-    pub is_admin: bool,
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -31,7 +30,6 @@ impl std::fmt::Debug for User {
         f.debug_struct("User")
             .field("id", &self.id)
             .field("username", &self.username)
-            .field("is_admin", &self.is_admin)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
@@ -45,7 +43,6 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub password_hash: &'a str,
-    pub is_admin: bool,
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
@@ -189,23 +186,22 @@ pub fn set_must_change_password(
     Ok(())
 }
 
-/// Grant or withdraw the admin role.
-pub fn set_admin(conn: &mut DbConn, id: &str, admin: bool, now: i64) -> StoreResult<()> {
-    let n = diesel::update(users::table.find(id))
-        .set((users::is_admin.eq(admin), users::updated_at.eq(now)))
-        .execute(conn)?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound)
-    }
-}
-
-/// How many active admins there are (the last one cannot be demoted or disabled).
+/// How many active (not disabled) accounts hold the console's `admin` role, directly or
+/// through a group (the last one cannot lose it, be disabled, locked or deleted).
 pub fn count_active_admins(conn: &mut DbConn) -> StoreResult<i64> {
+    use super::schema::{group_members, role_grants};
+    let direct = role_grants::table
+        .filter(role_grants::user_id.eq(users::id.nullable()))
+        .filter(role_grants::role_id.eq(super::access::CONSOLE_ADMIN_ROLE_ID));
+    let through_group = group_members::table
+        .inner_join(
+            role_grants::table.on(role_grants::group_id.eq(group_members::group_id.nullable())),
+        )
+        .filter(group_members::user_id.eq(users::id))
+        .filter(role_grants::role_id.eq(super::access::CONSOLE_ADMIN_ROLE_ID));
     Ok(users::table
-        .filter(users::is_admin.eq(true))
         .filter(users::disabled.eq(false))
+        .filter(diesel::dsl::exists(direct).or(diesel::dsl::exists(through_group)))
         .count()
         .get_result(conn)?)
 }
@@ -247,10 +243,13 @@ pub fn search(conn: &mut DbConn, q: &str, limit: i64) -> StoreResult<Vec<User>> 
 /// deleting explicitly does not depend on SQLite's `foreign_keys` pragma. `NotFound` when absent.
 pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
     use super::schema::{
-        access_tokens, auth_codes, consents, mfa_flows, recovery_codes, refresh_tokens, reviews,
-        risk_profiles, sessions, signins, totp_credentials, webauthn_credentials,
+        access_tokens, auth_codes, consents, group_members, mfa_flows, recovery_codes,
+        refresh_tokens, reviews, risk_profiles, role_grants, sessions, signins, totp_credentials,
+        webauthn_credentials,
     };
     diesel::delete(reviews::table.filter(reviews::user_id.eq(id))).execute(conn)?;
+    diesel::delete(group_members::table.filter(group_members::user_id.eq(id))).execute(conn)?;
+    diesel::delete(role_grants::table.filter(role_grants::user_id.eq(id))).execute(conn)?;
     diesel::delete(access_tokens::table.filter(access_tokens::user_id.eq(id))).execute(conn)?;
     diesel::delete(refresh_tokens::table.filter(refresh_tokens::user_id.eq(id))).execute(conn)?;
     diesel::delete(auth_codes::table.filter(auth_codes::user_id.eq(id))).execute(conn)?;

@@ -150,7 +150,8 @@ pub async fn show(
         .map_err(WebError::from)?;
     let mut ctx = Context::new();
     ctx.insert("signed_in_as", &user.username);
-    ctx.insert("user", &json!({ "username": user.username, "email": user.email, "name": user.name, "is_admin": user.is_admin }));
+    let staff = crate::flow::access::console(&state.svc, &user.id).await?;
+    ctx.insert("user", &json!({ "username": user.username, "email": user.email, "name": user.name, "is_admin": staff.admin, "console": staff.names() }));
     ctx.insert(
         "session",
         &json!({ "created": Timestamp(s.created_at).display(), "expires": Timestamp(s.expires_at.min(s.idle_expires_at)).display(), "acr": s.acr }),

@@ -223,13 +223,36 @@ pub async fn enforced_session(
     Result<(crate::store::sessions::Session, crate::store::users::User), HttpResponse>,
     errors::WebError,
 > {
+    enforced_session_on(state, req, action, here, false).await
+}
+
+/// [`enforced_session`] for a console change aimed at another account, which may itself hold a
+/// console role (`target_is_staff`).
+pub async fn enforced_session_on(
+    state: &AppState,
+    req: &HttpRequest,
+    action: crate::flow::enforce::Action,
+    here: &str,
+    target_is_staff: bool,
+) -> Result<
+    Result<(crate::store::sessions::Session, crate::store::users::User), HttpResponse>,
+    errors::WebError,
+> {
     use crate::flow::enforce::{self, Refusal, Requirement};
     let Some((session, user)) = current_session(state, req).await? else {
         return Ok(Err(sign_in_redirect(here, false, false)));
     };
     let ctx = state.context(req);
-    let need =
-        enforce::check_session(&state.svc, state.now(), &session, &user, &ctx, action).await?;
+    let need = enforce::check_session(
+        &state.svc,
+        state.now(),
+        &session,
+        &user,
+        &ctx,
+        action,
+        target_is_staff,
+    )
+    .await?;
     Ok(match need {
         Requirement::Allow => Ok((session, user)),
         Requirement::Reauthenticate { mfa } | Requirement::StepUp { phishing_resistant: mfa } => {
@@ -241,10 +264,8 @@ pub async fn enforced_session(
                 "Administrators must use a second factor. Set up an authenticator app or a passkey on your account page, then sign in again with it.".into(),
             ))
         }
-        Requirement::Deny(Refusal::NotAdmin) => {
-            return Err(errors::WebError::Forbidden(
-                Refusal::NotAdmin.message().to_owned(),
-            ))
+        Requirement::Deny(r @ (Refusal::NotAdmin | Refusal::NotPermitted)) => {
+            return Err(errors::WebError::Forbidden(r.message().to_owned()))
         }
         Requirement::Deny(r) => {
             return Err(errors::WebError::Forbidden(format!(

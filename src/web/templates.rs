@@ -39,6 +39,8 @@ const SOURCES: &[(&str, &str)] = templates![
     "admin/signins.html",
     "admin/signin.html",
     "admin/review.html",
+    "admin/groups.html",
+    "admin/group.html",
 ];
 
 static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {

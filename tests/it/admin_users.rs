@@ -485,7 +485,8 @@ async fn roles_and_the_last_admin(b: Backend) {
         .await
         .is_err());
     let user = vigil::flow::accounts::by_id(&app.svc, &root).await.unwrap();
-    assert!(user.is_admin && !user.disabled);
+    let staff = vigil::flow::access::console(&app.svc, &root).await.unwrap();
+    assert!(staff.admin && !user.disabled);
 }
 on_both_backends!(admin_users_roles, super::roles_and_the_last_admin);
 
@@ -586,7 +587,8 @@ async fn user_routes_are_guarded(b: Backend) {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "non-admin POST {a}");
     }
     let user = vigil::flow::accounts::by_id(&app.svc, &ann).await.unwrap();
-    assert!(!user.is_admin && !user.disabled, "nothing happened");
+    let staff = vigil::flow::access::console(&app.svc, &ann).await.unwrap();
+    assert!(!staff.admin && !user.disabled, "nothing happened");
 
     // An admin without the CSRF token (or with a forged one) is refused too.
     crate::mfa::sign_out(&app).await;
@@ -599,6 +601,7 @@ async fn user_routes_are_guarded(b: Backend) {
         }
     }
     let user = vigil::flow::accounts::by_id(&app.svc, &ann).await.unwrap();
-    assert!(!user.is_admin && !user.disabled, "nothing happened");
+    let staff = vigil::flow::access::console(&app.svc, &ann).await.unwrap();
+    assert!(!staff.admin && !user.disabled, "nothing happened");
 }
 on_both_backends!(admin_users_guarded, super::user_routes_are_guarded);

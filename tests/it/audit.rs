@@ -290,8 +290,8 @@ fn purge_ips_keeps_the_chain(b: Backend) {
     let (o, r) = (old.micros(), recent.micros());
     let far = now.plus_secs(DAY).micros();
     chain.sql(&format!(
-        "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, created_at, updated_at) \
-           VALUES ('u1', 'ann', 'ann@example.com', '', 'x', FALSE, FALSE, {o}, {o});
+        "INSERT INTO users (id, username, email, name, password_hash, disabled, created_at, updated_at) \
+           VALUES ('u1', 'ann', 'ann@example.com', '', 'x', FALSE, {o}, {o});
          INSERT INTO signins (id, at, method, outcome, ip, features) VALUES
            ('s-old', {o}, 'password', 'success', '192.0.2.1', '{{\"ip\":\"192.0.2.1\",\"deny_listed\":false}}'),
            ('s-new', {r}, 'password', 'success', '192.0.2.2', '{{\"ip\":\"192.0.2.2\",\"deny_listed\":false}}');

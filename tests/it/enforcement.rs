@@ -793,11 +793,12 @@ async fn every_admin_change_needs_a_recent_sign_in(b: Backend) {
             location(&r)
         );
     }
+    let bob = vigil::flow::accounts::find(&app.svc, "bob").await.unwrap();
     assert!(
-        !vigil::flow::accounts::find(&app.svc, "bob")
+        !vigil::flow::access::console(&app.svc, &bob.id)
             .await
             .unwrap()
-            .is_admin
+            .admin
     );
     crate::admin::admin_sign_in(&app, &secret).await;
     let r = crate::admin::submit(&app, &page, &format!("{page}/promote"), &[]).await;

@@ -14,6 +14,7 @@ mod audit;
 mod cli;
 mod commits;
 mod conformance;
+mod console_roles;
 mod enforcement;
 mod enumeration;
 mod faults;

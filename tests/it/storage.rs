@@ -38,7 +38,6 @@ fn every_table_round_trips(b: Backend) {
             email: "ann@example.com",
             name: "Ann",
             password_hash: "$argon2id$x",
-            is_admin: true,
             disabled: false,
             created_at: now,
             updated_at: now,
@@ -50,8 +49,8 @@ fn every_table_round_trips(b: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (u.id.as_str(), u.email.as_str(), u.is_admin),
-        ("u1", "ann@example.com", true)
+        (u.id.as_str(), u.email.as_str(), u.disabled),
+        ("u1", "ann@example.com", false)
     );
     assert!(matches!(
         store::users::insert(
@@ -62,7 +61,6 @@ fn every_table_round_trips(b: Backend) {
                 email: "x@example.com",
                 name: "",
                 password_hash: "h",
-                is_admin: false,
                 disabled: false,
                 created_at: now,
                 updated_at: now,

@@ -10,8 +10,10 @@ use serde_json::{json, Value};
 use tera::Context;
 
 use super::{gate, notice_text, render, when, Admin, CsrfForm};
+use crate::flow::access::{self, Grantee};
 use crate::flow::clients::{self, ClientSettings, GRANTS};
 use crate::flow::FlowError;
+use crate::store::access::Holder;
 use crate::store::clients::Client;
 use crate::web::errors::WebError;
 use crate::web::{see_other, AppState};
@@ -389,8 +391,28 @@ async fn client_page(
     notice: Option<&str>,
     secret: Option<&SecretString>,
 ) -> Result<HttpResponse, WebError> {
+    let roles: Vec<Value> = access::client_roles(&state.svc, &client.id)
+        .await?
+        .into_iter()
+        .map(|(r, holders)| {
+            let holders: Vec<Value> = holders
+                .into_iter()
+                .map(|h| match h {
+                    Holder::User { id, username } => json!({
+                        "kind": "user", "name": username, "path": format!("/admin/users/{id}"),
+                    }),
+                    Holder::Group { id, name } => json!({
+                        "kind": "group", "name": name, "path": format!("/admin/groups/{id}"),
+                    }),
+                })
+                .collect();
+            json!({ "name": r.name, "description": r.description, "privileged": r.privileged,
+                    "holders": holders })
+        })
+        .collect();
     let mut ctx = Context::new();
     ctx.insert("client", &row(&client));
+    ctx.insert("roles", &roles);
     let shown = form
         .cloned()
         .unwrap_or_else(|| ClientForm::from_client(&client));
@@ -439,6 +461,105 @@ pub async fn show(
         None,
     )
     .await
+}
+
+/// The roles form: create or remove a role, grant it to or revoke it from a user or a group.
+/// Every field a string, so a mistake is a message on the page.
+#[derive(Deserialize, Default)]
+pub struct RoleForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    /// `create`, `remove`, `grant` or `revoke`.
+    #[serde(default)]
+    pub op: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub privileged: Option<String>,
+    /// For grant and revoke: a username, or a group's name.
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub group: String,
+}
+
+pub async fn roles(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<RoleForm>,
+) -> Result<HttpResponse, WebError> {
+    let id = path.into_inner();
+    let admin = or_respond!(gate(&state, &req, &client_path(&id)).await?);
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let client = clients::find(&state.svc, &id).await?;
+    let (svc, actor, now) = (&state.svc, &admin.actor, state.now());
+    let role = form.role.trim();
+    let grantee = || match (form.username.trim(), form.group.trim()) {
+        (u, "") if !u.is_empty() => Ok(Grantee::User(u.to_owned())),
+        ("", g) if !g.is_empty() => Ok(Grantee::Group(g.to_owned())),
+        _ => Err(FlowError::Invalid(
+            "Give a username or a group, not both.".into(),
+        )),
+    };
+    let result = match form.op.as_str() {
+        "create" => access::create_role(
+            svc,
+            actor,
+            now,
+            &client.id,
+            role,
+            on(&form.privileged),
+            &form.description,
+        )
+        .await
+        .map(|_| ()),
+        "remove" => access::remove_role(svc, actor, now, &client.id, role).await,
+        op @ ("grant" | "revoke") => match grantee() {
+            Ok(to) => access::set_grant(svc, actor, now, &client.id, role, to, op == "grant")
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        },
+        _ => Err(FlowError::Invalid(
+            "Choose create, remove, grant or revoke.".into(),
+        )),
+    };
+    match result {
+        Ok(()) => Ok(see_other(&format!("{}?notice=saved", client_path(&id)))),
+        Err(FlowError::NotFound(m)) => {
+            let msg = capitalised(&format!("{m} not found"));
+            client_page(
+                &state,
+                &req,
+                &admin,
+                StatusCode::NOT_FOUND,
+                client,
+                None,
+                Some(&msg),
+                None,
+                None,
+            )
+            .await
+        }
+        Err(e) => {
+            let msg = readable(e)?;
+            client_page(
+                &state,
+                &req,
+                &admin,
+                StatusCode::BAD_REQUEST,
+                client,
+                None,
+                Some(&msg),
+                None,
+                None,
+            )
+            .await
+        }
+    }
 }
 
 pub async fn update(
@@ -555,5 +676,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/clients/{id}", web::get().to(show))
         .route("/admin/clients/{id}", web::post().to(update))
         .route("/admin/clients/{id}/secret", web::post().to(rotate_secret))
-        .route("/admin/clients/{id}/delete", web::post().to(delete));
+        .route("/admin/clients/{id}/delete", web::post().to(delete))
+        .route("/admin/clients/{id}/roles", web::post().to(roles));
 }

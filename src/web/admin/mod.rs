@@ -2,13 +2,16 @@
 //!
 //! Every handler starts with [`gate`], which asks the one enforcement point
 //! (`flow::enforce`): anonymous visitors go to the login page (and come back), signed-in
-//! non-admins get 403, an admin must have a second factor and have used it in this session,
+//! accounts without a console role that covers the page get 403 (`admin` everything,
+//! `helpdesk` users and the review queue, `auditor` the reports), staff must have a second
+//! factor and have used it in this session,
 //! and every change (a POST) needs a sign-in from the last five minutes. Each page lives in its own file; each
 //! action goes through a flow function that audits it with the admin as actor and their IP.
 
 pub mod clients;
 pub mod dashboard;
 pub mod fairness;
+pub mod groups;
 pub mod keys;
 pub mod policy;
 pub mod review;
@@ -21,9 +24,10 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::errors::WebError;
-use super::{enforced_session, AppState};
+use super::{enforced_session_on, AppState};
+use crate::flow::access;
 use crate::flow::accounts::Actor;
-use crate::flow::enforce::Action;
+use crate::flow::enforce::{Action, Area, ConsoleRoles};
 use crate::store::sessions::Session;
 use crate::store::users::User;
 
@@ -33,6 +37,8 @@ pub struct Admin {
     pub user: User,
     /// The admin, for audit entries: their user id and IP address.
     pub actor: Actor,
+    /// Which parts of the console this person may use (the navigation shows only those).
+    pub console: ConsoleRoles,
 }
 
 /// The form field every admin form carries.
@@ -57,23 +63,65 @@ pub async fn gate(
     req: &HttpRequest,
     here: &str,
 ) -> Result<Result<Admin, HttpResponse>, WebError> {
-    let change =
-        req.method() == actix_web::http::Method::POST && !req.path().starts_with("/admin/review");
-    let action = if change {
-        Action::AdminChange
+    let post = req.method() == actix_web::http::Method::POST;
+    let area = area(req.path(), post);
+    let action = if post && area != Area::Review {
+        Action::AdminChange(area)
     } else {
-        Action::AdminConsole
+        Action::AdminConsole(area)
     };
-    let (session, user) = match enforced_session(state, req, action, here).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(Err(resp)),
+    // A change to a user's account: whether that user is staff (only an admin acts on staff).
+    let target_is_staff = match (post, user_in_path(req.path())) {
+        (true, Some(id)) => access::console(&state.svc, id).await?.any(),
+        _ => false,
     };
+    let (session, user) =
+        match enforced_session_on(state, req, action, here, target_is_staff).await? {
+            Ok(v) => v,
+            Err(resp) => return Ok(Err(resp)),
+        };
+    let console = access::console(&state.svc, &user.id).await?;
     let ip = state.context(req).ip;
     Ok(Ok(Admin {
         actor: Actor::admin(user.id.clone(), ip),
         session,
         user,
+        console,
     }))
+}
+
+/// The part of the console a request is for (the console roles divide it; see
+/// [`Area`]). Helpdesk work on a user is `POST /admin/users/{id}/{unlock,password,sessions,factors}`.
+fn area(path: &str, post: bool) -> Area {
+    let p = path.trim_end_matches('/');
+    if p == "/admin" || p.starts_with("/admin/signins") || p.starts_with("/admin/fairness") {
+        return Area::Reports;
+    }
+    if p.starts_with("/admin/review") {
+        return Area::Review;
+    }
+    if let Some(rest) = p.strip_prefix("/admin/users") {
+        if !post {
+            return Area::Users;
+        }
+        let support = rest.matches('/').count() == 2
+            && matches!(
+                rest.rsplit('/').next(),
+                Some("unlock" | "password" | "sessions" | "factors")
+            );
+        return if support {
+            Area::UserSupport
+        } else {
+            Area::Configuration
+        };
+    }
+    Area::Configuration
+}
+
+/// The `{id}` of `/admin/users/{id}/…`.
+fn user_in_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/admin/users/")?;
+    rest.split('/').next().filter(|id| !id.is_empty())
 }
 
 /// Render an admin page: adds the CSRF token (and its cookie), the admin's name and the
@@ -88,6 +136,14 @@ pub fn render(
     mut ctx: Context,
 ) -> Result<HttpResponse, WebError> {
     ctx.insert("signed_in_as", &admin.user.username);
+    ctx.insert(
+        "console",
+        &serde_json::json!({
+            "admin": admin.console.admin,
+            "helpdesk": admin.console.helpdesk,
+            "auditor": admin.console.auditor,
+        }),
+    );
     ctx.insert("section", section);
     state.form_page(req, status, template, ctx)
 }
@@ -128,5 +184,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     review::routes(cfg);
     policy::routes(cfg);
     fairness::routes(cfg);
+    groups::routes(cfg);
     keys::routes(cfg);
 }

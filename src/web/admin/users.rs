@@ -113,12 +113,20 @@ async fn list_page(
     notice: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
     let users = accounts::search(&state.svc, q, LIST_LIMIT).await?;
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let staff = crate::flow::access::console_holders(&state.svc, ids).await?;
     let rows: Vec<Value> = users
         .iter()
         .map(|u| {
+            let console: Vec<&str> = staff
+                .iter()
+                .filter(|(id, _)| *id == u.id)
+                .map(|(_, r)| r.as_str())
+                .collect();
             json!({
                 "id": u.id, "path": user_path(&u.id), "username": u.username, "email": u.email,
-                "name": u.name, "is_admin": u.is_admin, "disabled": u.disabled,
+                "name": u.name, "is_admin": console.contains(&"admin"), "console": console,
+                "disabled": u.disabled,
                 "must_change_password": u.must_change_password, "created": when(u.created_at),
             })
         })
@@ -288,6 +296,22 @@ fn user_data(
         .map(|p| json!({ "id": p.id, "name": p.name, "created": when(p.created_at), "last_used": p.last_used_at.map(when) }))
         .collect();
     let recovery_left = factors::recovery_codes_left(c, uid)?;
+    let groups: Vec<Value> = store::access::groups_of(c, uid)?
+        .into_iter()
+        .map(|g| json!({ "name": g.name, "id": g.id }))
+        .collect();
+    let effective = store::access::effective_roles(c, uid)?;
+    let console: Vec<String> = effective
+        .iter()
+        .filter(|(client, _, _)| client == store::access::CONSOLE_CLIENT)
+        .map(|(_, r, _)| r.name.clone())
+        .collect();
+    let roles: Vec<Value> = effective
+        .iter()
+        .map(|(client, r, via)| {
+            json!({ "client": client, "role": r.name, "privileged": r.privileged, "via": via })
+        })
+        .collect();
     let live: Vec<Value> = sessions::list_live_for_user(c, uid, now)?
         .into_iter()
         .map(|s| {
@@ -369,7 +393,8 @@ fn user_data(
     Ok(Some(json!({
         "user": {
             "id": u.id, "username": u.username, "email": u.email, "name": u.name,
-            "is_admin": u.is_admin, "disabled": u.disabled,
+            "is_admin": console.iter().any(|r| r == "admin"), "console": console,
+            "disabled": u.disabled,
             "must_change_password": u.must_change_password,
             "risk_state": u.risk_state, "risk_since": u.risk_state_at.map(when),
             "created": when(u.created_at), "updated": when(u.updated_at),
@@ -386,6 +411,8 @@ fn user_data(
         "devices": devices,
         "places": places,
         "signins": history,
+        "groups": groups,
+        "roles": roles,
     })))
 }
 
@@ -424,6 +451,8 @@ async fn user_page(
         "devices",
         "places",
         "signins",
+        "groups",
+        "roles",
     ] {
         ctx.insert(key, &data[key]);
     }
