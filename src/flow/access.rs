@@ -83,11 +83,13 @@ pub async fn console_holders(
 /// Make a change that may take the console's `admin` role from someone (a revocation, a member
 /// leaving, a group removed, an account disabled or deleted): refuse it — and so roll back — if
 /// it leaves no active admin where there was one. Counted before and after the write, in the
-/// same transaction (a deployment that never had an admin is not stopped by it).
+/// same transaction, under a lock that serialises such changes (a deployment that never had an
+/// admin is not stopped by it).
 pub(crate) fn keeping_an_admin<T>(
     c: &mut DbConn,
     change: impl FnOnce(&mut DbConn) -> StoreResult<T>,
 ) -> StoreResult<T> {
+    users::lock_admins(c)?;
     let before = users::count_active_admins(c)?;
     let out = change(c)?;
     if before > 0 && users::count_active_admins(c)? < 1 {

@@ -199,6 +199,7 @@ pub async fn decide(
                 if lock {
                     if let Some(uid) = &review.user_id {
                         if let Some(u) = users::find(c, uid)? {
+                            users::lock_admins(c)?;
                             let admin = super::access::console_of(c, &u.id)?.admin;
                             if admin && !u.disabled && users::count_active_admins(c)? <= 1 {
                                 return Ok(Err(FlowError::Invalid(

@@ -186,6 +186,20 @@ pub fn set_must_change_password(
     Ok(())
 }
 
+/// Serialise every change that may take the console's `admin` role away (PostgreSQL: a
+/// transaction-scoped advisory lock; SQLite's writers are serialised already), so that two
+/// admins removing each other at the same instant cannot both see "another admin remains".
+pub fn lock_admins(conn: &mut DbConn) -> StoreResult<()> {
+    /// "vigil-admins" in ASCII, a key no other lock uses.
+    const KEY: i64 = 0x7669_6769_6c61;
+    if let DbConn::Postgres(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(KEY)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 /// How many active (not disabled) accounts hold the console's `admin` role, directly or
 /// through a group (the last one cannot lose it, be disabled, locked or deleted).
 pub fn count_active_admins(conn: &mut DbConn) -> StoreResult<i64> {

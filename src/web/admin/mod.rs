@@ -64,14 +64,21 @@ pub async fn gate(
     here: &str,
 ) -> Result<Result<Admin, HttpResponse>, WebError> {
     let post = req.method() == actix_web::http::Method::POST;
-    let area = area(req.path(), post);
+    // The route that matched, not the raw path: `/admin/signins/../clients` must not pass for
+    // the sign-in log (and would not be routed there either).
+    let pattern = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
+    let area = area(&pattern, post);
     let action = if post && area != Area::Review {
         Action::AdminChange(area)
     } else {
         Action::AdminConsole(area)
     };
     // A change to a user's account: whether that user is staff (only an admin acts on staff).
-    let target_is_staff = match (post, user_in_path(req.path())) {
+    let target = pattern
+        .starts_with("/admin/users/{id}")
+        .then(|| req.match_info().get("id"))
+        .flatten();
+    let target_is_staff = match (post, target) {
         (true, Some(id)) => access::console(&state.svc, id).await?.any(),
         _ => false,
     };
@@ -90,38 +97,26 @@ pub async fn gate(
     }))
 }
 
-/// The part of the console a request is for (the console roles divide it; see
-/// [`Area`]). Helpdesk work on a user is `POST /admin/users/{id}/{unlock,password,sessions,factors}`.
-fn area(path: &str, post: bool) -> Area {
-    let p = path.trim_end_matches('/');
-    if p == "/admin" || p.starts_with("/admin/signins") || p.starts_with("/admin/fairness") {
-        return Area::Reports;
+/// The part of the console a route is for (the console roles divide it; see [`Area`]): by
+/// its pattern, exactly, so anything not listed is `Configuration` (admins only). Helpdesk work
+/// on a user is `POST /admin/users/{id}/{unlock,password,sessions,factors}`.
+fn area(route: &str, post: bool) -> Area {
+    match route {
+        "/admin"
+        | "/admin/"
+        | "/admin/signins"
+        | "/admin/signins/{id}"
+        | "/admin/signins/export.csv"
+        | "/admin/signins/export.jsonl"
+        | "/admin/fairness" => Area::Reports,
+        "/admin/review" => Area::Review,
+        "/admin/users" | "/admin/users/{id}" if !post => Area::Users,
+        "/admin/users/{id}/unlock"
+        | "/admin/users/{id}/password"
+        | "/admin/users/{id}/sessions"
+        | "/admin/users/{id}/factors" => Area::UserSupport,
+        _ => Area::Configuration,
     }
-    if p.starts_with("/admin/review") {
-        return Area::Review;
-    }
-    if let Some(rest) = p.strip_prefix("/admin/users") {
-        if !post {
-            return Area::Users;
-        }
-        let support = rest.matches('/').count() == 2
-            && matches!(
-                rest.rsplit('/').next(),
-                Some("unlock" | "password" | "sessions" | "factors")
-            );
-        return if support {
-            Area::UserSupport
-        } else {
-            Area::Configuration
-        };
-    }
-    Area::Configuration
-}
-
-/// The `{id}` of `/admin/users/{id}/…`.
-fn user_in_path(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/admin/users/")?;
-    rest.split('/').next().filter(|id| !id.is_empty())
 }
 
 /// Render an admin page: adds the CSRF token (and its cookie), the admin's name and the
@@ -186,4 +181,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     fairness::routes(cfg);
     groups::routes(cfg);
     keys::routes(cfg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Routes, not raw paths, decide the area; anything not listed is for admins only.
+    #[test]
+    fn areas_by_route() {
+        assert_eq!(area("/admin/signins/{id}", false), Area::Reports);
+        assert_eq!(area("/admin/users/{id}", false), Area::Users);
+        assert_eq!(area("/admin/users/{id}", true), Area::Configuration);
+        assert_eq!(area("/admin/users/{id}/password", true), Area::UserSupport);
+        assert_eq!(
+            area("/admin/users/{id}/risk/dismiss", true),
+            Area::Configuration
+        );
+        assert_eq!(area("/admin/users", true), Area::Configuration);
+        assert_eq!(area("/admin/review", true), Area::Review);
+        // A raw path that merely starts like a report is not one.
+        assert_eq!(
+            area("/admin/signins/../clients", false),
+            Area::Configuration
+        );
+        assert_eq!(area("/admin/groups/{id}", false), Area::Configuration);
+    }
 }
