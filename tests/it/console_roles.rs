@@ -98,6 +98,11 @@ async fn console_roles_see_exactly_their_part(b: Backend) {
         "/admin/clients/rp",
         "/admin/clients/rp/secret",
         "/admin/clients/rp/delete",
+        "/admin/clients/rp/roles",
+        "/admin/groups",
+        "/admin/groups/any/members",
+        "/admin/groups/any/roles",
+        "/admin/groups/any/delete",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -143,7 +148,13 @@ async fn console_roles_see_exactly_their_part(b: Backend) {
     }
     let nav = app.get("/admin").await.text().await.unwrap();
     assert!(nav.contains("href=\"/admin/users\"") && !nav.contains("href=\"/admin/clients\""));
-    for page in ["/admin/clients", "/admin/policy", "/admin/keys"] {
+    for page in [
+        "/admin/clients",
+        "/admin/policy",
+        "/admin/keys",
+        "/admin/groups",
+        "/admin/groups/any",
+    ] {
         let r = app.get(page).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "helpdesk {page}");
     }
@@ -194,6 +205,7 @@ async fn console_roles_see_exactly_their_part(b: Backend) {
         "/admin/clients",
         "/admin/policy",
         "/admin/keys",
+        "/admin/groups",
     ] {
         assert_eq!(
             app.get(page).await.status(),
