@@ -505,6 +505,16 @@ pub fn migrate(conn: &mut DbConn) -> StoreResult<usize> {
     ran.map_err(|e| StoreError::Migration(e.to_string()))
 }
 
+/// Revert the newest migration (the upgrade tests go one step back, write what an older vigil
+/// wrote, and migrate again).
+pub fn revert_last(conn: &mut DbConn) -> StoreResult<()> {
+    let r = match conn {
+        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConn::Postgres(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    r.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
 /// Revert every migration (used by the migration round-trip test).
 pub fn revert_all(conn: &mut DbConn) -> StoreResult<()> {
     let r = match conn {

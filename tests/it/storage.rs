@@ -25,6 +25,48 @@ fn migrations_go_up_down_up(b: Backend) {
     assert!(store::migrate(&mut c).unwrap() >= 1);
 }
 
+/// Upgrading a deployment whose admins had the old flag: they hold the console's `admin`
+/// role afterwards (and only they do), and going back restores the flag.
+fn admins_become_the_console_admin_role(b: Backend) {
+    use diesel::connection::SimpleConnection as _;
+    let Some((_t, db)) = db(b) else { return };
+    let mut c = db.get().unwrap();
+    store::migrate(&mut c).unwrap();
+    store::revert_last(&mut c).unwrap();
+    let sql = "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, \
+               created_at, updated_at) VALUES \
+               ('a1', 'root', 'root@example.com', '', 'x', TRUE, FALSE, 1, 1), \
+               ('u1', 'ann', 'ann@example.com', '', 'x', FALSE, FALSE, 1, 1)";
+    match &mut *c {
+        store::DbConn::Sqlite(s) => s.batch_execute(sql).unwrap(),
+        store::DbConn::Postgres(p) => p.batch_execute(sql).unwrap(),
+    }
+    assert_eq!(store::migrate(&mut c).unwrap(), 1);
+    assert!(vigil::flow::access::console_of(&mut c, "a1").unwrap().admin);
+    assert!(!vigil::flow::access::console_of(&mut c, "u1").unwrap().any());
+    assert_eq!(store::users::count_active_admins(&mut c).unwrap(), 1);
+    store::revert_last(&mut c).unwrap();
+    let admins: i64 = match &mut *c {
+        store::DbConn::Sqlite(s) => {
+            use diesel::prelude::*;
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "SELECT COUNT(*) FROM users WHERE is_admin",
+            )
+            .get_result(s)
+            .unwrap()
+        }
+        store::DbConn::Postgres(p) => {
+            use diesel::prelude::*;
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "SELECT COUNT(*) FROM users WHERE is_admin",
+            )
+            .get_result(p)
+            .unwrap()
+        }
+    };
+    assert_eq!(admins, 1, "the flag comes back with the down migration");
+}
+
 fn every_table_round_trips(b: Backend) {
     let Some((_t, db)) = db(b) else { return };
     let mut c = db.get().unwrap();
@@ -337,6 +379,7 @@ fn every_table_round_trips(b: Backend) {
 }
 
 crate::sync_on_both_backends!(migrations, migrations_go_up_down_up);
+crate::sync_on_both_backends!(console_admin_upgrade, admins_become_the_console_admin_role);
 crate::sync_on_both_backends!(round_trip, every_table_round_trips);
 
 /// Nodes started at the same moment on a new PostgreSQL database (a compose cluster's first
