@@ -308,6 +308,17 @@ impl Settings {
         let log = take("log")
             .map(|r| log_filter(&r.value))
             .unwrap_or_else(|| "info".into());
+        // Field filters (`[span{field=value}]`) compile their values into regular-expression
+        // automata; a value like `.*..k.k;......` took minutes to build (found by fuzzing
+        // config_toml), so a typo could hang the start. Targets and levels are what vigil's
+        // logs need; anything longer than a page is a mistake too.
+        if log.contains('{') || log.len() > 1_000 {
+            return Err(ConfigError::new(
+                "VIGIL_LOG",
+                "use target=level directives (e.g. `info,vigil=debug`); field filters ({…}) and \
+                 filters over 1,000 characters are not accepted",
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
             return Err(ConfigError::new(
                 "VIGIL_LOG",
@@ -661,6 +672,19 @@ mod tests {
         assert_eq!(s.database_url, DatabaseUrl::Sqlite("vigil.db".into()));
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.ip_retention_days, 30);
+    }
+
+    /// A field filter whose value builds a huge automaton hung the start for minutes (the
+    /// config_toml fuzz target's timeout); it is refused at once, plain directives still work.
+    #[test]
+    fn log_filters_are_targets_and_levels() {
+        let bomb = "iDo.0, [`{x= *..k.k;............................................^^}]";
+        let e = Settings::from_env_map(&env(&[("VIGIL_LOG", bomb)])).unwrap_err();
+        assert!(e.to_string().contains("VIGIL_LOG"), "{e}");
+        let long = "vigil=debug,".repeat(100);
+        assert!(Settings::from_env_map(&env(&[("VIGIL_LOG", long.as_str())])).is_err());
+        let ok = Settings::from_env_map(&env(&[("VIGIL_LOG", "info, vigil=debug")])).unwrap();
+        assert_eq!(ok.log, "info,vigil=debug");
     }
 
     #[test]
