@@ -230,25 +230,16 @@ pub fn grant_to_user(
     user_id: &str,
     now: i64,
 ) -> StoreResult<bool> {
-    let held = role_grants::table
-        .filter(role_grants::role_id.eq(role_id))
-        .filter(role_grants::user_id.eq(user_id))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if held {
-        return Ok(false);
-    }
-    diesel::insert_into(role_grants::table)
-        .values(NewGrant {
+    insert_grant(
+        conn,
+        NewGrant {
             id,
             role_id,
             user_id: Some(user_id),
             group_id: None,
             granted_at: now,
-        })
-        .execute(conn)?;
-    Ok(true)
+        },
+    )
 }
 
 /// Grant a role to a group (`Ok(true)`) unless it already holds it (`Ok(false)`).
@@ -259,23 +250,33 @@ pub fn grant_to_group(
     group_id: &str,
     now: i64,
 ) -> StoreResult<bool> {
-    let held = role_grants::table
-        .filter(role_grants::role_id.eq(role_id))
-        .filter(role_grants::group_id.eq(group_id))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0;
-    if held {
-        return Ok(false);
-    }
-    diesel::insert_into(role_grants::table)
-        .values(NewGrant {
+    insert_grant(
+        conn,
+        NewGrant {
             id,
             role_id,
             user_id: None,
             group_id: Some(group_id),
             granted_at: now,
-        })
+        },
+    )
+}
+
+/// Insert a grant unless its holder (the one of user and group that is set) already has it.
+fn insert_grant(conn: &mut DbConn, g: NewGrant<'_>) -> StoreResult<bool> {
+    let mut q = role_grants::table
+        .filter(role_grants::role_id.eq(g.role_id))
+        .into_boxed();
+    q = match (g.user_id, g.group_id) {
+        (Some(u), _) => q.filter(role_grants::user_id.eq(u.to_owned())),
+        (None, Some(gr)) => q.filter(role_grants::group_id.eq(gr.to_owned())),
+        (None, None) => return Err(StoreError::Conflict("a grant needs a holder".into())),
+    };
+    if q.count().get_result::<i64>(conn)? > 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(role_grants::table)
+        .values(g)
         .execute(conn)?;
     Ok(true)
 }
