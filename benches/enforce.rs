@@ -88,6 +88,7 @@ fn world(rt: &tokio::runtime::Runtime) -> World {
                 min_acr: None,
                 require_role: false,
                 privileged_max_age_secs: None,
+                provisioning: false,
             },
         )
         .await

@@ -239,6 +239,10 @@ pub struct ClientAdd {
     /// (default 3600).
     #[arg(long, value_name = "SECS")]
     pub privileged_max_age: Option<i64>,
+    /// Allow the `scim` scope: the client provisions users and groups through `/scim/v2` with
+    /// a `client_credentials` token.
+    #[arg(long)]
+    pub provisioning: bool,
 }
 
 #[derive(Subcommand, Debug)]

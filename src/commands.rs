@@ -272,6 +272,7 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
                 min_acr: None,
                 require_role: false,
                 privileged_max_age_secs: None,
+                provisioning: false,
             },
         )
         .await?;
@@ -378,6 +379,7 @@ async fn seed(svc: Services, a: SeedArgs) -> Result<(), Failure> {
                 min_acr: None,
                 require_role: false,
                 privileged_max_age_secs: None,
+                provisioning: false,
             },
         )
         .await?;
@@ -611,6 +613,7 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
                 min_acr,
                 require_role,
                 privileged_max_age,
+                provisioning,
             } = *add;
             let secret = if secret_stdin {
                 Some(read_secret("client secret")?)
@@ -637,6 +640,7 @@ async fn client(svc: Services, c: ClientCommand) -> Result<(), Failure> {
                     min_acr,
                     require_role,
                     privileged_max_age_secs: privileged_max_age,
+                    provisioning,
                 },
             )
             .await?;

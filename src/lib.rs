@@ -13,6 +13,7 @@ pub mod flow;
 pub mod net;
 pub mod oidc;
 pub mod risk;
+pub mod scim;
 pub mod sealing;
 pub mod store;
 pub mod telemetry;

@@ -159,6 +159,11 @@ impl Hasher {
 
     fn verify_blocking(&self, stored: &str, password: &str) -> Checked {
         let Ok(parsed) = PasswordHash::new(stored) else {
+            // An account without a password (provisioned, not yet set): nothing verifies, and
+            // the answer takes as long as a real check, so it does not tell such accounts apart.
+            if stored != self.dummy.as_str() && !self.dummy.is_empty() {
+                let _ = self.verify_blocking(&self.dummy, password);
+            }
             return Checked {
                 ok: false,
                 needs_rehash: false,

@@ -37,6 +37,8 @@ pub struct NewClient {
     pub require_role: bool,
     /// The oldest sign-in that may receive one of its privileged roles, in seconds.
     pub privileged_max_age_secs: Option<i64>,
+    /// May provision accounts and groups through SCIM (the `scim` scope).
+    pub provisioning: bool,
 }
 
 pub struct Registered {
@@ -67,6 +69,7 @@ pub async fn register(
         risk_thresholds: None,
         require_role: n.require_role,
         privileged_max_age_secs: n.privileged_max_age_secs,
+        provisioning: n.provisioning,
     };
     let (secret_hash, generated_secret) = match (settings.public, n.secret) {
         (true, Some(_)) => return Err(FlowError::Invalid("a public client has no secret".into())),
@@ -144,6 +147,7 @@ fn summary(c: &Client) -> serde_json::Value {
         "risk_thresholds": c.risk_thresholds.map(|(m, h)| [m, h]),
         "require_role": c.require_role,
         "privileged_max_age_secs": c.privileged_max_age_secs,
+        "provisioning": c.provisioning,
     })
 }
 
@@ -175,6 +179,8 @@ pub struct ClientSettings {
     /// The oldest sign-in that may receive a privileged role of this client, in seconds
     /// (None: `access::PRIVILEGED_MAX_AGE_SECS`).
     pub privileged_max_age_secs: Option<i64>,
+    /// May provision through SCIM: needs `client_credentials` and a secret.
+    pub provisioning: bool,
 }
 
 impl ClientSettings {
@@ -272,6 +278,11 @@ impl ClientSettings {
                 )));
             }
         }
+        if self.provisioning && !grants.iter().any(|g| g == "client_credentials") {
+            return Err(FlowError::Invalid(
+                "a provisioning client needs the client_credentials grant (and a secret)".into(),
+            ));
+        }
         let name = self.name.trim().chars().take(200).collect::<String>();
         Ok(Client {
             name: if name.is_empty() { id.to_owned() } else { name },
@@ -291,6 +302,7 @@ impl ClientSettings {
             risk_thresholds: self.risk_thresholds,
             require_role: self.require_role,
             privileged_max_age_secs: self.privileged_max_age_secs,
+            provisioning: self.provisioning,
         })
     }
 }

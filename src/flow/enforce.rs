@@ -22,6 +22,8 @@
 //!          ├ ChangeFactor      sign-in ≤ 5 min old, at mfa when a factor is enrolled
 //!          ├ AdminConsole      a console role that covers the page; a factor; session at mfa
 //!          └ AdminChange       AdminConsole + a role that may change it + sign-in ≤ 5 min old
+//!  client (no user) ─ Provision  a provisioning client with a `scim` token; staff accounts and
+//!                                console groups only de-provisioned, never changed
 //! ```
 //! The table in `docs/ARCHITECTURE.md` §2a is this function in words; `tests` below check it
 //! row by row.
@@ -94,6 +96,48 @@ pub enum Action {
     /// Put a privileged role into a token (at the code exchange and every refresh), for the
     /// grant seen as a session: anything but `Allow` withholds the privileged roles.
     ReleasePrivileged,
+    /// A machine client provisioning accounts and groups through SCIM (no user, no session).
+    Provision(Provision),
+}
+
+/// What a provisioning client attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provision {
+    /// Obtain a token with the `scim` scope (`client_credentials`).
+    Token,
+    /// Read users and groups.
+    Read,
+    /// Create or change a user or a group (its members included).
+    Change,
+    /// Deactivate or delete a user, delete a group: access only ever shrinks.
+    Deprovision,
+}
+
+/// A client acting for itself, as enforcement sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientView<'a> {
+    pub id: &'a str,
+    /// The client is marked for provisioning (`--provisioning`).
+    pub provisioning: bool,
+}
+
+/// Who acts: a person's account (every browser and token path) or a client on its own behalf.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Account(&'a AccountView<'a>),
+    Client(ClientView<'a>),
+}
+
+impl<'a, 'b: 'a> From<&'a AccountView<'b>> for Subject<'a> {
+    fn from(a: &'a AccountView<'b>) -> Self {
+        Subject::Account(a)
+    }
+}
+
+impl<'a> From<ClientView<'a>> for Subject<'a> {
+    fn from(c: ClientView<'a>) -> Self {
+        Subject::Client(c)
+    }
 }
 
 /// The parts of the admin console, as the console roles divide them.
@@ -302,8 +346,12 @@ pub struct Facts<'a> {
     pub roles: Option<RoleFacts>,
     /// The account's console roles (read for password sign-ins and console pages).
     pub console: ConsoleRoles,
-    /// A console change aimed at an account that itself holds a console role.
+    /// A console change aimed at an account that itself holds a console role; for
+    /// provisioning, also a group that carries a console role.
     pub target_is_staff: bool,
+    /// Provisioning: the presented token is the client's own (`client_credentials`) and
+    /// carries the `scim` scope.
+    pub scim_token: bool,
 }
 
 /// What a code or token for a client would carry of its roles (`flow/access.rs`).
@@ -374,8 +422,40 @@ fn decision_over_session(decision: Decision, s: &Session) -> Requirement {
     }
 }
 
-/// The enforcement decision. Pure: the caller loads the account, session and facts.
-pub fn require(
+/// The enforcement decision. Pure: the caller loads the account (or the acting client), the
+/// session and the facts.
+pub fn require<'a>(
+    subject: impl Into<Subject<'a>>,
+    session: Option<&Session>,
+    facts: &Facts<'_>,
+    action: Action,
+) -> Requirement {
+    match subject.into() {
+        Subject::Account(account) => require_of_account(account, session, facts, action),
+        Subject::Client(client) => require_of_client(client, facts, action),
+    }
+}
+
+/// A client acting for itself may only provision, and only when it is marked for it and its
+/// token carries the `scim` scope. Staff accounts and groups that carry a console role are
+/// de-provisioned but never changed: a provisioning client that could reset an admin's
+/// password, rename them or join a console group would own the console.
+fn require_of_client(client: ClientView<'_>, facts: &Facts<'_>, action: Action) -> Requirement {
+    let Action::Provision(kind) = action else {
+        return Requirement::Deny(Refusal::NotPermitted);
+    };
+    if !client.provisioning {
+        return Requirement::Deny(Refusal::NotPermitted);
+    }
+    match kind {
+        Provision::Token => Requirement::Allow,
+        _ if !facts.scim_token => Requirement::Deny(Refusal::NotPermitted),
+        Provision::Change if facts.target_is_staff => Requirement::Deny(Refusal::NotPermitted),
+        Provision::Read | Provision::Change | Provision::Deprovision => Requirement::Allow,
+    }
+}
+
+fn require_of_account(
     account: &AccountView<'_>,
     session: Option<&Session>,
     facts: &Facts<'_>,
@@ -397,6 +477,8 @@ pub fn require(
     }
     let risk = account.risk();
     match action {
+        // People provision through the console, never through a client's SCIM token.
+        Action::Provision(_) => Requirement::Deny(Refusal::NotPermitted),
         Action::SignIn(Method::Password) => {
             let mut need = match facts.decision {
                 Some((Decision::Block { reason }, level)) => {

@@ -26,6 +26,7 @@ pub mod login;
 pub mod mfa;
 pub mod passkeys;
 pub mod policy;
+pub mod provision;
 pub mod reports;
 pub mod review;
 pub mod revocations;

@@ -504,6 +504,20 @@ async fn client_credentials(
     }) {
         return Err(OAuthError::invalid_scope("malformed scope"));
     }
+    // The `scim` scope provisions accounts: only for a client marked for it, as enforcement
+    // decides.
+    if scopes.iter().any(|s| s == crate::scim::SCOPE) {
+        let view = enforce::ClientView {
+            id: &client.id,
+            provisioning: client.provisioning,
+        };
+        let asked = Action::Provision(enforce::Provision::Token);
+        if enforce::require(view, None, &Facts::default(), asked) != Requirement::Allow {
+            return Err(OAuthError::invalid_scope(
+                "this client may not request the scim scope (it is not a provisioning client)",
+            ));
+        }
+    }
     let scope = scopes.join(" ");
     let jti = new_id();
     let claims = AccessClaims {

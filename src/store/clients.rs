@@ -28,6 +28,7 @@ pub struct ClientRow {
     pub access_token_alg: String,
     pub require_role: bool,
     pub privileged_max_age_secs: Option<i64>,
+    pub provisioning: bool,
 }
 
 /// A client as the rest of vigil sees it: lists decoded, secret digest kept opaque.
@@ -58,6 +59,9 @@ pub struct Client {
     /// How old a sign-in may be for a token that carries one of this client's privileged
     /// roles (None: `access::PRIVILEGED_MAX_AGE_SECS`).
     pub privileged_max_age_secs: Option<i64>,
+    /// May obtain the `scim` scope with `client_credentials` and provision accounts and
+    /// groups through `/scim/v2`.
+    pub provisioning: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -91,6 +95,7 @@ impl TryFrom<ClientRow> for Client {
             risk_thresholds: r.risk_threshold_medium.zip(r.risk_threshold_high),
             require_role: r.require_role,
             privileged_max_age_secs: r.privileged_max_age_secs,
+            provisioning: r.provisioning,
         })
     }
 }
@@ -121,6 +126,7 @@ impl Client {
             risk_threshold_high: self.risk_thresholds.map(|t| t.1),
             require_role: self.require_role,
             privileged_max_age_secs: self.privileged_max_age_secs,
+            provisioning: self.provisioning,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authz;
 pub mod clients;
 pub mod consents;
+pub mod directory;
 pub mod factors;
 pub mod flows;
 pub mod housekeeping;

@@ -14,6 +14,9 @@ diesel::table! {
         must_change_password -> Bool,
         risk_state -> Text,
         risk_state_at -> Nullable<BigInt>,
+        external_id -> Nullable<Text>,
+        given_name -> Nullable<Text>,
+        family_name -> Nullable<Text>,
     }
 }
 
@@ -58,6 +61,7 @@ diesel::table! {
         access_token_alg -> Text,
         require_role -> Bool,
         privileged_max_age_secs -> Nullable<BigInt>,
+        provisioning -> Bool,
     }
 }
 
@@ -319,6 +323,7 @@ diesel::table! {
         description -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        external_id -> Nullable<Text>,
     }
 }
 

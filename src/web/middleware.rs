@@ -20,18 +20,19 @@ pub struct DeviceId(pub String);
 /// renders them, so they get no device cookie and no page headers, only `no-store` and
 /// `nosniff` — per request that is work and bytes a busy API would pay for nothing.
 pub fn is_api(path: &str) -> bool {
-    matches!(
-        path,
-        "/token"
-            | "/introspect"
-            | "/revoke"
-            | "/userinfo"
-            | "/jwks"
-            | "/.well-known/openid-configuration"
-            | "/healthz"
-            | "/readyz"
-            | "/metrics"
-    )
+    path.starts_with("/scim/")
+        || matches!(
+            path,
+            "/token"
+                | "/introspect"
+                | "/revoke"
+                | "/userinfo"
+                | "/jwks"
+                | "/.well-known/openid-configuration"
+                | "/healthz"
+                | "/readyz"
+                | "/metrics"
+        )
 }
 
 /// The address of the operator's listener (`VIGIL_METRICS_BIND`), when there is one.

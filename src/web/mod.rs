@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod middleware;
 pub mod oidc;
 pub mod passkeys;
+pub mod scim;
 pub mod templates;
 
 use std::net::IpAddr;
@@ -316,6 +317,7 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     admin::routes(cfg);
+    scim::routes(cfg);
     cfg.route("/", web::get().to(|| async { see_other("/account") }))
         .route("/login", web::get().to(login::show))
         .route("/login", web::post().to(login::submit))

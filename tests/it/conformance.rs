@@ -110,6 +110,7 @@ async fn add_suite_client(app: &TestApp, o: ClientOpts<'_>) {
             min_acr: None,
             require_role: false,
             privileged_max_age_secs: None,
+            provisioning: false,
         },
     )
     .await

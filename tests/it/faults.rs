@@ -700,6 +700,7 @@ async fn revocations_reach_every_node_within_the_bound(backend: Backend) {
             min_acr: None,
             require_role: false,
             privileged_max_age_secs: None,
+            provisioning: false,
         },
     )
     .await

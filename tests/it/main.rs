@@ -31,6 +31,7 @@ mod races;
 mod replay;
 mod risk;
 mod roles;
+mod scim;
 mod storage;
 mod throttle;
 mod topology;

@@ -332,6 +332,7 @@ async fn a_client_minimum_acr_wins_over_a_low_score() {
             min_acr: Some("urn:vigil:acr:mfa".into()),
             require_role: false,
             privileged_max_age_secs: None,
+            provisioning: false,
         },
     )
     .await

@@ -77,6 +77,7 @@ pub async fn add_client(app: &TestApp, spec: ClientSpec<'_>) {
             min_acr: None,
             require_role: false,
             privileged_max_age_secs: None,
+            provisioning: false,
         },
     )
     .await
@@ -294,8 +295,30 @@ on_both_backends!(the_whole_code_flow, super::the_whole_code_flow);
 
 /// Sign in through the RP and exchange the code; returns the raw token response JSON.
 pub async fn tokens_for(app: &TestApp, rp: &Rp, scopes: &[&str]) -> (Value, String) {
+    tokens_via(app, rp, scopes, None).await
+}
+
+/// [`tokens_for`] as `username` (with [`PASSWORD`]) in a browser with no session yet.
+pub async fn tokens_for_user(
+    app: &TestApp,
+    rp: &Rp,
+    username: &str,
+    scopes: &[&str],
+) -> (Value, String) {
+    tokens_via(app, rp, scopes, Some(username)).await
+}
+
+async fn tokens_via(
+    app: &TestApp,
+    rp: &Rp,
+    scopes: &[&str],
+    user: Option<&str>,
+) -> (Value, String) {
     let s = rp.start(scopes, &[]);
-    let back = sign_in_or_sso(app, &s.url).await;
+    let back = match user {
+        Some(u) => sign_in_via(app, &s.url, u).await,
+        None => sign_in_or_sso(app, &s.url).await,
+    };
     let code = query(&back)["code"].clone();
     let r = app
         .http

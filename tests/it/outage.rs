@@ -1145,6 +1145,7 @@ async fn serve_started_while_the_database_is_down_waits_and_becomes_ready_by_its
             min_acr: None,
             require_role: false,
             privileged_max_age_secs: None,
+            provisioning: false,
         },
     )
     .await

@@ -224,6 +224,7 @@ async fn add_locked_client(app: &TestApp) {
             min_acr: None,
             require_role: true,
             privileged_max_age_secs: None,
+            provisioning: false,
         },
     )
     .await

@@ -165,6 +165,7 @@ fn every_table_round_trips(b: Backend) {
         risk_thresholds: Some((40, 75)),
         require_role: true,
         privileged_max_age_secs: Some(600),
+        provisioning: true,
     };
     store::clients::insert(&mut c, &client, now).unwrap();
     let back = store::clients::find(&mut c, "app").unwrap().unwrap();
@@ -172,6 +173,7 @@ fn every_table_round_trips(b: Backend) {
     assert_eq!(back.id_token_alg, "ES256");
     assert!(back.require_role);
     assert_eq!(back.privileged_max_age_secs, Some(600));
+    assert!(back.provisioning);
     assert_eq!(back.access_token_alg, "EdDSA");
 
     // OIDC tables: request -> code (single use) -> tokens (rotation) -> consent.

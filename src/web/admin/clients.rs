@@ -76,6 +76,9 @@ pub struct ClientForm {
     /// Seconds; empty: vigil's default.
     #[serde(default)]
     pub privileged_max_age: String,
+    /// May provision users and groups through SCIM.
+    #[serde(default)]
+    pub provisioning: Option<String>,
 }
 
 fn on(v: &Option<String>) -> bool {
@@ -160,6 +163,7 @@ impl ClientForm {
             risk_thresholds,
             require_role: on(&self.require_role),
             privileged_max_age_secs,
+            provisioning: on(&self.provisioning),
         })
     }
 
@@ -196,6 +200,7 @@ impl ClientForm {
                 .map(|t| t.1.to_string())
                 .unwrap_or_default(),
             require_role: flag(c.require_role),
+            provisioning: flag(c.provisioning),
             privileged_max_age: c
                 .privileged_max_age_secs
                 .map(|a| a.to_string())
@@ -237,6 +242,7 @@ impl ClientForm {
             "risk_medium": self.risk_medium, "risk_high": self.risk_high,
             "require_role": on(&self.require_role),
             "privileged_max_age": self.privileged_max_age,
+            "provisioning": on(&self.provisioning),
         })
     }
 }
@@ -279,6 +285,7 @@ fn row(c: &Client) -> Value {
         "risk_thresholds": c.risk_thresholds.map(|(m, h)| json!({"medium": m, "high": h})),
         "require_role": c.require_role,
         "privileged_max_age_secs": c.privileged_max_age_secs,
+        "provisioning": c.provisioning,
         "created": when(c.created_at),
     })
 }
