@@ -1307,4 +1307,64 @@ mod tests {
             "no step-up can earn it: the session goes on without the role"
         );
     }
+
+    #[test]
+    fn only_a_provisioning_client_with_its_scim_token_provisions_and_never_the_console() {
+        let hr = ClientView {
+            id: "hr",
+            provisioning: true,
+        };
+        let other = ClientView {
+            id: "reports",
+            provisioning: false,
+        };
+        let scim = Facts {
+            scim_token: true,
+            ..Facts::default()
+        };
+        let staff = Facts {
+            scim_token: true,
+            target_is_staff: true,
+            ..Facts::default()
+        };
+        let deny = Requirement::Deny(Refusal::NotPermitted);
+        let p = |k| Action::Provision(k);
+        assert_eq!(
+            require(hr, None, &Facts::default(), p(Provision::Token)),
+            Requirement::Allow
+        );
+        assert_eq!(
+            require(other, None, &Facts::default(), p(Provision::Token)),
+            deny
+        );
+        for k in [Provision::Read, Provision::Change, Provision::Deprovision] {
+            assert_eq!(require(hr, None, &scim, p(k)), Requirement::Allow, "{k:?}");
+            assert_eq!(require(other, None, &scim, p(k)), deny, "{k:?}");
+            assert_eq!(
+                require(hr, None, &Facts::default(), p(k)),
+                deny,
+                "no scim scope: {k:?}"
+            );
+        }
+        assert_eq!(require(hr, None, &staff, p(Provision::Change)), deny);
+        assert_eq!(
+            require(hr, None, &staff, p(Provision::Deprovision)),
+            Requirement::Allow
+        );
+        assert_eq!(
+            require(hr, None, &scim, Action::UseSession),
+            deny,
+            "a client has no session"
+        );
+        let u = user("none");
+        let acct = AccountView {
+            user: &u,
+            factors: TOTP,
+        };
+        assert_eq!(
+            require(&acct, None, &scim, p(Provision::Read)),
+            deny,
+            "people use the console"
+        );
+    }
 }

@@ -210,15 +210,8 @@ fn profile(input: &UserInput) -> Result<Profile, FlowError> {
             .to_owned(),
         None => String::new(),
     };
-    let name = match &input.display_name {
-        Some(n) => n.clone(),
-        None => [&input.given_name, &input.family_name]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
+    // Not derived from the given and family names: what a client removes stays removed.
+    let name = input.display_name.clone().unwrap_or_default();
     Ok(Profile {
         username: username.as_str().to_owned(),
         email,
@@ -253,7 +246,7 @@ pub async fn create_user(
     let prof = profile(&input)?;
     let hash = hash(svc, input.password, &prof.username).await?;
     let (auditor, who, p2) = (svc.auditor.clone(), p.actor.clone(), p.clone());
-    let active = input.active;
+    let active = input.active.unwrap_or(true);
     let id = new_id();
     let id2 = id.clone();
     in_transaction(svc, move |c| {
@@ -312,6 +305,9 @@ pub async fn replace_user(
     let contained =
         in_transaction(svc, move |c| {
             let before = directory::user(c, &id2)?.ok_or(StoreError::NotFound)?;
+            // A replace that leaves `active` out keeps the account's state: it must not
+            // re-enable a de-provisioned account by omission.
+            let active = active.unwrap_or(!before.disabled);
             let same_profile = before.username == prof.username
                 && before.email == prof.email
                 && before.name == prof.name

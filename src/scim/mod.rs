@@ -326,10 +326,13 @@ pub fn schemas(base: &str) -> Vec<Value> {
             "subAttributes",
             json!([
                 attribute("value", "string", false, false, "readWrite"),
-                attribute("primary", "boolean", false, false, "readWrite"),
             ]),
         ),
-        attribute("active", "boolean", false, false, "readWrite"),
+        with(
+            attribute("active", "boolean", false, true, "readWrite"),
+            "description",
+            json!("Always set: a new account without it is active; a replace without it keeps the account's state; it cannot be removed."),
+        ),
         attribute("password", "string", false, false, "writeOnly"),
         with(
             attribute("groups", "complex", true, false, "readOnly"),

@@ -46,10 +46,7 @@ pub fn user(base: &str, u: &DirectoryUser, groups: &[(String, String)]) -> Value
         v.insert("name".into(), Value::Object(name));
     }
     if !u.email.is_empty() {
-        v.insert(
-            "emails".into(),
-            json!([{ "value": u.email, "primary": true }]),
-        );
+        v.insert("emails".into(), json!([{ "value": u.email }]));
     }
     v.insert("active".into(), json!(!u.disabled));
     if !groups.is_empty() {
@@ -116,7 +113,8 @@ pub struct UserInput {
     pub family_name: Option<String>,
     /// The primary e-mail address, or the first.
     pub email: Option<String>,
-    pub active: bool,
+    /// Absent: a new account is active; a replaced one keeps its state.
+    pub active: Option<bool>,
     pub password: Option<SecretString>,
 }
 
@@ -209,8 +207,8 @@ pub fn user_input(body: &Value) -> Result<UserInput, ScimError> {
         Some(_) => return Err(ScimError::invalid_value("`name` must be an object")),
     };
     let active = match get(obj, "active") {
-        None | Some(Value::Null) => true,
-        Some(v) => boolean(v, "active")?,
+        None | Some(Value::Null) => None,
+        Some(v) => Some(boolean(v, "active")?),
     };
     let password = match get(obj, "password") {
         None | Some(Value::Null) => None,
@@ -227,6 +225,18 @@ pub fn user_input(body: &Value) -> Result<UserInput, ScimError> {
         active,
         password,
     })
+}
+
+/// Read a patched user document: as [`user_input`], but `active` cannot have been removed (an
+/// account is always active or not; "unassigned" would mean neither).
+pub fn patched_user_input(doc: &Value) -> Result<UserInput, ScimError> {
+    let u = user_input(doc)?;
+    if u.active.is_none() {
+        return Err(ScimError::mutability(
+            "`active` cannot be removed; replace it with true or false",
+        ));
+    }
+    Ok(u)
 }
 
 /// Read a group body. `displayName` is required; members must be users.
@@ -287,7 +297,7 @@ mod tests {
         assert_eq!(u.username, "Ann");
         assert_eq!(u.email.as_deref(), Some("ann@example.com"));
         assert_eq!(u.given_name.as_deref(), Some("Ann"));
-        assert!(!u.active);
+        assert_eq!(u.active, Some(false));
         assert_eq!(
             u.password.unwrap().expose_secret(),
             "a long enough password"

@@ -414,7 +414,7 @@ async fn patch_user(
             .map_err(from_provision)?;
         let mut doc = resource::user(&base(&state), &current.0, &current.1);
         patch::apply(&mut doc, &ops, scim::SCHEMA_USER)?;
-        let input = resource::user_input(&doc)?;
+        let input = resource::patched_user_input(&doc)?;
         let v = provision::replace_user(&state.svc, &p, state.now(), &id, input)
             .await
             .map_err(from_provision)?;
@@ -607,6 +607,14 @@ async fn not_allowed() -> HttpResponse {
     ))
 }
 
+/// Queries across resource types (RFC 7644 §3.4.2.1, §3.4.3) are not supported: 501, which
+/// the RFC asks for (§3.12), so clients know to query `/Users` and `/Groups`.
+async fn not_implemented() -> HttpResponse {
+    error(&ScimError::not_implemented(
+        "query /Users or /Groups; queries across resource types are not supported",
+    ))
+}
+
 async fn not_found() -> HttpResponse {
     error(&ScimError::not_found("no such SCIM endpoint"))
 }
@@ -615,6 +623,9 @@ async fn not_found() -> HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/scim/v2")
+            .service(web::resource("").to(not_implemented))
+            .service(web::resource("/").to(not_implemented))
+            .service(web::resource("/.search").to(not_implemented))
             .service(
                 web::resource("/ServiceProviderConfig")
                     .route(web::get().to(service_provider_config))
