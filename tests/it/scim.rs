@@ -254,9 +254,23 @@ async fn an_independent_client_provisions_what_applications_see(b: Backend) {
         .await
         .unwrap();
     assert!(n >= 30, "{n} audit entries by client:hr");
-    // An account provisioned without a password cannot sign in with any.
-    let r = app.login("load-01", "").await;
-    assert_ne!(r.status(), StatusCode::SEE_OTHER);
+    // An account provisioned without a password cannot sign in with any (a new browser).
+    let browser = crate::helpers::client(app.port);
+    for attempt in ["", "!provisioned-without-password", PASSWORD] {
+        let page = browser.get(app.url("/login")).send().await.unwrap();
+        let csrf = crate::helpers::csrf_in(&page.text().await.unwrap());
+        let r = browser
+            .post(app.url("/login"))
+            .form(&[
+                ("username", "load-01"),
+                ("password", attempt),
+                ("csrf_token", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), StatusCode::SEE_OTHER, "{attempt:?}");
+    }
 }
 on_both_backends!(
     an_independent_client_provisions_what_applications_see,
