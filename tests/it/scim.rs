@@ -154,6 +154,27 @@ async fn scim(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Submit the login form in `browser`.
+async fn login_form(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = browser.get(app.url("/login")).send().await.unwrap();
+    let csrf = crate::helpers::csrf_in(&page.text().await.unwrap());
+    browser
+        .post(app.url("/login"))
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf_token", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
 }
@@ -254,23 +275,28 @@ async fn an_independent_client_provisions_what_applications_see(b: Backend) {
         .await
         .unwrap();
     assert!(n >= 30, "{n} audit entries by client:hr");
-    // An account provisioned without a password cannot sign in with any (a new browser).
+    // An account provisioned without a password cannot sign in with any (a new browser)...
     let browser = crate::helpers::client(app.port);
     for attempt in ["", "!provisioned-without-password", PASSWORD] {
-        let page = browser.get(app.url("/login")).send().await.unwrap();
-        let csrf = crate::helpers::csrf_in(&page.text().await.unwrap());
-        let r = browser
-            .post(app.url("/login"))
-            .form(&[
-                ("username", "load-01"),
-                ("password", attempt),
-                ("csrf_token", &csrf),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = login_form(&app, &browser, "load-01", attempt).await;
         assert_ne!(r.status(), StatusCode::SEE_OTHER, "{attempt:?}");
     }
+    // ...until an admin (here the CLI's flow) sets one.
+    vigil::flow::accounts::set_password(
+        &app.svc,
+        &actor(),
+        app.svc.clock.now(),
+        "load-01",
+        SecretString::from(PASSWORD.to_owned()),
+    )
+    .await
+    .unwrap();
+    let r = login_form(&app, &browser, "load-01", PASSWORD).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "signed in once a password is set"
+    );
 }
 on_both_backends!(
     an_independent_client_provisions_what_applications_see,
@@ -669,4 +695,63 @@ async fn only_a_provisioning_token_provisions_and_never_the_console(b: Backend) 
 on_both_backends!(
     only_a_provisioning_token_provisions_and_never_the_console,
     super::only_a_provisioning_token_provisions_and_never_the_console
+);
+
+/// `vigil client add … --provisioning` (the README's worked example) makes a client that gets
+/// the `scim` scope; without the flag the same client does not.
+async fn the_cli_registers_a_provisioning_client(b: Backend) {
+    let app = spawn_app(b).await.unwrap();
+    let db = app._db.url_string();
+    for (id, flag) in [("hr", true), ("plain", false)] {
+        let mut args = vec![
+            "client",
+            "add",
+            id,
+            "--grant",
+            "client_credentials",
+            "--secret-stdin",
+        ];
+        if flag {
+            args.push("--provisioning");
+        }
+        let o = crate::cli::run_with_env(&args, Some(HR_SECRET), &[("VIGIL_DATABASE_URL", &db)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let r = client_token(&app, "hr", "scim").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t: Value = r.json().await.unwrap();
+    let (s, v) = scim(
+        &app,
+        reqwest::Method::GET,
+        "/Users",
+        t["access_token"].as_str(),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        client_token(&app, "plain", "scim").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    // A provisioning client needs the grant it provisions with.
+    let o = crate::cli::run_with_env(
+        &[
+            "client",
+            "add",
+            "web",
+            "--redirect-uri",
+            "https://web.example.com/cb",
+            "--grant",
+            "authorization_code",
+            "--provisioning",
+        ],
+        None,
+        &[("VIGIL_DATABASE_URL", &db)],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("client_credentials"));
+}
+on_both_backends!(
+    the_cli_registers_a_provisioning_client,
+    super::the_cli_registers_a_provisioning_client
 );

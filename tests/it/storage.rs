@@ -25,6 +25,9 @@ fn migrations_go_up_down_up(b: Backend) {
     assert!(store::migrate(&mut c).unwrap() >= 1);
 }
 
+/// How many migrations came after `console_roles` (`scim`): reverted first to get back to it.
+const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 1;
+
 /// Upgrading a deployment whose admins had the old flag: they hold the console's `admin`
 /// role afterwards (and only they do), and going back restores the flag.
 fn admins_become_the_console_admin_role(b: Backend) {
@@ -32,7 +35,10 @@ fn admins_become_the_console_admin_role(b: Backend) {
     let Some((_t, db)) = db(b) else { return };
     let mut c = db.get().unwrap();
     store::migrate(&mut c).unwrap();
-    store::revert_last(&mut c).unwrap();
+    // Back to before `console_roles` (the migrations after it first).
+    for _ in 0..MIGRATIONS_AFTER_CONSOLE_ROLES + 1 {
+        store::revert_last(&mut c).unwrap();
+    }
     let sql = "INSERT INTO users (id, username, email, name, password_hash, is_admin, disabled, \
                created_at, updated_at) VALUES \
                ('a1', 'root', 'root@example.com', '', 'x', TRUE, FALSE, 1, 1), \
@@ -41,11 +47,16 @@ fn admins_become_the_console_admin_role(b: Backend) {
         store::DbConn::Sqlite(s) => s.batch_execute(sql).unwrap(),
         store::DbConn::Postgres(p) => p.batch_execute(sql).unwrap(),
     }
-    assert_eq!(store::migrate(&mut c).unwrap(), 1);
+    assert_eq!(
+        store::migrate(&mut c).unwrap(),
+        MIGRATIONS_AFTER_CONSOLE_ROLES + 1
+    );
     assert!(vigil::flow::access::console_of(&mut c, "a1").unwrap().admin);
     assert!(!vigil::flow::access::console_of(&mut c, "u1").unwrap().any());
     assert_eq!(store::users::count_active_admins(&mut c).unwrap(), 1);
-    store::revert_last(&mut c).unwrap();
+    for _ in 0..MIGRATIONS_AFTER_CONSOLE_ROLES + 1 {
+        store::revert_last(&mut c).unwrap();
+    }
     let admins: i64 = match &mut *c {
         store::DbConn::Sqlite(s) => {
             use diesel::prelude::*;
