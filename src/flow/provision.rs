@@ -22,7 +22,8 @@ use super::{FlowError, Services};
 use crate::auth::password::check_policy;
 use crate::clock::Timestamp;
 use crate::domain::{Email, GroupName, Username};
-use crate::scim::resource::{GroupInput, UserInput};
+use crate::scim::resource::{self, GroupInput, UserInput};
+use crate::scim::{patch, ScimError, SCHEMA_GROUP, SCHEMA_USER};
 use crate::store::access::{self, Group};
 use crate::store::directory::{
     self, Criterion, DirectoryGroup, DirectoryUser, GroupField, Page, Profile, UserField,
@@ -48,6 +49,21 @@ pub enum ProvisionError {
     Refused(Refusal),
     #[error(transparent)]
     Flow(#[from] FlowError),
+    /// A PATCH that does not apply to the resource as it is now.
+    #[error("{}", .0.detail)]
+    Invalid(ScimError),
+}
+
+/// What replaces a resource: a whole one (PUT), or PATCH operations, applied to the resource as
+/// it is inside the transaction that stores the result — so two PATCHes at once never undo each
+/// other (a concurrent rename cannot re-enable an account another PATCH just deactivated).
+pub enum Replacement<I> {
+    Put(I),
+    Patch {
+        ops: serde_json::Value,
+        /// The SCIM base URL the rendered document's references use.
+        base: String,
+    },
 }
 
 impl From<StoreError> for ProvisionError {
@@ -62,7 +78,7 @@ impl From<StoreError> for ProvisionError {
 
 type Outcome<T> = Result<T, ProvisionError>;
 
-fn decide(p: &Provisioner, kind: Provision, target_is_staff: bool) -> Result<(), Refusal> {
+fn decide(p: &Provisioner, kind: Provision, target_is_staff: bool) -> Outcome<()> {
     let facts = Facts {
         scim_token: true,
         target_is_staff,
@@ -78,8 +94,8 @@ fn decide(p: &Provisioner, kind: Provision, target_is_staff: bool) -> Result<(),
         action(kind),
     ) {
         Requirement::Allow => Ok(()),
-        Requirement::Deny(r) => Err(r),
-        _ => Err(Refusal::NotPermitted),
+        Requirement::Deny(r) => Err(ProvisionError::Refused(r)),
+        _ => Err(ProvisionError::Refused(Refusal::NotPermitted)),
     }
 }
 
@@ -122,17 +138,14 @@ pub async fn authorize(
     }
 }
 
-/// Run `f` in one transaction; a refusal it returns rolls nothing back (it is decided before
-/// any write) and comes out as [`ProvisionError::Refused`].
+/// Run `f` in one transaction. A refusal or invalid input it returns is decided before any
+/// write, so committing what came before it stores nothing.
 async fn in_transaction<T, F>(svc: &Services, f: F) -> Outcome<T>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConn) -> StoreResult<Result<T, Refusal>> + Send + 'static,
+    F: FnOnce(&mut DbConn) -> StoreResult<Outcome<T>> + Send + 'static,
 {
-    svc.db
-        .run(move |c| store::transaction(c, f))
-        .await?
-        .map_err(ProvisionError::Refused)
+    svc.db.run(move |c| store::transaction(c, f)).await?
 }
 
 fn is_staff(c: &mut DbConn, user_id: &str) -> StoreResult<bool> {
@@ -250,8 +263,8 @@ pub async fn create_user(
     let id = new_id();
     let id2 = id.clone();
     in_transaction(svc, move |c| {
-        if let Err(r) = decide(&p2, Provision::Change, false) {
-            return Ok(Err(r));
+        if let Err(e) = decide(&p2, Provision::Change, false) {
+            return Ok(Err(e));
         }
         users::insert(
             c,
@@ -284,30 +297,52 @@ pub async fn create_user(
     user(svc, p, &id).await
 }
 
-/// Replace a user with what `input` describes (PUT, or a PATCH read back). Only turning the
+/// Replace a user with a whole resource (PUT) or apply a PATCH to them. Only turning the
 /// account inactive is a de-provisioning; anything else is a change.
 pub async fn replace_user(
     svc: &Services,
     p: &Provisioner,
     now: Timestamp,
     id: &str,
-    input: UserInput,
+    mut with: Replacement<UserInput>,
 ) -> Outcome<UserView> {
-    let prof = profile(&input)?;
-    let hash = hash(svc, input.password, &prof.username).await?;
+    // The password is hashed before the transaction (it is slow); a PATCH's comes from its
+    // operations only (the document never holds one), so a first application finds it.
+    let (password, username) = match &mut with {
+        Replacement::Put(input) => (input.password.take(), input.username.clone()),
+        Replacement::Patch { ops, base } => {
+            let (u, groups) = user(svc, p, id).await?;
+            let input = patched(base, &u, &groups, ops)?;
+            (input.password, input.username)
+        }
+    };
+    let hash = hash(svc, password, &username.to_lowercase()).await?;
     let (auditor, who, p2, id2) = (
         svc.auditor.clone(),
         p.actor.clone(),
         p.clone(),
         id.to_owned(),
     );
-    let active = input.active;
     let contained =
         in_transaction(svc, move |c| {
             let before = directory::user(c, &id2)?.ok_or(StoreError::NotFound)?;
-            // A replace that leaves `active` out keeps the account's state: it must not
-            // re-enable a de-provisioned account by omission.
-            let active = active.unwrap_or(!before.disabled);
+            let input = match with {
+                Replacement::Put(input) => input,
+                Replacement::Patch { ops, base } => {
+                    let (_, groups) = with_groups(c, vec![before.clone()])?.remove(0);
+                    match patched(&base, &before, &groups, &ops) {
+                        Ok(i) => i,
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+            };
+            let prof = match profile(&input) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            // A replace that leaves `active` out keeps the account's state: it must not re-enable
+            // a de-provisioned account by omission.
+            let active = input.active.unwrap_or(!before.disabled);
             let same_profile = before.username == prof.username
                 && before.email == prof.email
                 && before.name == prof.name
@@ -323,12 +358,19 @@ pub async fn replace_user(
             } else {
                 Provision::Read
             };
-            if let Err(r) = decide(&p2, kind, is_staff(c, &id2)?) {
-                return Ok(Err(r));
+            if let Err(e) = decide(&p2, kind, is_staff(c, &id2)?) {
+                return Ok(Err(e));
             }
             let mut contained = Contained::default();
             if !same_profile {
                 directory::set_profile(c, &id2, &prof, now.micros())?;
+                auditor.record(
+                c,
+                now,
+                who.event("user.updated").target(id2.clone()).details(serde_json::json!({
+                    "username": prof.username, "external_id": prof.external_id, "via": "scim",
+                })),
+            )?;
             }
             if let Some(h) = &hash {
                 users::set_password(c, &id2, h, false, now.micros())?;
@@ -344,7 +386,7 @@ pub async fn replace_user(
                 super::access::keeping_an_admin(c, |c| {
                     users::set_disabled(c, &id2, !active, now.micros())
                 })?;
-                if !active {
+                if disabling {
                     contained = contain(c, &auditor, &who, now, &id2, Cause::Disabled, None)?;
                 }
                 let action = if active {
@@ -354,20 +396,23 @@ pub async fn replace_user(
                 };
                 auditor.record(c, now, who.event(action).target(id2.clone()))?;
             }
-            if !same_profile {
-                auditor.record(
-                c,
-                now,
-                who.event("user.updated").target(id2.clone()).details(serde_json::json!({
-                    "username": prof.username, "external_id": prof.external_id, "via": "scim",
-                })),
-            )?;
-            }
             Ok(Ok(contained))
         })
         .await?;
     notify_and_wait(svc, now, &contained).await;
     user(svc, p, id).await
+}
+
+/// A PATCH applied to the user as SCIM renders them, read back like a PUT.
+fn patched(
+    base: &str,
+    u: &DirectoryUser,
+    groups: &[(String, String)],
+    ops: &serde_json::Value,
+) -> Outcome<UserInput> {
+    let mut doc = resource::user(base, u, groups);
+    patch::apply(&mut doc, ops, SCHEMA_USER).map_err(ProvisionError::Invalid)?;
+    resource::patched_user_input(&doc).map_err(ProvisionError::Invalid)
 }
 
 /// Delete an account (containment first: its grants are revoked, apps are told).
@@ -380,8 +425,8 @@ pub async fn delete_user(svc: &Services, p: &Provisioner, now: Timestamp, id: &s
     );
     let contained = in_transaction(svc, move |c| {
         let u = directory::user(c, &id2)?.ok_or(StoreError::NotFound)?;
-        if let Err(r) = decide(&p2, Provision::Deprovision, is_staff(c, &id2)?) {
-            return Ok(Err(r));
+        if let Err(e) = decide(&p2, Provision::Deprovision, is_staff(c, &id2)?) {
+            return Ok(Err(e));
         }
         let contained = contain(c, &auditor, &who, now, &id2, Cause::Disabled, None)?;
         super::access::keeping_an_admin(c, |c| users::delete(c, &id2))?;
@@ -488,12 +533,12 @@ pub async fn create_group(
     let (auditor, who, p2) = (svc.auditor.clone(), p.actor.clone(), p.clone());
     let id = new_id();
     let id2 = id.clone();
-    let missing = in_transaction(svc, move |c| {
-        if let Err(r) = decide(&p2, Provision::Change, false) {
-            return Ok(Err(r));
+    in_transaction(svc, move |c| {
+        if let Err(e) = decide(&p2, Provision::Change, false) {
+            return Ok(Err(e));
         }
         if let Err(m) = check_members(c, &input.members)? {
-            return Ok(Ok(Some(m)));
+            return Ok(Err(unknown_member(&m)));
         }
         access::insert_group(
             c,
@@ -525,112 +570,121 @@ pub async fn create_group(
                     "members": input.members, "via": "scim",
                 })),
         )?;
-        Ok(Ok(None))
+        Ok(Ok(()))
     })
     .await?;
-    if let Some(m) = missing {
-        return Err(unknown_member(&m));
-    }
     group(svc, p, &id, true).await
 }
 
-/// Replace a group (PUT, or a PATCH read back): name, external id, and members — the
+/// Replace a group (PUT) or apply a PATCH to it: name, external id, and members — the
 /// difference is applied, each member added or removed audited.
 pub async fn replace_group(
     svc: &Services,
     p: &Provisioner,
     now: Timestamp,
     id: &str,
-    input: GroupInput,
+    with: Replacement<GroupInput>,
 ) -> Outcome<GroupView> {
-    let name = GroupName::parse(&input.display_name).map_err(FlowError::Invalid)?;
     let (auditor, who, p2, id2) = (
         svc.auditor.clone(),
         p.actor.clone(),
         p.clone(),
         id.to_owned(),
     );
-    let missing =
-        in_transaction(svc, move |c| {
-            let before = directory::group(c, &id2)?.ok_or(StoreError::NotFound)?;
-            let had: Vec<String> = directory::members_of_groups(c, std::slice::from_ref(&id2))?
+    in_transaction(svc, move |c| {
+        let before = directory::group(c, &id2)?.ok_or(StoreError::NotFound)?;
+        let had: Vec<(String, String)> =
+            directory::members_of_groups(c, std::slice::from_ref(&id2))?
                 .into_iter()
-                .map(|(_, uid, _)| uid)
+                .map(|(_, uid, name)| (uid, name))
                 .collect();
-            let added: Vec<String> = input
-                .members
-                .iter()
-                .filter(|m| !had.contains(m))
-                .cloned()
-                .collect();
-            let removed: Vec<String> = had
-                .iter()
-                .filter(|m| !input.members.contains(m))
-                .cloned()
-                .collect();
-            let renamed = before.name != name.as_str() || before.external_id != input.external_id;
-            // Only removing members of an ordinary group shrinks access; but a console group is
-            // the admins' alone to change, removals included (they can lock the console out).
-            let kind = if !renamed && added.is_empty() && removed.is_empty() {
-                Provision::Read
-            } else {
-                Provision::Change
-            };
-            if let Err(r) = decide(&p2, kind, is_console_group(c, &id2)?) {
-                return Ok(Err(r));
+        let input = match with {
+            Replacement::Put(input) => input,
+            Replacement::Patch { ops, base } => {
+                let mut doc = resource::group(&base, &before, Some(&had));
+                let read = patch::apply(&mut doc, &ops, SCHEMA_GROUP)
+                    .and_then(|()| resource::group_input(&doc));
+                match read {
+                    Ok(i) => i,
+                    Err(e) => return Ok(Err(ProvisionError::Invalid(e))),
+                }
             }
-            if let Err(m) = check_members(c, &added)? {
-                return Ok(Ok(Some(m)));
-            }
-            if renamed {
-                directory::set_group(
-                    c,
-                    &id2,
-                    name.as_str(),
-                    input.external_id.as_deref(),
-                    now.micros(),
-                )?;
+        };
+        let name = match GroupName::parse(&input.display_name) {
+            Ok(n) => n,
+            Err(m) => return Ok(Err(FlowError::Invalid(m).into())),
+        };
+        let had: Vec<String> = had.into_iter().map(|(uid, _)| uid).collect();
+        let added: Vec<String> = input
+            .members
+            .iter()
+            .filter(|m| !had.contains(m))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = had
+            .iter()
+            .filter(|m| !input.members.contains(m))
+            .cloned()
+            .collect();
+        let renamed = before.name != name.as_str() || before.external_id != input.external_id;
+        // A console group is the admins' alone to change, removals included (they can lock
+        // the console out).
+        let kind = if !renamed && added.is_empty() && removed.is_empty() {
+            Provision::Read
+        } else {
+            Provision::Change
+        };
+        if let Err(e) = decide(&p2, kind, is_console_group(c, &id2)?) {
+            return Ok(Err(e));
+        }
+        if let Err(m) = check_members(c, &added)? {
+            return Ok(Err(unknown_member(&m)));
+        }
+        if renamed {
+            directory::set_group(
+                c,
+                &id2,
+                name.as_str(),
+                input.external_id.as_deref(),
+                now.micros(),
+            )?;
+            auditor.record(
+                c,
+                now,
+                who.event("group.renamed")
+                    .target(id2.clone())
+                    .details(serde_json::json!({
+                        "from": before.name, "name": name.as_str(),
+                        "external_id": input.external_id, "via": "scim",
+                    })),
+            )?;
+        }
+        for (uids, action) in [
+            (&added, "group.member_added"),
+            (&removed, "group.member_removed"),
+        ] {
+            for uid in uids {
+                if action == "group.member_added" {
+                    access::add_member(c, &id2, uid, now.micros())?;
+                } else {
+                    access::remove_member(c, &id2, uid)?;
+                }
                 auditor.record(
                     c,
                     now,
-                    who.event("group.renamed")
-                        .target(id2.clone())
-                        .details(serde_json::json!({
-                            "from": before.name, "name": name.as_str(),
-                            "external_id": input.external_id, "via": "scim",
-                        })),
-                )?;
-            }
-            for uid in &added {
-                access::add_member(c, &id2, uid, now.micros())?;
-                auditor.record(
-                    c,
-                    now,
-                    who.event("group.member_added").target(id2.clone()).details(
+                    who.event(action).target(id2.clone()).details(
                         serde_json::json!({ "group": name.as_str(), "user": uid, "via": "scim" }),
                     ),
                 )?;
             }
-            for uid in &removed {
-                access::remove_member(c, &id2, uid)?;
-                auditor.record(
-                c,
-                now,
-                who.event("group.member_removed").target(id2.clone()).details(
-                    serde_json::json!({ "group": name.as_str(), "user": uid, "via": "scim" }),
-                ),
-            )?;
-            }
-            let members_changed = !added.is_empty() || !removed.is_empty();
-            if members_changed && !renamed {
-                directory::touch_group(c, &id2, now.micros())?;
-            }
-            Ok(Ok(None))
-        })
-        .await?;
-    if let Some(m) = missing {
-        return Err(unknown_member(&m));
-    }
+        }
+        let members_changed = !added.is_empty() || !removed.is_empty();
+        if members_changed && !renamed {
+            directory::touch_group(c, &id2, now.micros())?;
+        }
+        Ok(Ok(()))
+    })
+    .await?;
     group(svc, p, id, true).await
 }
 
@@ -655,8 +709,8 @@ pub async fn delete_group(
         } else {
             Provision::Deprovision
         };
-        if let Err(r) = decide(&p2, kind, console) {
-            return Ok(Err(r));
+        if let Err(e) = decide(&p2, kind, console) {
+            return Ok(Err(e));
         }
         access::delete_group(c, &id2)?;
         auditor.record(

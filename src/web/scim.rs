@@ -11,11 +11,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use crate::flow::provision::{self, ProvisionError, Provisioner};
+use crate::flow::provision::{self, ProvisionError, Provisioner, Replacement};
 use crate::flow::{enforce::Refusal, FlowError};
 use crate::oidc::split_scope;
 use crate::oidc::userinfo::verify_access_token;
-use crate::scim::{self, filter, patch, resource, Paging, Projection, ScimError};
+use crate::scim::{self, filter, resource, Paging, Projection, ScimError};
 use crate::store::StoreError;
 
 const CONTENT_TYPE: &str = "application/scim+json";
@@ -65,6 +65,7 @@ fn from_provision(e: ProvisionError) -> ScimError {
             ScimError::unauthorized("the token's client is no longer registered")
         }
         ProvisionError::Refused(r) => ScimError::forbidden(r.message()),
+        ProvisionError::Invalid(e) => e,
         ProvisionError::Flow(FlowError::Invalid(m)) => ScimError::invalid_value(m),
         ProvisionError::Flow(FlowError::NotFound(_)) => ScimError::not_found("no such resource"),
         // The last active admin is not a uniqueness clash: 409 without a scimType.
@@ -387,7 +388,8 @@ async fn replace_user(
     let r = async {
         let p = provisioner(&state, &req).await?;
         let input = resource::user_input(&body(&req, payload).await?)?;
-        let v = provision::replace_user(&state.svc, &p, state.now(), &id_of(&req), input)
+        let with = Replacement::Put(input);
+        let v = provision::replace_user(&state.svc, &p, state.now(), &id_of(&req), with)
             .await
             .map_err(from_provision)?;
         Ok::<_, ScimError>(user_response(
@@ -408,14 +410,11 @@ async fn patch_user(
     let r = async {
         let p = provisioner(&state, &req).await?;
         let ops = body(&req, payload).await?;
-        let id = id_of(&req);
-        let current = provision::user(&state.svc, &p, &id)
-            .await
-            .map_err(from_provision)?;
-        let mut doc = resource::user(&base(&state), &current.0, &current.1);
-        patch::apply(&mut doc, &ops, scim::SCHEMA_USER)?;
-        let input = resource::patched_user_input(&doc)?;
-        let v = provision::replace_user(&state.svc, &p, state.now(), &id, input)
+        let with = Replacement::Patch {
+            ops,
+            base: base(&state),
+        };
+        let v = provision::replace_user(&state.svc, &p, state.now(), &id_of(&req), with)
             .await
             .map_err(from_provision)?;
         Ok::<_, ScimError>(user_response(
@@ -549,7 +548,8 @@ async fn replace_group(
     let r = async {
         let p = provisioner(&state, &req).await?;
         let input = resource::group_input(&body(&req, payload).await?)?;
-        let v = provision::replace_group(&state.svc, &p, state.now(), &id_of(&req), input)
+        let with = Replacement::Put(input);
+        let v = provision::replace_group(&state.svc, &p, state.now(), &id_of(&req), with)
             .await
             .map_err(from_provision)?;
         Ok::<_, ScimError>(group_response(
@@ -570,14 +570,11 @@ async fn patch_group(
     let r = async {
         let p = provisioner(&state, &req).await?;
         let ops = body(&req, payload).await?;
-        let id = id_of(&req);
-        let current = provision::group(&state.svc, &p, &id, true)
-            .await
-            .map_err(from_provision)?;
-        let mut doc = resource::group(&base(&state), &current.0, current.1.as_deref());
-        patch::apply(&mut doc, &ops, scim::SCHEMA_GROUP)?;
-        let input = resource::group_input(&doc)?;
-        let v = provision::replace_group(&state.svc, &p, state.now(), &id, input)
+        let with = Replacement::Patch {
+            ops,
+            base: base(&state),
+        };
+        let v = provision::replace_group(&state.svc, &p, state.now(), &id_of(&req), with)
             .await
             .map_err(from_provision)?;
         Ok::<_, ScimError>(group_response(

@@ -755,3 +755,65 @@ on_both_backends!(
     the_cli_registers_a_provisioning_client,
     super::the_cli_registers_a_provisioning_client
 );
+
+/// Race: PATCHes at once are each applied to the resource as it is when they commit — twelve
+/// members added at once are twelve members, and a rename racing a deactivation never
+/// re-enables the account (before, each PATCH was applied to a copy read earlier, and the
+/// last one to commit wrote its stale copy back).
+async fn concurrent_patches_never_undo_each_other(b: Backend) {
+    let app = spawn_app(b).await.unwrap();
+    let token = hr_token(&app).await;
+    let t = Some(token.as_str());
+    use reqwest::Method as M;
+    let mut ids = Vec::new();
+    for k in 0..12 {
+        let (s, v) = scim(
+            &app,
+            M::POST,
+            "/Users",
+            t,
+            Some(json!({"userName": format!("racer-{k}")})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let (_, g) = scim(
+        &app,
+        M::POST,
+        "/Groups",
+        t,
+        Some(json!({"displayName": "Racers"})),
+    )
+    .await;
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let gpath = format!("/Groups/{gid}");
+    let adds = ids.iter().map(|uid| {
+        let ops = json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]);
+        scim(&app, M::PATCH, &gpath, t, Some(patch(ops)))
+    });
+    for (s, v) in futures_util::future::join_all(adds).await {
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (_, g) = scim(&app, M::GET, &format!("/Groups/{gid}"), t, None).await;
+    assert_eq!(g["members"].as_array().unwrap().len(), 12, "{g}");
+
+    let target = ids[0].clone();
+    let mut patches = vec![json!([{"op": "replace", "path": "active", "value": false}])];
+    for k in 0..8 {
+        patches.push(json!([{"op": "replace", "path": "displayName", "value": format!("R{k}")}]));
+    }
+    let upath = format!("/Users/{target}");
+    let all = patches
+        .into_iter()
+        .map(|ops| scim(&app, M::PATCH, &upath, t, Some(patch(ops))));
+    for (s, v) in futures_util::future::join_all(all).await {
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (_, u) = scim(&app, M::GET, &format!("/Users/{target}"), t, None).await;
+    assert_eq!(u["active"], false, "the deactivation stands: {u}");
+}
+on_both_backends!(
+    concurrent_patches_never_undo_each_other,
+    super::concurrent_patches_never_undo_each_other
+);
