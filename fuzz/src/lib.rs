@@ -390,6 +390,7 @@ fn fuzz_client(input: &mut Input<'_>) -> Client {
         risk_thresholds: None,
         require_role: input.bool(),
         privileged_max_age_secs: None,
+        provisioning: false,
     }
 }
 
@@ -1919,4 +1920,246 @@ pub fn config_toml(data: &[u8]) {
     let again = vigil::config::Settings::from_toml(&rendered, "rendered.toml")
         .unwrap_or_else(|e| panic!("{rendered}\n re-loads: {e}"));
     assert_eq!(format!("{again:?}"), format!("{s:?}"), "{rendered}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SCIM
+
+/// A filter attribute and what it holds: `None` for one vigil cannot filter on.
+const SCIM_ATTRS: &[(&str, Option<char>)] = &[
+    ("userName", Some('t')),
+    ("USERNAME", Some('t')),
+    (
+        "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+        Some('t'),
+    ),
+    ("externalId", Some('t')),
+    ("emails.value", Some('t')),
+    ("emails", Some('t')),
+    ("displayName", Some('t')),
+    ("name.givenName", Some('t')),
+    ("name.familyName", Some('t')),
+    ("id", Some('t')),
+    ("active", Some('b')),
+    ("meta.created", Some('d')),
+    ("meta.lastModified", Some('d')),
+    ("title", None),
+    ("name.formatted", None),
+    ("emails.type", None),
+    ("urn:example:Other:userName", None),
+];
+const SCIM_OPS: &[&str] = &[
+    "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "EQ", "Co",
+];
+
+/// One `attr op value` (or `attr pr`) term and whether vigil must accept it.
+fn scim_term(input: &mut Input<'_>) -> (String, bool) {
+    let (attr, kind) = input.pick(SCIM_ATTRS);
+    if input.below(5) == 0 {
+        return (format!("{attr} pr"), kind.is_some());
+    }
+    let op = input.pick(SCIM_OPS).to_ascii_lowercase();
+    let (value, ok) = match input.below(5) {
+        0 => (
+            "true".to_owned(),
+            kind == Some('b') && matches!(op.as_str(), "eq" | "ne"),
+        ),
+        1 => (
+            "false".to_owned(),
+            kind == Some('b') && matches!(op.as_str(), "eq" | "ne"),
+        ),
+        2 => (
+            "\"2026-11-28T10:00:00Z\"".to_owned(),
+            kind == Some('t') || (kind == Some('d') && !matches!(op.as_str(), "co" | "sw" | "ew")),
+        ),
+        3 => ("42".to_owned(), false),
+        _ => {
+            let s: String = input
+                .string(12)
+                .chars()
+                .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                .collect();
+            (format!("\"{s}\""), kind == Some('t'))
+        }
+    };
+    let op = if input.bool() {
+        op.to_ascii_uppercase()
+    } else {
+        op
+    };
+    (format!("{attr} {op} {value}"), ok)
+}
+
+/// A filter of terms joined by `and`/`or`, some negated or grouped; valid iff every term is.
+fn scim_filter_text(input: &mut Input<'_>, depth: usize) -> (String, bool, usize) {
+    let (mut text, mut ok) = scim_term(input);
+    let mut terms = 1;
+    if depth < 3 && input.below(3) == 0 {
+        let (inner, inner_ok, n) = scim_filter_text(input, depth + 1);
+        text = if input.bool() {
+            format!("not ({inner})")
+        } else {
+            format!("({inner})")
+        };
+        ok = inner_ok;
+        terms = n;
+    }
+    for _ in 0..input.below(3) {
+        let (t, t_ok, n) = scim_filter_text(input, depth + 1);
+        let join = input.pick(&["and", "or", "AND", "Or"]);
+        text = format!("{text} {join} ({t})");
+        ok &= t_ok;
+        terms += n;
+    }
+    (text, ok, terms)
+}
+
+fn scim_leaves<F>(c: &vigil::store::directory::Criterion<F>) -> usize {
+    use vigil::store::directory::Criterion;
+    match c {
+        Criterion::All => 0,
+        Criterion::Test(..) => 1,
+        Criterion::Not(inner) => scim_leaves(inner),
+        Criterion::And(items) | Criterion::Or(items) => items.iter().map(scim_leaves).sum(),
+    }
+}
+
+/// Target `scim_filter`: `scim::filter::{users, groups}` (the `filter` of `/Users`, `/Groups`).
+/// - any text gives criteria or a 400 `invalidFilter` — never a panic, never another error;
+/// - a filter built from known attributes with operands of their type is accepted, with one
+///   test per term; one term vigil cannot answer (an unknown attribute, a date that is not a
+///   date, `gt true`, a number) makes the whole filter `invalidFilter`.
+pub fn scim_filter(data: &[u8]) {
+    let mut input = Input::new(data);
+    if input.byte().is_multiple_of(2) {
+        let text = String::from_utf8_lossy(input.rest()).into_owned();
+        for r in [
+            vigil::scim::filter::users(Some(&text)).map(|c| scim_leaves(&c)),
+            vigil::scim::filter::groups(Some(&text)).map(|c| scim_leaves(&c)),
+        ] {
+            if let Err(e) = r {
+                assert_eq!(
+                    (e.status, e.scim_type),
+                    (400, Some("invalidFilter")),
+                    "{text:?}"
+                );
+            }
+        }
+        return;
+    }
+    let (text, ok, terms) = scim_filter_text(&mut input, 0);
+    match vigil::scim::filter::users(Some(&text)) {
+        Ok(c) => {
+            assert!(
+                ok,
+                "accepted a filter with a term vigil cannot answer: {text:?}"
+            );
+            assert_eq!(scim_leaves(&c), terms, "{text:?}");
+        }
+        Err(e) => {
+            assert!(!ok, "refused a valid filter: {text:?}: {}", e.detail);
+            assert_eq!(
+                (e.status, e.scim_type),
+                (400, Some("invalidFilter")),
+                "{text:?}"
+            );
+        }
+    }
+}
+
+const SCIM_PATCH_ERRORS: &[&str] = &["invalidSyntax", "invalidValue", "invalidPath", "noTarget"];
+
+/// Target `scim_patch`: `scim::patch::apply` with `scim::resource::{patched_user_input,
+/// group_input}` (a PATCH on `/Users/{id}` and `/Groups/{id}`).
+/// - any body gives a patched document or a 400 with one of PATCH's `scimType`s — never a
+///   panic; the patched document reads back as a resource or a 400;
+/// - on a group, member operations do what a set would: `add` unions, `remove` by
+///   `members[value eq "…"]` or by a listed value takes exactly those out, `replace` sets.
+pub fn scim_patch(data: &[u8]) {
+    use serde_json::{json, Value};
+    let mut input = Input::new(data);
+    let check_err = |e: &vigil::scim::ScimError, what: &str| {
+        assert_eq!(e.status, 400, "{what}: {e:?}");
+        assert!(
+            SCIM_PATCH_ERRORS.contains(&e.scim_type.unwrap_or("")),
+            "{what}: {e:?}"
+        );
+    };
+    if input.byte().is_multiple_of(2) {
+        let Ok(body) = serde_json::from_slice::<Value>(input.rest()) else {
+            return;
+        };
+        let mut doc = json!({"schemas": [vigil::scim::SCHEMA_USER], "id": "u1", "userName": "ann",
+            "name": {"givenName": "Ann"}, "emails": [{"value": "ann@example.com"}], "active": true});
+        match vigil::scim::patch::apply(&mut doc, &body, vigil::scim::SCHEMA_USER) {
+            Ok(()) => {
+                assert!(doc.is_object());
+                if let Err(e) = vigil::scim::resource::patched_user_input(&doc) {
+                    assert_eq!(e.status, 400, "{e:?}");
+                }
+            }
+            Err(e) => check_err(&e, &body.to_string()),
+        }
+        return;
+    }
+    // Structured: member operations on a group, against a set.
+    let ids = ["u1", "u2", "u3", "u4", "u5"];
+    let mut model: Vec<&str> = ids.iter().copied().filter(|_| input.bool()).collect();
+    let mut doc = json!({"schemas": [vigil::scim::SCHEMA_GROUP], "id": "g1", "displayName": "G",
+        "members": model.iter().map(|m| json!({"value": m})).collect::<Vec<_>>()});
+    let mut ops = Vec::new();
+    let mut expected = Some(model.clone());
+    for _ in 0..1 + input.below(4) {
+        let id = input.pick(&ids);
+        let several: Vec<&str> = ids.iter().copied().filter(|_| input.bool()).collect();
+        let op = match input.below(4) {
+            0 => {
+                for s in &several {
+                    if !model.contains(s) {
+                        model.push(s);
+                    }
+                }
+                json!({"op": input.pick(&["add", "Add"]), "path": "members",
+                       "value": several.iter().map(|s| json!({"value": s})).collect::<Vec<_>>()})
+            }
+            1 => {
+                if !model.contains(&id) {
+                    expected = None; // noTarget
+                }
+                model.retain(|m| *m != id);
+                json!({"op": "remove", "path": format!("members[value eq \"{id}\"]")})
+            }
+            2 => {
+                model.retain(|m| !several.contains(m));
+                json!({"op": "remove", "path": "members",
+                       "value": several.iter().map(|s| json!({"value": s})).collect::<Vec<_>>()})
+            }
+            _ => {
+                model = several.clone();
+                json!({"op": "replace", "path": "members",
+                       "value": several.iter().map(|s| json!({"value": s})).collect::<Vec<_>>()})
+            }
+        };
+        ops.push(op);
+        if let Some(e) = expected.as_mut() {
+            *e = model.clone();
+        }
+    }
+    let body = json!({"schemas": [vigil::scim::SCHEMA_PATCH], "Operations": ops});
+    match (
+        vigil::scim::patch::apply(&mut doc, &body, vigil::scim::SCHEMA_GROUP),
+        expected,
+    ) {
+        (Ok(()), Some(mut want)) => {
+            let g = vigil::scim::resource::group_input(&doc)
+                .unwrap_or_else(|e| panic!("{body}: {e:?}"));
+            let mut got: Vec<&str> = g.members.iter().map(String::as_str).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{body}");
+        }
+        (Err(e), None) => assert_eq!(e.scim_type, Some("noTarget"), "{body}"),
+        (Ok(()), None) => panic!("a remove of a member not there applied: {body}"),
+        (Err(e), Some(_)) => panic!("refused {body}: {e:?}"),
+    }
 }

@@ -140,4 +140,6 @@ targets!(
     device_hints,
     webauthn_json,
     config_toml,
+    scim_filter,
+    scim_patch,
 );
