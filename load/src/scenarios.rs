@@ -547,6 +547,8 @@ async fn sign_in(
             .as_deref()
             .is_some_and(|l| l.starts_with("/login/mfa") || l.contains("/login/mfa"));
     let r = match (mfa, totp) {
+        // vigil refused the sign-in outright (the risk engine's block): say so, not "no step-up".
+        (false, _) if r.status == 403 => return Err(OpError::at("login", "blocked (403)")),
         (false, Mfa::Expect) => return Err(OpError::at("login", "no step-up asked")),
         (true, Mfa::Never) => return Err(OpError::at("login", "step-up asked")),
         (true, _) => submit_totp(b, vu, steps).await?,

@@ -78,9 +78,17 @@ async fn reassess(
     tx: &AuthzRequest,
 ) -> Result<Reassessed, OAuthError> {
     let err = OAuthError::from_flow;
-    let mut v = evaluate(svc, now, &user.id, ctx, &user.username, Some(&tx.client_id))
-        .await
-        .map_err(err)?;
+    let mut v = evaluate(
+        svc,
+        now,
+        &user.id,
+        ctx,
+        &user.username,
+        Some(&tx.client_id),
+        None,
+    )
+    .await
+    .map_err(err)?;
     let facts = Facts {
         now: now.micros(),
         device_id: ctx.device_id.as_deref(),

@@ -738,7 +738,7 @@ pub async fn check_session(
     let moved = session.ip.as_deref() != Some(ctx.ip.to_string().as_str());
     // A re-score reads the account's factors with the verdict; otherwise read them here.
     let (decision, factors) = if moved {
-        let v = super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;
+        let v = super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None, None).await?;
         (Some((v.decision, v.assessment.level)), v.available)
     } else {
         (None, factors_of(svc, &user.id).await?)

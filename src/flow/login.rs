@@ -536,6 +536,7 @@ pub async fn password(
         &attempt.ctx,
         &account,
         client_id.as_deref(),
+        Some(reservation.id()),
     )
     .await?;
     let previous = attempt.previous_session.map(|t| token_digest(&t));

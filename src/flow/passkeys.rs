@@ -414,7 +414,7 @@ pub async fn passwordless_finish(
             // A passkey is already the strongest factor; the sign-in is still scored, and the one
             // enforcement point decides what can stop it (a block: a deny-listed network).
             let mut verdict =
-                super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None).await?;
+                super::risk::evaluate(svc, now, &user.id, ctx, &user.username, None, None).await?;
             let facts = super::enforce::Facts {
                 now: now.micros(),
                 device_id: ctx.device_id.as_deref(),

@@ -257,13 +257,15 @@ pub fn level_name(l: Level) -> &'static str {
     }
 }
 
-/// Collect the signals of this request.
+/// Collect the signals of this request. `own_attempt` is the throttle reservation this attempt
+/// holds, if any: it is not one of the failures the signals count.
 pub async fn observe(
     svc: &Services,
     now: Timestamp,
     ctx: &RequestContext,
     account: &str,
     user_id: Option<&str>,
+    own_attempt: Option<&str>,
 ) -> Result<SignInFeatures, FlowError> {
     let engine = &svc.risk;
     let mut f = SignInFeatures::at(now);
@@ -283,17 +285,23 @@ pub async fn observe(
     let since = now.minus_secs(svc.settings.throttle.window_secs).micros();
     let (acct, ip) = (account.to_owned(), crate::net::ip_key(ctx.ip));
     let (uid, ctx2) = (user_id.map(str::to_owned), ctx.clone());
+    let own = own_attempt.map(str::to_owned);
     let (by_account, by_ip, distinct) = svc
         .db
         .run(move |c| {
-            let (a, i) = store::throttle::counts(c, &acct, &ip, since)?;
+            let own = own.as_deref();
+            let (a, i) = store::throttle::counts(c, &acct, &ip, since, own)?;
             // The owner's own browser is not judged by what strangers behind the same address
             // (a NAT, a campus) get wrong: without this, one spraying run there raises every
             // sign-in to medium risk and blocks users who have no second factor.
             if super::throttle::is_known_device(c, uid.as_deref(), &ctx2)? {
                 return Ok((a, 0, 0));
             }
-            Ok((a, i, store::throttle::distinct_accounts(c, &ip, since)?))
+            Ok((
+                a,
+                i,
+                store::throttle::distinct_accounts(c, &ip, since, own)?,
+            ))
         })
         .await?;
     f.failures = FailureCounts {
@@ -312,7 +320,7 @@ fn load_profile(conn: &mut DbConn, user_id: &str) -> StoreResult<UserProfile> {
 
 /// Score and decide a sign-in by `user_id`, under the policy in force (the admins' saved
 /// policy, else the configured one) and, for a sign-in into `client_id`, that client's own
-/// thresholds if it has them.
+/// thresholds if it has them. `own_attempt`: see [`observe`].
 pub async fn evaluate(
     svc: &Services,
     now: Timestamp,
@@ -320,8 +328,9 @@ pub async fn evaluate(
     ctx: &RequestContext,
     account: &str,
     client_id: Option<&str>,
+    own_attempt: Option<&str>,
 ) -> Result<Verdict, FlowError> {
-    let features = observe(svc, now, ctx, account, Some(user_id)).await?;
+    let features = observe(svc, now, ctx, account, Some(user_id), own_attempt).await?;
     let (uid, cid) = (user_id.to_owned(), client_id.map(str::to_owned));
     let global = svc.risk.global.snapshot(&svc.db, now).await?;
     let (profile, enrolled, saved, client_thresholds) = svc

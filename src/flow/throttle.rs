@@ -34,6 +34,11 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// The reservation's row, for the risk signals to leave out of the failures they count.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The secret was right and the caller deletes the reservation inside its own transaction
     /// (`store::throttle::release`), saving a commit of its own.
     pub fn into_release(self) -> String {

@@ -184,15 +184,26 @@ pub fn release(conn: &mut DbConn, id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Failures recorded for an account (its shared budget) and for an IP key since `since`.
-pub fn counts(conn: &mut DbConn, account: &str, ip: &str, since: i64) -> StoreResult<(i64, i64)> {
+/// Failures recorded for an account (its shared budget) and for an IP key since `since`, not
+/// counting the row `own` — the reservation of the attempt being scored, which is not a failure
+/// (yet): without this every new-device sign-in was scored as following a failed attempt.
+pub fn counts(
+    conn: &mut DbConn,
+    account: &str,
+    ip: &str,
+    since: i64,
+    own: Option<&str>,
+) -> StoreResult<(i64, i64)> {
+    let own = own.unwrap_or("");
     let by_account: i64 = login_failures::table
+        .filter(login_failures::id.ne(own))
         .filter(login_failures::account.eq(account))
         .filter(login_failures::ip.not_like(format!("{DEVICE_PREFIX}%")))
         .filter(login_failures::at.gt(since))
         .count()
         .get_result(conn)?;
     let by_ip: i64 = login_failures::table
+        .filter(login_failures::id.ne(own))
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::at.gt(since))
         .count()
@@ -230,8 +241,14 @@ pub fn prune(conn: &mut DbConn, before: i64) -> StoreResult<usize> {
 }
 
 /// How many different accounts failed from this IP since `since` (password spraying).
-pub fn distinct_accounts(conn: &mut DbConn, ip: &str, since: i64) -> StoreResult<i64> {
+pub fn distinct_accounts(
+    conn: &mut DbConn,
+    ip: &str,
+    since: i64,
+    own: Option<&str>,
+) -> StoreResult<i64> {
     Ok(login_failures::table
+        .filter(login_failures::id.ne(own.unwrap_or("")))
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::at.gt(since))
         .select(diesel::dsl::count(login_failures::account).aggregate_distinct())

@@ -531,7 +531,7 @@ async fn two_hundred_parallel_wrong_passwords_all_counted(b: Backend) {
     let (by_account, _) = app
         .svc
         .db
-        .run(move |c| vigil::store::throttle::counts(c, &acct, "127.0.0.1", since))
+        .run(move |c| vigil::store::throttle::counts(c, &acct, "127.0.0.1", since, None))
         .await
         .unwrap();
     assert_eq!(by_account, n as i64, "throttle counter");

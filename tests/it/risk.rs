@@ -418,3 +418,53 @@ async fn verdicts_teach_the_model_and_candidates_are_logged() {
         "after the verdict the sign-in is let through"
     );
 }
+
+/// The risk claims of a sign-in through an application from a new browser at `ip`.
+async fn risk_of_new_browser_sign_in(app: &TestApp, rp: &crate::oidc::Rp, ip: &str) -> Value {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let b = browser(app, &jar, ip);
+    let s = rp.start(&[], &[]);
+    let login_url = location(&b.get(s.url.as_str()).send().await.unwrap());
+    let tx = query(&format!("http://x{login_url}"))["tx"].clone();
+    let back = location(&login(app, &b, "carol", Some(&tx)).await);
+    let t = rp
+        .client
+        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(s.verifier)
+        .request_async(&rp.http)
+        .await
+        .unwrap();
+    payload(&t.id_token().unwrap().to_string())["risk"].clone()
+}
+
+/// A password sign-in holds a throttle reservation while it is scored (so parallel guesses are
+/// counted); that reservation is not a failed attempt. Before the fix every sign-in from a new
+/// browser carried `failed_attempts` in its risk reasons, and under load the in-flight
+/// reservations of other users behind one address added up to blocks (found by vigil-load).
+#[actix_web::test]
+async fn a_clean_sign_in_is_not_scored_as_following_a_failed_attempt() {
+    let (app, _dir) = risky_app().await;
+    app.add_user("carol", false).await;
+    add_client(&app, ClientSpec::default()).await;
+    let rp = rp(&app, "rp", false).await;
+
+    let risk = risk_of_new_browser_sign_in(&app, &rp, BERLIN).await;
+    let reasons = risk["reasons"].as_array().unwrap();
+    assert!(
+        !reasons.iter().any(|r| r == "failed_attempts"),
+        "no attempt failed: {risk}"
+    );
+
+    // One real wrong password is still a signal for the next sign-in.
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let stranger = browser(&app, &jar, BERLIN);
+    let r = login_with_password(&app, &stranger, "carol", "not-her-password").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let risk = risk_of_new_browser_sign_in(&app, &rp, BERLIN).await;
+    let reasons = risk["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r == "failed_attempts"),
+        "the wrong password counts: {risk}"
+    );
+}

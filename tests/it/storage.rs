@@ -360,11 +360,11 @@ fn every_table_round_trips(b: Backend) {
 
     store::throttle::record(&mut c, "ann", "192.0.2.1", now).unwrap();
     assert_eq!(
-        store::throttle::counts(&mut c, "ann", "192.0.2.1", now - 1).unwrap(),
+        store::throttle::counts(&mut c, "ann", "192.0.2.1", now - 1, None).unwrap(),
         (1, 1)
     );
     assert_eq!(
-        store::throttle::counts(&mut c, "ann", "192.0.2.1", now).unwrap(),
+        store::throttle::counts(&mut c, "ann", "192.0.2.1", now, None).unwrap(),
         (0, 0),
         "outside the window"
     );

@@ -440,7 +440,7 @@ async fn full_hash_queue_answers_503(backend: Backend) {
     let rows = app
         .svc
         .db
-        .run(|c| vigil::store::throttle::counts(c, "nobody0", "127.0.0.1", 0))
+        .run(|c| vigil::store::throttle::counts(c, "nobody0", "127.0.0.1", 0, None))
         .await
         .unwrap();
     assert_eq!(rows.1 as usize, checked, "one failure per checked password");
