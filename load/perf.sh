@@ -160,7 +160,8 @@ run_config() {
     "$load" "${targets[@]}" "${pidargs[@]}" --users "$users" --clients "$clients" \
       --rate "$first" --increment "$first" --ramp-up "$ramp" --duration "$step_secs" \
       --label "vigil, $label" --json-out "$out/$config-$s.json" "$s" \
-      | tee "$out/$config-$s.txt" | tee -a "$summary"
+      | tee "$out/$config-$s.txt" | tee -a "$summary" \
+      || echo "--> $label: $s did not run to the end (its set-up failed; see above)" | tee -a "$summary"
   done
   cleanup
 }
