@@ -81,14 +81,8 @@ drop_pg() {
 }
 trap 'cleanup; drop_pg; rm -rf "$work"' EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "perf.sh: no free port" >&2; exit 1
-}
+# shellcheck source=load/lib.sh
+. "$root/load/lib.sh"
 
 # The URL of database $1 on the server of $pg.
 pg_url() {

@@ -32,14 +32,8 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$work"' EXIT
 
-free_port() {
-  local p
-  for _ in $(seq 1 100); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  echo "wrk.sh: no free port" >&2; exit 1
-}
+# shellcheck source=load/lib.sh
+. "$root/load/lib.sh"
 wait_up() {
   for _ in $(seq 1 150); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
   echo "wrk.sh: $1 did not answer" >&2; exit 1

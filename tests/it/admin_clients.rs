@@ -3,15 +3,13 @@
 //! secret, delete it after re-authentication; every change audited with who and where.
 
 use openidconnect::core::{CoreClient, CoreProviderMetadata};
-use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, IssuerUrl, RedirectUrl, TokenResponse,
-};
+use openidconnect::{ClientId, ClientSecret, IssuerUrl, RedirectUrl, TokenResponse};
 use reqwest::StatusCode;
 
 use crate::admin::{admin_app, admin_sign_in, submit};
 use crate::admin_users::{audited, text_of};
 use crate::helpers::{csrf_in, spawn_app, Backend, TestApp, PASSWORD};
-use crate::oidc::{location, query, sign_in_or_sso, Rp, REDIRECT};
+use crate::oidc::{location, sign_in_or_sso, Rp, REDIRECT};
 use crate::on_both_backends;
 
 /// The create form's fields for a confidential, first-party client `id`.
@@ -105,14 +103,7 @@ async fn create_and_sign_in_with_it(b: Backend) {
     // The admin's browser is signed in already: single sign-on, straight back to the RP.
     let back = sign_in_or_sso(&app, &s.url).await;
     assert!(back.starts_with(REDIRECT), "first-party: no consent page");
-    let tokens = rp
-        .client
-        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
-        .unwrap()
-        .set_pkce_verifier(s.verifier)
-        .request_async(&rp.http)
-        .await
-        .unwrap();
+    let tokens = rp.redeem(&back, s.verifier).await;
     let claims = tokens
         .id_token()
         .expect("an ID token")

@@ -136,6 +136,21 @@ impl Rp {
             verifier,
         }
     }
+
+    /// Redeem the code in `back` (the redirect to the RP) with the request's PKCE verifier.
+    pub async fn redeem(
+        &self,
+        back: &str,
+        verifier: openidconnect::PkceCodeVerifier,
+    ) -> openidconnect::core::CoreTokenResponse {
+        self.client
+            .exchange_code(AuthorizationCode::new(query(back)["code"].clone()))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&self.http)
+            .await
+            .unwrap()
+    }
 }
 
 /// Where a response sends the browser.

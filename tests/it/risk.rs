@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
+use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use url::Url;
@@ -194,14 +194,7 @@ async fn familiar_is_frictionless_and_impossible_travel_steps_up() {
     let login_url = location(&berlin.get(s.url.as_str()).send().await.unwrap());
     let tx = query(&format!("http://x{login_url}"))["tx"].clone();
     let back = location(&login(&app, &berlin, "alice", Some(&tx)).await);
-    let t = rp
-        .client
-        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
-        .unwrap()
-        .set_pkce_verifier(s.verifier)
-        .request_async(&rp.http)
-        .await
-        .unwrap();
+    let t = rp.redeem(&back, s.verifier).await;
     let claims = payload(&t.id_token().unwrap().to_string());
     assert_eq!(claims["risk"]["level"], "low", "{claims}");
     assert_eq!(claims["risk"]["decision"], "allow");
@@ -280,14 +273,7 @@ async fn familiar_is_frictionless_and_impossible_travel_steps_up() {
             .await
             .unwrap(),
     );
-    let t = rp
-        .client
-        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
-        .unwrap()
-        .set_pkce_verifier(s.verifier)
-        .request_async(&rp.http)
-        .await
-        .unwrap();
+    let t = rp.redeem(&back, s.verifier).await;
     let claims = payload(&t.id_token().unwrap().to_string());
     assert_eq!(claims["risk"]["decision"], "step_up", "{claims}");
     assert!(
@@ -427,14 +413,7 @@ async fn risk_of_new_browser_sign_in(app: &TestApp, rp: &crate::oidc::Rp, ip: &s
     let login_url = location(&b.get(s.url.as_str()).send().await.unwrap());
     let tx = query(&format!("http://x{login_url}"))["tx"].clone();
     let back = location(&login(app, &b, "carol", Some(&tx)).await);
-    let t = rp
-        .client
-        .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
-        .unwrap()
-        .set_pkce_verifier(s.verifier)
-        .request_async(&rp.http)
-        .await
-        .unwrap();
+    let t = rp.redeem(&back, s.verifier).await;
     payload(&t.id_token().unwrap().to_string())["risk"].clone()
 }
 
