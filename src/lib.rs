@@ -1,6 +1,7 @@
 //! vigil — an OpenID Connect identity provider that scores every sign-in for risk.
 //! The module map and the data flow of a sign-in are in docs/ARCHITECTURE.md.
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod auth;
