@@ -43,6 +43,9 @@ pub enum Command {
     /// Measure the risk model on labelled sign-in logs (no database needed).
     #[command(subcommand)]
     Risk(RiskCommand),
+    /// Least privilege: unused grants, peer outliers, dormant accounts and candidate roles.
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Create the load-test data set (keycloak-benchmark's): users `user-K` and clients
     /// `client-K` with fixed, public credentials. Idempotent. Never on a real deployment.
     Seed(SeedArgs),
@@ -76,6 +79,37 @@ pub struct SeedArgs {
     /// The seeded clients' access-token algorithm: RS256 (default), ES256 or EdDSA.
     #[arg(long, value_name = "ALG")]
     pub access_token_alg: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCommand {
+    /// The findings for the live database, with their evidence.
+    Report {
+        /// One JSON object per line and finding (the contract in docs/ARCHITECTURE.md).
+        #[arg(long)]
+        json: bool,
+        /// A direct grant not in a token for this many days is unused; an account without a
+        /// sign-in or a token for this long is dormant.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        unused_days: u32,
+    },
+    /// Write a synthetic organisation with planted excess and its ground truth (no database).
+    Synth {
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        users: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Run the miners on a synthetic organisation and measure them against its ground truth.
+    Evaluate {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

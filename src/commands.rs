@@ -8,8 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{Anchor, ExportLine, Verdict};
 use crate::cli::{
-    AuditCommand, ClientAdd, ClientCommand, Command, GroupCommand, KeysCommand, RiskCommand,
-    RoleCommand, SeedArgs, UserCommand,
+    AccessCommand, AuditCommand, ClientAdd, ClientCommand, Command, GroupCommand, KeysCommand,
+    RiskCommand, RoleCommand, SeedArgs, UserCommand,
 };
 use crate::clock::Timestamp;
 use crate::config::Settings;
@@ -92,6 +92,10 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Keys(c) => keys(start(settings)?, c).await,
         Command::Audit(c) => audit(start(settings)?, c).await,
         Command::Risk(c) => risk(c, &settings),
+        Command::Access(AccessCommand::Report { json, unused_days }) => {
+            access_report(start(settings)?, json, unused_days).await
+        }
+        Command::Access(c) => access_offline(c),
         Command::Seed(a) => seed(start(settings)?, a).await,
         Command::Backup(a) => backup(start(settings)?, a).await,
     }
@@ -1030,6 +1034,14 @@ fn spawn_housekeeping(svc: &Services) {
                 Ok(_) => tracing::debug!("no expired rows to purge"),
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed; retrying in an hour"),
             }
+            // Access reviews past their deadline: undecided items get the campaign's default.
+            match crate::flow::campaigns::close_overdue(&svc, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(campaigns = n, "access reviews closed at their deadline"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing overdue access reviews failed; retrying in an hour")
+                }
+            }
         }
     });
 }
@@ -1066,6 +1078,103 @@ fn named_config(name: &str) -> Result<crate::risk::RiskConfig, Failure> {
         ))
     })?;
     serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{name}: {e}")))
+}
+
+/// `vigil access report`: the findings for the live directory, as text or JSON lines.
+async fn access_report(svc: Services, json: bool, unused_days: u32) -> Result<(), Failure> {
+    let params = crate::access::Params {
+        unused_days,
+        ..Default::default()
+    };
+    let findings = access::least_privilege(&svc, svc.clock.now(), params).await?;
+    let mut out = std::io::stdout().lock();
+    let mut w = |line: String| writeln!(out, "{line}").map_err(|e| Failure::op(e.to_string()));
+    if json {
+        for f in &findings {
+            w(serde_json::to_string(f).map_err(|e| Failure::op(e.to_string()))?)?;
+        }
+        return Ok(());
+    }
+    if findings.is_empty() {
+        return w(
+            "no findings: every direct grant was used within the window and no account is dormant"
+                .into(),
+        );
+    }
+    for f in &findings {
+        let target = match (&f.username, &f.client_id, &f.role) {
+            (Some(u), Some(c), Some(r)) => format!("{u} {c}/{r}"),
+            (Some(u), _, _) => u.clone(),
+            (None, Some(c), Some(r)) => format!("{c}/{r}"),
+            _ => String::new(),
+        };
+        w(format!(
+            "{:<16} {:<8} {target}: {}",
+            f.kind.as_str(),
+            f.action.as_str(),
+            f.evidence
+        ))?;
+    }
+    Ok(())
+}
+
+/// `vigil access synth` and `evaluate`: files only, no database.
+fn access_offline(c: AccessCommand) -> Result<(), Failure> {
+    use crate::access::synth;
+    match c {
+        AccessCommand::Synth { users, seed, out } => {
+            let org = synth::synth(users, seed);
+            let file = std::fs::File::create(&out)
+                .map_err(|e| Failure::op(format!("{}: {e}", out.display())))?;
+            serde_json::to_writer(std::io::BufWriter::new(file), &org)
+                .map_err(|e| Failure::op(format!("{}: {e}", out.display())))?;
+            println!(
+                "wrote {} ({} users, {} grants, {} planted excess grants, {} dormant accounts)",
+                out.display(),
+                org.snapshot.accounts.len(),
+                org.snapshot.grants.len(),
+                org.truth.excess.len(),
+                org.truth.dormant.len()
+            );
+            Ok(())
+        }
+        AccessCommand::Evaluate { input, json } => {
+            let text = std::fs::read_to_string(&input)
+                .map_err(|e| Failure::op(format!("{}: {e}", input.display())))?;
+            let org: synth::Organisation = serde_json::from_str(&text)
+                .map_err(|e| Failure::usage(format!("{}: {e}", input.display())))?;
+            let e = synth::evaluate(&org, &crate::access::Params::default());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&e).map_err(|e| Failure::op(e.to_string()))?
+                );
+            } else {
+                println!("users {}, direct grants {}", e.users, e.direct_grants);
+                println!(
+                    "remove:   {} recommended, {} of {} planted excess found; precision {:.3}, recall {:.3}",
+                    e.remove_recommended, e.remove_correct, e.planted_excess, e.remove_precision, e.remove_recall
+                );
+                println!(
+                    "dormant:  {} found, {} planted; precision {:.3}, recall {:.3}",
+                    e.dormant_found, e.planted_dormant, e.dormant_precision, e.dormant_recall
+                );
+                println!(
+                    "roles:    {} candidate roles replace {} of {} direct grants ({:.1} %)",
+                    e.candidate_roles,
+                    e.direct_grants_replaced,
+                    e.direct_grants,
+                    100.0 * e.direct_grants_replaced as f64 / e.direct_grants.max(1) as f64
+                );
+                println!(
+                    "kept:     {} idle grants most peers hold (periodic)",
+                    e.kept_as_periodic
+                );
+            }
+            Ok(())
+        }
+        AccessCommand::Report { .. } => Err(Failure::usage("report needs the database")),
+    }
 }
 
 /// `vigil risk …`: pure computations on files, no database and no server state.

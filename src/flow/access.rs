@@ -239,6 +239,22 @@ pub fn claims_for(
     Ok(Claims::of(&a, scopes, release))
 }
 
+/// Least-privilege findings for the whole directory (`vigil access report`, access reviews):
+/// a snapshot of who holds what and what was used, through the pure miners of `src/access/`.
+pub async fn least_privilege(
+    svc: &Services,
+    now: Timestamp,
+    params: crate::access::Params,
+) -> Result<Vec<crate::access::Finding>, FlowError> {
+    Ok(svc
+        .db
+        .run(move |c| {
+            let snap = store::usage::snapshot(c, now.micros())?;
+            Ok(crate::access::analyse(&snap, &params))
+        })
+        .await?)
+}
+
 // --- groups -------------------------------------------------------------------------------------
 
 fn not_found(what: String) -> impl FnOnce(StoreError) -> FlowError {
@@ -333,33 +349,45 @@ pub async fn set_member(
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
-                let g = group_by_name(c, &gname)?;
                 let u = user_by_name(c, &uname)?;
-                let changed = if add {
-                    access::add_member(c, &g.id, &u.id, now.micros())?
-                } else {
-                    keeping_an_admin(c, |c| access::remove_member(c, &g.id, &u.id))?
-                };
-                if changed {
-                    let what = if add {
-                        "group.member_added"
-                    } else {
-                        "group.member_removed"
-                    };
-                    auditor.record(
-                        c,
-                        now,
-                        actor
-                            .event(what)
-                            .target(g.id.clone())
-                            .details(serde_json::json!({ "group": g.name, "user": u.id, "username": u.username })),
-                    )?;
-                }
-                Ok(changed)
+                change_member(c, &auditor, &actor, now, &gname, &u, add)
             })
         })
         .await
         .map_err(not_found(group_missing))
+}
+
+/// [`set_member`] inside the caller's transaction.
+pub(crate) fn change_member(
+    c: &mut DbConn,
+    auditor: &crate::audit::Auditor,
+    actor: &Actor,
+    now: Timestamp,
+    group: &str,
+    u: &User,
+    add: bool,
+) -> StoreResult<bool> {
+    let g = group_by_name(c, group)?;
+    let changed = if add {
+        access::add_member(c, &g.id, &u.id, now.micros())?
+    } else {
+        keeping_an_admin(c, |c| access::remove_member(c, &g.id, &u.id))?
+    };
+    if changed {
+        let what = if add {
+            "group.member_added"
+        } else {
+            "group.member_removed"
+        };
+        auditor.record(
+            c,
+            now,
+            actor.event(what).target(g.id.clone()).details(
+                serde_json::json!({ "group": g.name, "user": u.id, "username": u.username }),
+            ),
+        )?;
+    }
+    Ok(changed)
 }
 
 pub async fn list_groups(svc: &Services) -> Result<Vec<(Group, i64)>, FlowError> {
@@ -468,6 +496,8 @@ pub async fn remove_role(
 pub enum Grantee {
     User(String),
     Group(String),
+    /// A user by id (access reviews hold ids; a rename does not lose the item).
+    UserId(String),
 }
 
 /// Grant (`grant = true`) or revoke a role. `Ok(false)`: nothing to do (already so).
@@ -483,65 +513,85 @@ pub async fn set_grant(
     let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     let (cid, rname) = (client_id.to_owned(), role.to_owned());
     let missing = match &to {
-        Grantee::User(u) => format!("role `{role}` of client `{client_id}`, or user `{u}`"),
+        Grantee::User(u) | Grantee::UserId(u) => {
+            format!("role `{role}` of client `{client_id}`, or user `{u}`")
+        }
         Grantee::Group(g) => format!("role `{role}` of client `{client_id}`, or group `{g}`"),
     };
     svc.db
         .run(move |c| {
             store::transaction(c, |c| {
-                let r = access::find_role(c, &cid, &rname)?.ok_or(StoreError::NotFound)?;
-                let grant_id = new_id();
-                let (changed, holder) = match &to {
-                    Grantee::User(u) => {
-                        let u = user_by_name(c, u)?;
-                        let changed = if grant {
-                            access::grant_to_user(c, &grant_id, &r.id, &u.id, now.micros())?
-                        } else {
-                            keeping_an_admin(c, |c| access::revoke_from_user(c, &r.id, &u.id))?
-                        };
-                        (
-                            changed,
-                            serde_json::json!({ "user": u.id, "username": u.username }),
-                        )
-                    }
-                    Grantee::Group(g) => {
-                        let g = group_by_name(c, g)?;
-                        let changed = if grant {
-                            access::grant_to_group(c, &grant_id, &r.id, &g.id, now.micros())?
-                        } else {
-                            keeping_an_admin(c, |c| access::revoke_from_group(c, &r.id, &g.id))?
-                        };
-                        (
-                            changed,
-                            serde_json::json!({ "group": g.id, "group_name": g.name }),
-                        )
-                    }
-                };
-                if changed {
-                    let what = if grant {
-                        "role.granted"
-                    } else {
-                        "role.revoked"
-                    };
-                    let mut details =
-                        serde_json::json!({ "role": r.name, "privileged": r.privileged });
-                    if let (Some(d), Some(h)) = (details.as_object_mut(), holder.as_object()) {
-                        d.extend(h.clone());
-                    }
-                    auditor.record(
-                        c,
-                        now,
-                        actor
-                            .event(what)
-                            .target(r.client_id.clone())
-                            .details(details),
-                    )?;
-                }
-                Ok(changed)
+                change_grant(c, &auditor, &actor, now, &cid, &rname, &to, grant)
             })
         })
         .await
         .map_err(not_found(missing))
+}
+
+/// [`set_grant`] inside the caller's transaction (access reviews apply many at once). A user is
+/// named by username or, with `Grantee::UserId`, by id.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn change_grant(
+    c: &mut DbConn,
+    auditor: &crate::audit::Auditor,
+    actor: &Actor,
+    now: Timestamp,
+    client_id: &str,
+    role: &str,
+    to: &Grantee,
+    grant: bool,
+) -> StoreResult<bool> {
+    let r = access::find_role(c, client_id, role)?.ok_or(StoreError::NotFound)?;
+    let grant_id = new_id();
+    let (changed, holder) = match to {
+        Grantee::User(_) | Grantee::UserId(_) => {
+            let u = match to {
+                Grantee::UserId(id) => users::find(c, id)?.ok_or(StoreError::NotFound)?,
+                Grantee::User(u) | Grantee::Group(u) => user_by_name(c, u)?,
+            };
+            let changed = if grant {
+                access::grant_to_user(c, &grant_id, &r.id, &u.id, now.micros())?
+            } else {
+                keeping_an_admin(c, |c| access::revoke_from_user(c, &r.id, &u.id))?
+            };
+            (
+                changed,
+                serde_json::json!({ "user": u.id, "username": u.username }),
+            )
+        }
+        Grantee::Group(g) => {
+            let g = group_by_name(c, g)?;
+            let changed = if grant {
+                access::grant_to_group(c, &grant_id, &r.id, &g.id, now.micros())?
+            } else {
+                keeping_an_admin(c, |c| access::revoke_from_group(c, &r.id, &g.id))?
+            };
+            (
+                changed,
+                serde_json::json!({ "group": g.id, "group_name": g.name }),
+            )
+        }
+    };
+    if changed {
+        let what = if grant {
+            "role.granted"
+        } else {
+            "role.revoked"
+        };
+        let mut details = serde_json::json!({ "role": r.name, "privileged": r.privileged });
+        if let (Some(d), Some(h)) = (details.as_object_mut(), holder.as_object()) {
+            d.extend(h.clone());
+        }
+        auditor.record(
+            c,
+            now,
+            actor
+                .event(what)
+                .target(r.client_id.clone())
+                .details(details),
+        )?;
+    }
+    Ok(changed)
 }
 
 pub async fn list_roles(svc: &Services, client_id: Option<&str>) -> Result<Vec<Role>, FlowError> {

@@ -13,7 +13,7 @@ use crate::auth::password::check_policy;
 use crate::clock::Timestamp;
 use crate::domain::{Email, Username};
 use crate::store::users::{self, NewUser, User};
-use crate::store::{self, new_id, StoreError};
+use crate::store::{self, new_id, DbConn, StoreError, StoreResult};
 
 pub struct NewAccount {
     pub username: String,
@@ -155,24 +155,37 @@ pub async fn set_disabled(
         .db
         .run(move |c| {
             store::transaction(c, |c| {
-                users::set_disabled(c, &user.id, disabled, now.micros())?;
-                let contained = if disabled {
-                    contain(c, &auditor, &actor, now, &user.id, Cause::Disabled, None)?
-                } else {
-                    Contained::default()
-                };
-                let action = if disabled {
-                    "user.disabled"
-                } else {
-                    "user.enabled"
-                };
-                auditor.record(c, now, actor.event(action).target(user.id.clone()))?;
-                Ok(contained)
+                set_disabled_in(c, &auditor, &actor, now, &user.id, disabled)
             })
         })
         .await?;
     notify_and_wait(svc, now, &contained).await;
     Ok(())
+}
+
+/// [`set_disabled`] inside the caller's transaction (access reviews disable dormant accounts);
+/// the caller notifies the applications after the commit.
+pub(crate) fn set_disabled_in(
+    c: &mut DbConn,
+    auditor: &crate::audit::Auditor,
+    actor: &Actor,
+    now: Timestamp,
+    user_id: &str,
+    disabled: bool,
+) -> StoreResult<Contained> {
+    users::set_disabled(c, user_id, disabled, now.micros())?;
+    let contained = if disabled {
+        contain(c, auditor, actor, now, user_id, Cause::Disabled, None)?
+    } else {
+        Contained::default()
+    };
+    let action = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    auditor.record(c, now, actor.event(action).target(user_id.to_owned()))?;
+    Ok(contained)
 }
 
 /// Set a new password (policy-checked); every session of the account ends.

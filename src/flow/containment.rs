@@ -149,6 +149,10 @@ pub fn set_risk(
                 "why": why,
             })),
     )?;
+    if to != AccountRisk::None {
+        // Least privilege under risk: the account's privileged access goes to review at once.
+        super::campaigns::open_for_risk(conn, auditor, now, user_id, to, why)?;
+    }
     Ok(true)
 }
 

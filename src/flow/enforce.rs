@@ -154,6 +154,10 @@ pub enum Area {
     /// Everything else: accounts created, disabled, deleted or promoted; clients, groups and
     /// roles, policy, keys.
     Configuration,
+    /// Access reviews: reading and deciding a campaign's items. `helpdesk`: the campaign names
+    /// the console's helpdesk among its reviewers (admins always review). Opening one is
+    /// `Configuration`.
+    AccessReview { helpdesk: bool },
 }
 
 /// The console roles an account holds (roles of the built-in client `vigil`, directly or
@@ -187,6 +191,7 @@ impl ConsoleRoles {
         let helpdesk = match area {
             Area::Reports | Area::Users => !change,
             Area::UserSupport | Area::Review => true,
+            Area::AccessReview { helpdesk } => helpdesk,
             Area::Configuration => false,
         };
         let auditor = area == Area::Reports && !change;

@@ -60,6 +60,8 @@ pub fn create(
         risk: None,
     };
     sessions::insert(conn, &session)?;
+    // The account's last verified sign-in (dormant accounts are a query on it).
+    crate::store::usage::signed_in(conn, user_id, now.micros())?;
     Ok(Established {
         token: SecretString::from(token),
         session,

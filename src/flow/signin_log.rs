@@ -419,7 +419,7 @@ pub const CSV_HEADER: [&str; 24] = [
 
 /// Free text that a spreadsheet would run as a formula gets a leading apostrophe (OWASP's
 /// advice for CSV injection); vigil's own values never start with these characters.
-fn cell(s: Option<&str>) -> String {
+pub(crate) fn cell(s: Option<&str>) -> String {
     match s {
         Some(v) if v.starts_with(['=', '+', '-', '@', '\t', '\r']) => format!("'{v}"),
         Some(v) => v.to_owned(),

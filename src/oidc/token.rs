@@ -541,16 +541,19 @@ async fn client_credentials(
     let keys = svc.keys.current(now).await?;
     let access_token = keys.sign(&client.access_token_alg, "at+jwt", &claims)?;
     // No write: the token is self-contained; the issuance log is batched.
-    svc.token_log.record(AccessTokenRow {
-        jti,
-        client_id: client.id.clone(),
-        user_id: None,
-        code_id: None,
-        family_id: None,
-        expires_at: now.plus_secs(LIFETIMES.access_token).micros(),
-        issued_at: now.micros(),
-        grant_type: "client_credentials".into(),
-    });
+    svc.token_log.record(
+        AccessTokenRow {
+            jti,
+            client_id: client.id.clone(),
+            user_id: None,
+            code_id: None,
+            family_id: None,
+            expires_at: now.plus_secs(LIFETIMES.access_token).micros(),
+            issued_at: now.micros(),
+            grant_type: "client_credentials".into(),
+        },
+        Vec::new(),
+    );
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -642,6 +645,8 @@ async fn issue(
         roles: claims.roles.clone(),
         groups: claims.groups.clone(),
     };
+    // The roles this token carries count as used (least privilege, `store::usage`).
+    let used_roles = claims.roles.clone().unwrap_or_default();
     let keys = svc.keys.current(now).await?;
     let access_token = keys.sign(&client.access_token_alg, "at+jwt", &access)?;
     let id_token = if g.scopes.iter().any(|s| s == "openid") {
@@ -750,7 +755,7 @@ async fn issue(
     if !stored {
         return Ok(None);
     }
-    svc.token_log.record(access_row);
+    svc.token_log.record(access_row, used_roles);
     Ok(Some(TokenResponse {
         access_token,
         token_type: "Bearer",

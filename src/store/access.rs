@@ -216,6 +216,15 @@ pub fn list_roles(conn: &mut DbConn, client_id: Option<&str>) -> StoreResult<Vec
 
 pub fn delete_role(conn: &mut DbConn, id: &str) -> StoreResult<()> {
     diesel::delete(role_grants::table.filter(role_grants::role_id.eq(id))).execute(conn)?;
+    if let Some(r) = roles::table
+        .find(id)
+        .select(Role::as_select())
+        .first(conn)
+        .optional()?
+    {
+        // A role made again under the same name starts unused.
+        super::usage::forget_role(conn, &r.client_id, &r.name)?;
+    }
     match diesel::delete(roles::table.find(id)).execute(conn)? {
         1 => Ok(()),
         _ => Err(StoreError::NotFound),

@@ -171,6 +171,7 @@ pub fn list(conn: &mut DbConn) -> StoreResult<Vec<Client>> {
 pub fn delete(conn: &mut DbConn, id: &str, now: i64) -> StoreResult<()> {
     let n = diesel::delete(clients::table.find(id)).execute(conn)?;
     if n == 1 {
+        super::usage::forget_client(conn, id)?;
         revocations::note_client_change(conn, id, now)
     } else {
         Err(StoreError::NotFound)

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod audit;
 pub mod authz;
+pub mod campaigns;
 pub mod clients;
 pub mod consents;
 pub mod directory;
@@ -28,6 +29,7 @@ pub mod signins;
 pub mod stats;
 pub mod throttle;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};

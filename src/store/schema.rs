@@ -17,6 +17,7 @@ diesel::table! {
         external_id -> Nullable<Text>,
         given_name -> Nullable<Text>,
         family_name -> Nullable<Text>,
+        last_signin_at -> Nullable<BigInt>,
     }
 }
 
@@ -356,6 +357,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    client_usage (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        last_used_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    role_usage (user_id, client_id, role) {
+        user_id -> Text,
+        client_id -> Text,
+        role -> Text,
+        last_used_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    access_campaigns (id) {
+        id -> Text,
+        name -> Text,
+        scope -> Text,
+        scope_target -> Nullable<Text>,
+        reviewers -> Text,
+        deadline -> BigInt,
+        undecided -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        closed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    access_review_items (id) {
+        id -> Text,
+        campaign_id -> Text,
+        user_id -> Text,
+        username -> Text,
+        client_id -> Nullable<Text>,
+        role -> Nullable<Text>,
+        group_name -> Nullable<Text>,
+        privileged -> Bool,
+        recommendation -> Text,
+        evidence -> Text,
+        decision -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<BigInt>,
+        followed -> Nullable<Bool>,
+        applied -> Bool,
+    }
+}
+
+diesel::joinable!(access_review_items -> access_campaigns (campaign_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(group_members -> groups (group_id));
 diesel::joinable!(group_members -> users (user_id));
@@ -389,4 +443,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_members,
     roles,
     role_grants,
+    client_usage,
+    role_usage,
+    access_campaigns,
+    access_review_items,
 );

@@ -255,6 +255,15 @@ pub fn search(conn: &mut DbConn, q: &str, limit: i64) -> StoreResult<Vec<User>> 
 /// Delete an account and everything that hangs off it. Most tables cascade on both backends,
 /// but the rows without a foreign key (access tokens, review-queue entries) would not, and
 /// deleting explicitly does not depend on SQLite's `foreign_keys` pragma. `NotFound` when absent.
+/// Username → id for every account (access reviews name people by username).
+pub fn id_by_username(conn: &mut DbConn) -> StoreResult<std::collections::HashMap<String, String>> {
+    Ok(users::table
+        .select((users::username, users::id))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect())
+}
+
 pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
     use super::schema::{
         access_tokens, auth_codes, consents, group_members, mfa_flows, recovery_codes,
@@ -262,6 +271,12 @@ pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
         webauthn_credentials,
     };
     diesel::delete(reviews::table.filter(reviews::user_id.eq(id))).execute(conn)?;
+    super::usage::forget_user(conn, id)?;
+    {
+        use super::schema::access_review_items;
+        diesel::delete(access_review_items::table.filter(access_review_items::user_id.eq(id)))
+            .execute(conn)?;
+    }
     diesel::delete(group_members::table.filter(group_members::user_id.eq(id))).execute(conn)?;
     diesel::delete(role_grants::table.filter(role_grants::user_id.eq(id))).execute(conn)?;
     diesel::delete(access_tokens::table.filter(access_tokens::user_id.eq(id))).execute(conn)?;

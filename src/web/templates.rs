@@ -41,6 +41,8 @@ const SOURCES: &[(&str, &str)] = templates![
     "admin/review.html",
     "admin/groups.html",
     "admin/group.html",
+    "admin/reviews.html",
+    "admin/access_review.html",
 ];
 
 static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {

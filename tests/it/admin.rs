@@ -17,6 +17,13 @@ pub async fn admin_app(b: Backend) -> Option<(TestApp, Vec<u8>)> {
 
 pub async fn admin_app_with(b: Backend, extra: &[(&str, &str)]) -> Option<(TestApp, Vec<u8>)> {
     let app = spawn_app_with(b, extra).await?;
+    let secret = make_admin(&app).await;
+    Some((app, secret))
+}
+
+/// Create the admin `root` with TOTP in the app's browser and sign it in (the browser's earlier
+/// session, if any, is replaced). Returns the TOTP secret.
+pub async fn make_admin(app: &TestApp) -> Vec<u8> {
     app.add_user("root", true).await;
     let r = app.login("root", PASSWORD).await;
     assert_eq!(
@@ -24,10 +31,10 @@ pub async fn admin_app_with(b: Backend, extra: &[(&str, &str)]) -> Option<(TestA
         "/account",
         "an admin without a factor signs in"
     );
-    let (secret, _) = enrol_totp(&app).await;
-    sign_out(&app).await;
-    admin_sign_in(&app, &secret).await;
-    Some((app, secret))
+    let (secret, _) = enrol_totp(app).await;
+    sign_out(app).await;
+    admin_sign_in(app, &secret).await;
+    secret
 }
 
 /// Sign `root` in again with password and TOTP (also how an admin re-authenticates).

@@ -14,7 +14,7 @@ use crate::oidc::location;
 use crate::on_both_backends;
 
 /// Sign `username` in with password and TOTP in the app's browser.
-async fn staff_sign_in(app: &TestApp, username: &str, secret: &[u8]) {
+pub async fn staff_sign_in(app: &TestApp, username: &str, secret: &[u8]) {
     app.clock.advance_secs(30);
     let html = app.get("/login?reauth=1").await.text().await.unwrap();
     let r = app

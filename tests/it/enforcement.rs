@@ -232,7 +232,7 @@ async fn try_tokens(app: &TestApp, h: &Held) -> (StatusCode, StatusCode, bool) {
     (refresh, userinfo, v["active"] == json!(true))
 }
 
-async fn latest_signin(app: &TestApp, username: &str) -> String {
+pub async fn latest_signin(app: &TestApp, username: &str) -> String {
     let u = vigil::flow::accounts::find(&app.svc, username)
         .await
         .unwrap();

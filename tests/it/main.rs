@@ -3,6 +3,7 @@
 //! a fresh PostgreSQL database when VIGIL_TEST_DATABASE_URL is set), a real HTTP client with a
 //! cookie jar. No mocks.
 
+mod access_reviews;
 mod admin;
 mod admin_clients;
 mod admin_review;
@@ -20,6 +21,7 @@ mod enumeration;
 mod faults;
 mod hardening;
 mod helpers;
+mod least_privilege;
 mod login;
 mod metrics;
 mod mfa;

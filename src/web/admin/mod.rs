@@ -15,6 +15,7 @@ pub mod groups;
 pub mod keys;
 pub mod policy;
 pub mod review;
+pub mod reviews;
 pub mod signins;
 pub mod users;
 
@@ -67,8 +68,17 @@ pub async fn gate(
     // The route that matched, not the raw path: `/admin/signins/../clients` must not pass for
     // the sign-in log (and would not be routed there either).
     let pattern = req.match_pattern().unwrap_or_else(|| req.path().to_owned());
-    let area = area(&pattern, post);
-    let action = if post && area != Area::Review {
+    let mut area = area(&pattern, post);
+    if let (Area::AccessReview { .. }, Some(id)) = (area, req.match_info().get("id")) {
+        // Who reviews is the campaign's: the fact enforcement weighs.
+        area = Area::AccessReview {
+            helpdesk: crate::flow::campaigns::helpdesk_may(&state.svc, id).await?,
+        };
+    }
+    // Review verdicts and access-review decisions are the console's routine work: no fresh
+    // sign-in for each (they only keep or take away).
+    let routine = matches!(area, Area::Review | Area::AccessReview { .. });
+    let action = if post && !routine {
         Action::AdminChange(area)
     } else {
         Action::AdminConsole(area)
@@ -110,6 +120,11 @@ fn area(route: &str, post: bool) -> Area {
         | "/admin/signins/export.jsonl"
         | "/admin/fairness" => Area::Reports,
         "/admin/review" => Area::Review,
+        // Opening and closing a campaign are an admin's; reading and deciding, its reviewers'.
+        "/admin/reviews" if !post => Area::AccessReview { helpdesk: true },
+        "/admin/reviews/{id}" | "/admin/reviews/{id}/export.csv" => {
+            Area::AccessReview { helpdesk: false }
+        }
         "/admin/users" | "/admin/users/{id}" if !post => Area::Users,
         "/admin/users/{id}/unlock"
         | "/admin/users/{id}/password"
@@ -175,6 +190,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     dashboard::routes(cfg);
     users::routes(cfg);
     clients::routes(cfg);
+    reviews::routes(cfg);
     signins::routes(cfg);
     review::routes(cfg);
     policy::routes(cfg);
@@ -200,6 +216,12 @@ mod tests {
         );
         assert_eq!(area("/admin/users", true), Area::Configuration);
         assert_eq!(area("/admin/review", true), Area::Review);
+        assert_eq!(
+            area("/admin/reviews", false),
+            Area::AccessReview { helpdesk: true }
+        );
+        assert_eq!(area("/admin/reviews", true), Area::Configuration);
+        assert_eq!(area("/admin/reviews/{id}/close", true), Area::Configuration);
         // A raw path that merely starts like a report is not one.
         assert_eq!(
             area("/admin/signins/../clients", false),
