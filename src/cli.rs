@@ -188,6 +188,16 @@ pub enum RiskCommand {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Write vigil's own sign-in log in the same format, labelled from vigil's evidence
+    /// (verified sign-ins legitimate; attack verdicts and user reports attacks; blocked
+    /// sign-ins judged legitimate, legitimate). Needs the database.
+    Export {
+        /// `YYYY-MM-DD` or RFC 3339; default: the whole log.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

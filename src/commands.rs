@@ -91,6 +91,9 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Role(c) => role(start(settings)?, c).await,
         Command::Keys(c) => keys(start(settings)?, c).await,
         Command::Audit(c) => audit(start(settings)?, c).await,
+        Command::Risk(RiskCommand::Export { since, out }) => {
+            risk_export(start(settings)?, since.as_deref(), &out).await
+        }
         Command::Risk(c) => risk(c, &settings),
         Command::Access(AccessCommand::Report { json, unused_days }) => {
             access_report(start(settings)?, json, unused_days).await
@@ -1080,6 +1083,34 @@ fn named_config(name: &str) -> Result<crate::risk::RiskConfig, Failure> {
     serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{name}: {e}")))
 }
 
+/// `vigil risk export`: the labelled sign-in log, for `risk fit` and `risk compare`.
+async fn risk_export(
+    svc: Services,
+    since: Option<&str>,
+    out: &std::path::Path,
+) -> Result<(), Failure> {
+    let since = match since {
+        Some(s) => parse_date(s)
+            .ok_or_else(|| Failure::usage(format!("--since {s:?}: use YYYY-MM-DD or RFC 3339")))?,
+        None => 0,
+    };
+    let file =
+        std::fs::File::create(out).map_err(|e| Failure::op(format!("{}: {e}", out.display())))?;
+    let mut w = std::io::BufWriter::new(file);
+    let n = crate::flow::reports::export_labelled(&svc, since, &mut w).await?;
+    w.flush()
+        .map_err(|e| Failure::op(format!("{}: {e}", out.display())))?;
+    println!(
+        "wrote {}: {} legitimate, {} attacks, {} failed attempts; {} scored sign-ins left out (nobody judged them)",
+        out.display(),
+        n.legitimate,
+        n.attacks,
+        n.failed_attempts,
+        n.unlabelled
+    );
+    Ok(())
+}
+
 /// `vigil access report`: the findings for the live directory, as text or JSON lines.
 async fn access_report(svc: Services, json: bool, unused_days: u32) -> Result<(), Failure> {
     let params = crate::access::Params {
@@ -1346,6 +1377,7 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
                 .and_then(|()| w.flush())
                 .map_err(|e| Failure::op(format!("{}: {e}", out.display())))
         }
+        RiskCommand::Export { .. } => Err(Failure::usage("export needs the database")),
     }
 }
 

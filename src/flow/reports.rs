@@ -517,3 +517,71 @@ mod tests {
         assert!(!c.is_some_and(|g| g.flagged), "too few sign-ins to flag");
     }
 }
+
+/// What `vigil risk export` wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Exported {
+    pub legitimate: u64,
+    pub attacks: u64,
+    pub failed_attempts: u64,
+    /// Scored sign-ins left out: nobody judged them (blocked, failed step-ups), or they are a
+    /// step of another sign-in.
+    pub unlabelled: u64,
+}
+
+/// The sign-in log since `since` (µs) as a labelled training set in the replay format
+/// (`risk::export` says how each row is labelled), oldest first, a page at a time.
+pub async fn export_labelled(
+    svc: &Services,
+    since: i64,
+    out: &mut dyn std::io::Write,
+) -> Result<Exported, FlowError> {
+    use crate::risk::export::{header, label, row, Label};
+    let verdicts = svc.db.run(move |c| stats::verdicts(c, since)).await?;
+    let mut judged: HashMap<String, Vec<String>> = HashMap::new();
+    for (id, status) in verdicts {
+        judged.entry(id).or_default().push(status);
+    }
+    header(out).map_err(|e| FlowError::Invalid(e.to_string()))?;
+    let mut n = Exported::default();
+    let mut failed: Option<std::io::Error> = None;
+    const OUTCOMES: &[&str] = &[
+        "success",
+        "step_up_passed",
+        "step_up_required",
+        "step_up_failed",
+        "blocked",
+        "failure",
+    ];
+    for_each_scored(svc, since, OUTCOMES, |r| {
+        if failed.is_some() {
+            return;
+        }
+        let v: Vec<&str> = judged
+            .get(&r.id)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let features = r
+            .features
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<SignInFeatures>(j).ok());
+        let (Some(l), Some(user), Some(f)) = (label(&r.outcome, &v), &r.user_id, features) else {
+            n.unlabelled += 1;
+            return;
+        };
+        match l {
+            Label::Legitimate => n.legitimate += 1,
+            Label::Attack => n.attacks += 1,
+            Label::FailedAttempt => n.failed_attempts += 1,
+        }
+        let ua = r.user_agent.as_deref().unwrap_or("");
+        if let Err(e) = row(out, &r.id, user, &f, ua, l) {
+            failed = Some(e);
+        }
+    })
+    .await?;
+    match failed {
+        Some(e) => Err(FlowError::Invalid(e.to_string())),
+        None => Ok(n),
+    }
+}

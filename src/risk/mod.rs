@@ -22,6 +22,7 @@ pub mod config;
 pub mod denylist;
 pub mod device;
 pub mod explain;
+pub mod export;
 pub mod fit;
 pub mod gate;
 pub mod geo;

@@ -117,6 +117,8 @@ pub struct Scored {
     pub decision: Option<String>,
     pub features: Option<String>,
     pub assessment: Option<String>,
+    /// The raw User-Agent (the labelled export replays it).
+    pub user_agent: Option<String>,
 }
 
 /// Scored sign-ins with one of `outcomes` at or after `since`, oldest first, at most `limit`,
@@ -158,6 +160,7 @@ pub fn scored_page(
             signins::decision,
             signins::features,
             signins::assessment,
+            signins::user_agent,
         ))
         .load(conn)?)
 }
@@ -168,6 +171,16 @@ pub fn judged_legitimate(conn: &mut DbConn, since: i64) -> StoreResult<Vec<Strin
         .filter(reviews::status.eq("legitimate"))
         .filter(reviews::created_at.ge(since))
         .select(reviews::signin_id)
+        .load(conn)?)
+}
+
+/// Every verdict given to a sign-in of the window: (sign-in id, `legitimate` | `attack`),
+/// reviews a user's report closed included.
+pub fn verdicts(conn: &mut DbConn, since: i64) -> StoreResult<Vec<(String, String)>> {
+    Ok(reviews::table
+        .filter(reviews::status.eq_any(["legitimate", "attack"]))
+        .filter(reviews::created_at.ge(since))
+        .select((reviews::signin_id, reviews::status))
         .load(conn)?)
 }
 

@@ -31,6 +31,7 @@ mod passkeys;
 mod policy;
 mod races;
 mod replay;
+mod retraining;
 mod risk;
 mod roles;
 mod scim;
