@@ -18,10 +18,11 @@
 
 use std::collections::HashMap;
 
+use super::access::console_of;
 use super::access::{change_grant, change_member, keeping_an_admin, Grantee};
 use super::accounts::{set_disabled_in, Actor};
 use super::containment::{notify, Contained};
-use super::enforce::AccountRisk;
+use super::enforce::{may_act_on, AccountRisk, ConsoleRoles};
 use super::{FlowError, Services};
 use crate::access::{analyse, Action, Finding, Kind, Params};
 use crate::audit::Auditor;
@@ -144,6 +145,9 @@ fn items_for(
     now: Timestamp,
     why: Option<&str>,
 ) -> StoreResult<Vec<Item>> {
+    if let Scope::AccountPrivileged(user_id) = scope {
+        return account_privileged_items(c, campaign_id, user_id, now, why);
+    }
     let snap = usage::snapshot(c, now.micros())?;
     let findings = analyse(&snap, &Params::default());
     let ids: HashMap<String, String> = users::id_by_username(c)?;
@@ -178,23 +182,7 @@ fn items_for(
         })
         .collect();
     let item = |username: &str| -> Option<Item> {
-        Some(Item {
-            id: new_id(),
-            campaign_id: campaign_id.to_owned(),
-            user_id: ids.get(username)?.clone(),
-            username: username.to_owned(),
-            client_id: None,
-            role: None,
-            group_name: None,
-            privileged: false,
-            recommendation: KEEP.into(),
-            evidence: String::new(),
-            decision: None,
-            decided_by: None,
-            decided_at: None,
-            followed: None,
-            applied: false,
-        })
+        Some(blank_item(campaign_id, ids.get(username)?, username))
     };
     let grant_item = |g: &crate::access::Grant| -> Option<Item> {
         let mut it = item(&g.holder)?;
@@ -241,52 +229,8 @@ fn items_for(
                     .filter_map(grant_item),
             );
         }
-        Scope::AccountPrivileged(user_id) => {
-            let Some(name) = ids
-                .iter()
-                .find(|(_, id)| *id == user_id)
-                .map(|(n, _)| n.clone())
-            else {
-                return Ok(out);
-            };
-            let why = why.unwrap_or("the account is at risk");
-            for g in snap.grants.iter().filter(|g| g.privileged) {
-                if !g.to_group && g.holder == name {
-                    if let Some(mut it) = grant_item(g) {
-                        it.recommendation = REMOVE.into();
-                        it.evidence = format!("{why}; {}", it.evidence);
-                        out.push(it);
-                    }
-                }
-            }
-            let groups: Vec<&String> = snap
-                .accounts
-                .iter()
-                .find(|a| a.username == name)
-                .map(|a| a.groups.iter().collect())
-                .unwrap_or_default();
-            for group in groups {
-                let carries: Vec<String> = snap
-                    .grants
-                    .iter()
-                    .filter(|g| g.to_group && g.privileged && g.holder == *group)
-                    .map(|g| format!("{}/{}", g.client_id, g.role))
-                    .collect();
-                if carries.is_empty() {
-                    continue;
-                }
-                if let Some(mut it) = item(&name) {
-                    it.group_name = Some(group.clone());
-                    it.privileged = true;
-                    it.recommendation = REMOVE.into();
-                    it.evidence = format!(
-                        "{why}; membership of {group} gives privileged {}",
-                        carries.join(", ")
-                    );
-                    out.push(it);
-                }
-            }
-        }
+        // Read from the account's own rows, above.
+        Scope::AccountPrivileged(_) => {}
         Scope::GroupMembers(group) => {
             for a in snap.accounts.iter().filter(|a| a.groups.contains(group)) {
                 if let Some(mut it) = item(&a.username) {
@@ -325,6 +269,92 @@ fn items_for(
         ))
     });
     Ok(out)
+}
+
+/// One account's privileged access — its privileged roles held directly, and each group that
+/// gives it one — all recommended for removal. Read from that account's own rows: this runs
+/// inside the transaction that moved the account's risk state, on the sign-in path, so it must
+/// not read the directory.
+fn account_privileged_items(
+    c: &mut DbConn,
+    campaign_id: &str,
+    user_id: &str,
+    now: Timestamp,
+    why: Option<&str>,
+) -> StoreResult<Vec<Item>> {
+    let Some(user) = users::find(c, user_id)? else {
+        return Ok(Vec::new());
+    };
+    let why = why.unwrap_or("the account is at risk");
+    let used: HashMap<(String, String), i64> = usage::roles_used_by(c, user_id)?
+        .into_iter()
+        .map(|(client, role, at)| ((client, role), at))
+        .collect();
+    let mut out: Vec<Item> = Vec::new();
+    let mut via: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (client, role, group) in store::access::effective_roles(c, user_id)? {
+        if !role.privileged {
+            continue;
+        }
+        match group {
+            Some(g) => via
+                .entry(g)
+                .or_default()
+                .push(format!("{client}/{}", role.name)),
+            None => {
+                let last = used.get(&(client.clone(), role.name.clone())).copied();
+                out.push(Item {
+                    client_id: Some(client),
+                    role: Some(role.name),
+                    evidence: format!(
+                        "{why}; {}",
+                        words_since(
+                            now.secs(),
+                            last.map(|t| t.div_euclid(1_000_000)),
+                            "in a token",
+                            "never in a token"
+                        )
+                    ),
+                    ..blank_item(campaign_id, &user.id, &user.username)
+                });
+            }
+        }
+    }
+    for (group, carries) in via {
+        out.push(Item {
+            group_name: Some(group.clone()),
+            evidence: format!(
+                "{why}; membership of {group} gives privileged {}",
+                carries.join(", ")
+            ),
+            ..blank_item(campaign_id, &user.id, &user.username)
+        });
+    }
+    for it in &mut out {
+        it.privileged = true;
+        it.recommendation = REMOVE.into();
+    }
+    Ok(out)
+}
+
+fn blank_item(campaign_id: &str, user_id: &str, username: &str) -> Item {
+    Item {
+        id: new_id(),
+        campaign_id: campaign_id.to_owned(),
+        user_id: user_id.to_owned(),
+        username: username.to_owned(),
+        client_id: None,
+        role: None,
+        group_name: None,
+        privileged: false,
+        recommendation: KEEP.into(),
+        evidence: String::new(),
+        decision: None,
+        decided_by: None,
+        decided_at: None,
+        followed: None,
+        applied: false,
+    }
 }
 
 fn insert_campaign(
@@ -574,6 +604,7 @@ fn apply(
 pub async fn decide(
     svc: &Services,
     actor: &Actor,
+    reviewer: ConsoleRoles,
     now: Timestamp,
     campaign_id: &str,
     decisions: Decisions,
@@ -606,6 +637,15 @@ pub async fn decide(
                 let mut contained = Vec::new();
                 for (item_id, decision) in &decisions {
                     let item = items.get(item_id).ok_or(StoreError::NotFound)?;
+                    // Taking access away from a member of staff is an admin's decision.
+                    if decision == REMOVE
+                        && !may_act_on(reviewer, console_of(c, &item.user_id)?.any())
+                    {
+                        return Err(StoreError::Conflict(format!(
+                            "{} holds a console role: only an administrator removes their access.",
+                            item.username
+                        )));
+                    }
                     apply(
                         c,
                         &auditor,

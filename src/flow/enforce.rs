@@ -211,6 +211,13 @@ impl ConsoleRoles {
     }
 }
 
+/// Only an admin acts on another member of staff (an account holding a console role): a
+/// helpdesk that could reset an admin's password, or take away an admin's role in an access
+/// review, could become one or lock the admins out.
+pub fn may_act_on(console: ConsoleRoles, target_is_staff: bool) -> bool {
+    !target_is_staff || console.admin
+}
+
 /// Why an action is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -669,7 +676,8 @@ fn require_of_account(
             let change = matches!(action, Action::AdminChange(_));
             // Only an admin acts on another member of staff: a helpdesk that could reset an
             // admin's password could become one.
-            if !console.may(area, change) || (change && facts.target_is_staff && !console.admin) {
+            if !console.may(area, change) || (change && !may_act_on(console, facts.target_is_staff))
+            {
                 return Requirement::Deny(Refusal::NotPermitted);
             }
             if user.must_change_password {

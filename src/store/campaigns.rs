@@ -60,19 +60,22 @@ pub fn list(conn: &mut DbConn) -> StoreResult<Vec<(Campaign, i64, i64)>> {
         .select(Campaign::as_select())
         .order(access_campaigns::created_at.desc())
         .load(conn)?;
-    let counts: Vec<(String, Option<String>)> = access_review_items::table
+    // (campaign, items, decided): COUNT(decision) counts the decided ones.
+    let counts: Vec<(String, i64, i64)> = access_review_items::table
+        .group_by(access_review_items::campaign_id)
         .select((
             access_review_items::campaign_id,
-            access_review_items::decision,
+            diesel::dsl::count_star(),
+            diesel::dsl::count(access_review_items::decision),
         ))
         .load(conn)?;
     Ok(cs
         .into_iter()
         .map(|c| {
-            let mine = counts.iter().filter(|(id, _)| *id == c.id);
-            let (n, d) = mine.fold((0, 0), |(n, d), (_, dec)| {
-                (n + 1, d + i64::from(dec.is_some()))
-            });
+            let (n, d) = counts
+                .iter()
+                .find(|(id, ..)| *id == c.id)
+                .map_or((0, 0), |(_, n, d)| (*n, *d));
             (c, n, d)
         })
         .collect())

@@ -132,6 +132,18 @@ pub fn client_last_used(
         .optional()?)
 }
 
+/// The roles a user received in tokens, with when last (µs): (client, role, at).
+pub fn roles_used_by(conn: &mut DbConn, user_id: &str) -> StoreResult<Vec<(String, String, i64)>> {
+    Ok(role_usage::table
+        .filter(role_usage::user_id.eq(user_id))
+        .select((
+            role_usage::client_id,
+            role_usage::role,
+            role_usage::last_used_at,
+        ))
+        .load(conn)?)
+}
+
 fn secs(micros: i64) -> i64 {
     micros.div_euclid(1_000_000)
 }

@@ -260,6 +260,22 @@ async fn reviewers_are_the_campaigns(b: Backend) {
     };
     let admins_only = open("admin").await;
     let with_helpdesk = open("helpdesk").await;
+    let r = submit(
+        &app,
+        "/admin/reviews",
+        "/admin/reviews",
+        &[
+            ("name", "console roles"),
+            ("scope", "client_roles"),
+            ("target", "vigil"),
+            ("reviewers", "helpdesk"),
+            ("deadline_days", "7"),
+            ("undecided", "keep"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let console = location(&r).split('?').next().unwrap().to_owned();
     // Bad input is a readable page, not a 500.
     let r = submit(
         &app,
@@ -322,6 +338,16 @@ async fn reviewers_are_the_campaigns(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // In a campaign the helpdesk reviews, it may not take an administrator's access away
+    // (only an admin acts on staff), and nothing of that submission is applied.
+    let html = app.get(&console).await.text().await.unwrap();
+    let list = items(&html);
+    let root_admin = item(&list, "Select root: vigil / admin").to_owned();
+    let r = decide(&app, &console, &[&root_admin], "remove").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.text().await.unwrap().contains("only an administrator"));
+    let r = decide(&app, &console, &[&root_admin], "keep").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // The helpdesk neither opens nor closes a campaign.
     let r = submit(
         &app,

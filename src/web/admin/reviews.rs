@@ -276,7 +276,9 @@ pub async fn decide(
         )),
     };
     let result = match decisions {
-        Ok(d) => campaigns::decide(&state.svc, &admin.actor, state.now(), &id, d).await,
+        Ok(d) => {
+            campaigns::decide(&state.svc, &admin.actor, admin.console, state.now(), &id, d).await
+        }
         Err(e) => Err(e),
     };
     match result {
