@@ -2004,7 +2004,11 @@ fn scim_filter_text(input: &mut Input<'_>, depth: usize) -> (String, bool, usize
         ok = inner_ok;
         terms = n;
     }
-    for _ in 0..input.below(3) {
+    // Joins nest too (each operand in parentheses): bounded like `not`, so a generated filter
+    // stays far inside the parser's 64 levels — deeper ones are refused by design (found by
+    // the campaign: an unbounded generator built a 65-deep valid filter).
+    let joins = if depth < 8 { input.below(3) } else { 0 };
+    for _ in 0..joins {
         let (t, t_ok, n) = scim_filter_text(input, depth + 1);
         let join = input.pick(&["and", "or", "AND", "Or"]);
         text = format!("{text} {join} ({t})");
