@@ -317,7 +317,14 @@ async fn reviewers_are_the_campaigns(b: Backend) {
     let (hana_secret, _) = crate::mfa::enrol_totp(&app).await;
     sign_out(&app).await;
     crate::console_roles::staff_sign_in(&app, "hana", &hana_secret).await;
-    assert_eq!(app.get("/admin/reviews").await.status(), StatusCode::OK);
+    let list = app.get("/admin/reviews").await;
+    assert_eq!(list.status(), StatusCode::OK);
+    let list = list.text().await.unwrap();
+    let id = |path: &str| path.rsplit('/').next().unwrap().to_owned();
+    assert!(
+        list.contains(&id(&with_helpdesk)) && !list.contains(&id(&admins_only)),
+        "the helpdesk's list shows only its campaigns"
+    );
     assert_eq!(app.get(&with_helpdesk).await.status(), StatusCode::OK);
     assert_eq!(app.get(&admins_only).await.status(), StatusCode::FORBIDDEN);
     assert_eq!(

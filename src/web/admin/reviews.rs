@@ -12,6 +12,7 @@ use tera::Context;
 
 use super::{gate, render, when, Admin, CsrfForm};
 use crate::flow::campaigns::{self, NewCampaign, Scope, KEEP, REMOVE};
+use crate::flow::enforce::Area;
 use crate::flow::FlowError;
 use crate::web::errors::WebError;
 use crate::web::{see_other, AppState};
@@ -73,9 +74,14 @@ async fn list_page(
     error: Option<&str>,
     notice: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
+    // Each viewer sees the campaigns they may open (enforcement's rule for the area).
     let rows: Vec<_> = campaigns::list(&state.svc)
         .await?
         .into_iter()
+        .filter(|(c, ..)| {
+            let helpdesk = campaigns::helpdesk_reviews(c);
+            admin.console.may(Area::AccessReview { helpdesk }, false)
+        })
         .map(|(c, n, d)| {
             json!({
                 "name": c.name, "path": path_of(&c.id), "scope": c.scope,
