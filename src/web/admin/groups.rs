@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tera::Context;
 
-use super::{gate, notice_text, render, when, Admin, CsrfForm};
+use super::{gate, notice_text, readable, render, when, Admin, CsrfForm};
 use crate::flow::access::{self, Grantee};
 use crate::flow::FlowError;
 use crate::web::errors::WebError;
@@ -59,16 +59,6 @@ pub struct GrantForm {
 fn group_path(id: &str) -> String {
     let enc: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
     format!("{HERE}/{enc}")
-}
-
-/// A person can fix these; anything else is the server's error.
-fn readable(e: FlowError) -> Result<(StatusCode, String), WebError> {
-    match e {
-        FlowError::Invalid(m) => Ok((StatusCode::BAD_REQUEST, m)),
-        FlowError::Conflict(m) => Ok((StatusCode::CONFLICT, m)),
-        FlowError::NotFound(m) => Ok((StatusCode::NOT_FOUND, format!("{m} not found"))),
-        other => Err(other.into()),
-    }
 }
 
 async fn list_page(

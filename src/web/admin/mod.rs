@@ -29,6 +29,7 @@ use super::{enforced_session_on, AppState};
 use crate::flow::access;
 use crate::flow::accounts::Actor;
 use crate::flow::enforce::{Action, Area, ConsoleRoles};
+use crate::flow::FlowError;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 
@@ -177,6 +178,17 @@ pub fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "verdict" => "Verdict recorded.",
         _ => return None,
     })
+}
+
+/// A flow error a person can fix, as the status and message of the page that shows it;
+/// anything else is the server's error.
+pub fn readable(e: FlowError) -> Result<(StatusCode, String), WebError> {
+    match e {
+        FlowError::Invalid(m) => Ok((StatusCode::BAD_REQUEST, m)),
+        FlowError::Conflict(m) => Ok((StatusCode::CONFLICT, m)),
+        FlowError::NotFound(m) => Ok((StatusCode::NOT_FOUND, format!("{m} not found"))),
+        other => Err(other.into()),
+    }
 }
 
 /// Format microseconds since the epoch for tables (UTC).

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tera::Context;
 
-use super::{gate, render, when, Admin, CsrfForm};
+use super::{gate, readable, render, when, Admin, CsrfForm};
 use crate::flow::campaigns::{self, NewCampaign, Scope, KEEP, REMOVE};
 use crate::flow::enforce::Area;
 use crate::flow::FlowError;
@@ -55,15 +55,6 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "closed" => "The review is closed; undecided items got its default.",
         _ => return None,
     })
-}
-
-fn readable(e: FlowError) -> Result<(StatusCode, String), WebError> {
-    match e {
-        FlowError::Invalid(m) => Ok((StatusCode::BAD_REQUEST, m)),
-        FlowError::Conflict(m) => Ok((StatusCode::CONFLICT, m)),
-        FlowError::NotFound(m) => Ok((StatusCode::NOT_FOUND, format!("{m} not found"))),
-        other => Err(other.into()),
-    }
 }
 
 async fn list_page(
