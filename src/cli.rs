@@ -198,6 +198,22 @@ pub enum RiskCommand {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Seed vigil's sign-in history from a log in the same format (a previous identity
+    /// provider's, or `risk synth` for a demonstration): each row is scored by the live model
+    /// and logged, successful ones teach the user's profile. Rows marked as takeovers are left
+    /// out. Needs the database.
+    Import {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Create the log's users vigil does not know (without a password, as SCIM
+        /// provisioning does); otherwise their rows are left out.
+        #[arg(long)]
+        create_users: bool,
+        /// Move every time forward so that the last row is now (a synthetic history then
+        /// looks recent, and falls in the windows the console and the gate read).
+        #[arg(long)]
+        shift_to_now: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -94,6 +94,11 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), Failure> {
         Command::Risk(RiskCommand::Export { since, out }) => {
             risk_export(start(settings)?, since.as_deref(), &out).await
         }
+        Command::Risk(RiskCommand::Import {
+            input,
+            create_users,
+            shift_to_now,
+        }) => risk_import(start(settings)?, &input, create_users, shift_to_now).await,
         Command::Risk(c) => risk(c, &settings),
         Command::Access(AccessCommand::Report { json, unused_days }) => {
             access_report(start(settings)?, json, unused_days).await
@@ -1045,6 +1050,17 @@ fn spawn_housekeeping(svc: &Services) {
                     tracing::warn!(error = %e, "closing overdue access reviews failed; retrying in an hour")
                 }
             }
+            // Quarterly (VIGIL_RISK_RETRAIN_DAYS) a fitted candidate model goes into shadow.
+            match crate::flow::models::retrain_if_due(&svc, now).await {
+                Ok(crate::flow::models::Retrained::NotDue) => {}
+                Ok(crate::flow::models::Retrained::Proposed(name)) => {
+                    tracing::info!(model = %name, "retraining put a fitted candidate model in shadow")
+                }
+                Ok(crate::flow::models::Retrained::Skipped(why)) => {
+                    tracing::info!(reason = %why, "retraining skipped")
+                }
+                Err(e) => tracing::warn!(error = %e, "retraining failed; retrying in an hour"),
+            }
         }
     });
 }
@@ -1107,6 +1123,33 @@ async fn risk_export(
         n.attacks,
         n.failed_attempts,
         n.unlabelled
+    );
+    Ok(())
+}
+
+/// `vigil risk import`: a log in the replay format becomes sign-in history.
+async fn risk_import(
+    svc: Services,
+    input: &std::path::Path,
+    create_users: bool,
+    shift_to_now: bool,
+) -> Result<(), Failure> {
+    use crate::flow::history::{import_log, last_time};
+    let open = || {
+        std::fs::File::open(input)
+            .map(std::io::BufReader::new)
+            .map_err(|e| Failure::usage(format!("{}: {e}", input.display())))
+    };
+    let now = svc.clock.now();
+    let shift = if shift_to_now {
+        last_time(open()?).map_or(0, |t| now.micros() - t.micros())
+    } else {
+        0
+    };
+    let n = import_log(&svc, &cli_actor(), now, open()?, create_users, shift).await?;
+    println!(
+        "imported {} sign-ins and {} failed attempts ({} users created); left out: {} takeovers, {} rows of unknown users, {} malformed rows",
+        n.signins, n.failures, n.users_created, n.takeovers_left_out, n.unknown_users_left_out, n.malformed
     );
     Ok(())
 }
@@ -1377,7 +1420,9 @@ fn risk(c: RiskCommand, settings: &Settings) -> Result<(), Failure> {
                 .and_then(|()| w.flush())
                 .map_err(|e| Failure::op(format!("{}: {e}", out.display())))
         }
-        RiskCommand::Export { .. } => Err(Failure::usage("export needs the database")),
+        RiskCommand::Export { .. } | RiskCommand::Import { .. } => {
+            Err(Failure::usage("this command needs the database"))
+        }
     }
 }
 

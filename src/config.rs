@@ -176,6 +176,9 @@ pub struct Settings {
     pub risk_threshold_medium: u8,
     pub risk_threshold_high: u8,
     pub risk_travel_speed_kmh: u32,
+    /// Every this many days retraining fits a candidate model on the labelled sign-in log and
+    /// puts it in shadow for a person to promote (`flow::models`); 0: never.
+    pub risk_retrain_days: u32,
     /// Raw client IPs are cleared after this many days (0 keeps them); see README "Audit log".
     pub ip_retention_days: u32,
     /// Days the access-token issuance log keeps a line after its token expired; 0: forever.
@@ -223,6 +226,7 @@ pub const KEYS: &[&str] = &[
     "risk_threshold_medium",
     "risk_threshold_high",
     "risk_travel_speed_kmh",
+    "risk_retrain_days",
     "ip_retention_days",
     "token_log_retention_days",
     "refresh_reuse_interval_secs",
@@ -438,6 +442,8 @@ impl Settings {
             ));
         }
         let risk_travel_speed_kmh = number(take("risk_travel_speed_kmh"), 900, 100, 5000)?;
+        // The quarterly retraining people are told to do; up to ten years, 0 turns it off.
+        let risk_retrain_days = number(take("risk_retrain_days"), 90u32, 0, 3650)?;
         // Up to ten years; 0 means keep raw IPs forever (no purge runs).
         let ip_retention_days = number(take("ip_retention_days"), 30u32, 0, 3650)?;
         let token_log_retention_days = number(take("token_log_retention_days"), 90u32, 0, 3650)?;
@@ -453,6 +459,7 @@ impl Settings {
             risk_threshold_medium,
             risk_threshold_high,
             risk_travel_speed_kmh,
+            risk_retrain_days,
             ip_retention_days,
             token_log_retention_days,
             bind,

@@ -1794,6 +1794,7 @@ fn render_settings(s: &vigil::config::Settings) -> String {
         ("risk_threshold_medium", s.risk_threshold_medium.to_string()),
         ("risk_threshold_high", s.risk_threshold_high.to_string()),
         ("risk_travel_speed_kmh", s.risk_travel_speed_kmh.to_string()),
+        ("risk_retrain_days", s.risk_retrain_days.to_string()),
         ("ip_retention_days", s.ip_retention_days.to_string()),
         (
             "token_log_retention_days",

@@ -155,6 +155,7 @@ fn log_signin_row(
             model: verdict.map(|v| v.assessment.model.clone()),
             geoip_build: verdict.and_then(|v| v.geoip_build),
             candidate_decision: verdict.and_then(|v| v.candidate.map(|d| d.as_str().to_owned())),
+            shadow: verdict.and_then(|v| v.shadow.as_ref().map(|s| json(s))),
         },
     )?;
     enqueue_for_review(conn, now, &id, user_id, outcome, verdict)
@@ -229,7 +230,7 @@ fn enqueue_for_review(
     }
 }
 
-mod erased {
+pub(super) mod erased {
     /// Serialise anything for a TEXT column without caring about its type at the call site.
     pub trait Json {
         fn json(&self) -> String;

@@ -21,10 +21,12 @@ pub mod consents;
 pub mod containment;
 pub mod enforce;
 pub mod factors;
+pub mod history;
 pub mod housekeeping;
 pub mod keys;
 pub mod login;
 pub mod mfa;
+pub mod models;
 pub mod passkeys;
 pub mod policy;
 pub mod provision;
@@ -83,6 +85,10 @@ pub enum FlowError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Something on vigil's side failed outside the database (a temporary file, a worker
+    /// thread): the server's error, never shown in detail.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl StartError {

@@ -480,6 +480,118 @@ pub async fn backtest(
     Ok(b)
 }
 
+/// How the live and the shadow model decided the same sign-ins over the last `days`, and what
+/// each would have done to the sign-ins vigil has evidence about (`risk::export`'s labels).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShadowComparison {
+    pub days: i64,
+    /// Sign-ins both models scored.
+    pub compared: u64,
+    pub live: Decisions,
+    pub shadow: Decisions,
+    /// Decided differently by the shadow model: in all, more strictly, less strictly.
+    pub changed: u64,
+    pub stricter: u64,
+    pub laxer: u64,
+    /// Judged attacks (an admin's verdict, a user's report) and how many each would have stopped.
+    pub attacks: u64,
+    pub attacks_stopped_live: u64,
+    pub attacks_stopped_shadow: u64,
+    /// Verified sign-ins and how many each would have challenged (stepped up or blocked).
+    pub legitimate: u64,
+    pub legitimate_challenged_live: u64,
+    pub legitimate_challenged_shadow: u64,
+    pub mean_score_live: f64,
+    pub mean_score_shadow: f64,
+    /// The shadow versions seen in the window.
+    pub models: Vec<String>,
+}
+
+fn strictness(d: &str) -> u8 {
+    match d {
+        "allow" => 0,
+        "step_up" => 1,
+        _ => 2,
+    }
+}
+
+/// Compare what the live model decided with what the shadow model logged beside it.
+pub async fn shadow_comparison(
+    svc: &Services,
+    now: Timestamp,
+    days: i64,
+) -> Result<ShadowComparison, FlowError> {
+    use crate::risk::export::{label, Label};
+    let since = now.micros() - days * DAY;
+    let verdicts = svc.db.run(move |c| stats::verdicts(c, since)).await?;
+    let mut judged: HashMap<String, Vec<String>> = HashMap::new();
+    for (id, status) in verdicts {
+        judged.entry(id).or_default().push(status);
+    }
+    let mut c = ShadowComparison {
+        days,
+        ..ShadowComparison::default()
+    };
+    let (mut live_sum, mut shadow_sum) = (0u64, 0u64);
+    const OUTCOMES: &[&str] = &["success", "step_up_required", "blocked"];
+    for_each_scored(svc, since, OUTCOMES, |r| {
+        let Some(s) = r
+            .shadow
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<super::risk::ShadowVerdict>(j).ok())
+        else {
+            return;
+        };
+        let Some(live) = r.decision.as_deref() else {
+            return;
+        };
+        c.compared += 1;
+        c.live.add(live);
+        c.shadow.add(&s.decision);
+        live_sum += r
+            .assessment
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Assessment>(j).ok())
+            .map_or(0, |a| u64::from(a.score));
+        shadow_sum += u64::from(s.score);
+        let (l, sh) = (strictness(live), strictness(&s.decision));
+        if l != sh {
+            c.changed += 1;
+            if sh > l {
+                c.stricter += 1;
+            } else {
+                c.laxer += 1;
+            }
+        }
+        let v: Vec<&str> = judged
+            .get(&r.id)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        match label(&r.outcome, &v) {
+            Some(Label::Attack) => {
+                c.attacks += 1;
+                c.attacks_stopped_live += u64::from(l > 0);
+                c.attacks_stopped_shadow += u64::from(sh > 0);
+            }
+            Some(Label::Legitimate) => {
+                c.legitimate += 1;
+                c.legitimate_challenged_live += u64::from(l > 0);
+                c.legitimate_challenged_shadow += u64::from(sh > 0);
+            }
+            _ => {}
+        }
+        if !c.models.contains(&s.model) {
+            c.models.push(s.model);
+        }
+    })
+    .await?;
+    if c.compared > 0 {
+        c.mean_score_live = live_sum as f64 / c.compared as f64;
+        c.mean_score_shadow = shadow_sum as f64 / c.compared as f64;
+    }
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,7 +646,7 @@ pub struct Exported {
 pub async fn export_labelled(
     svc: &Services,
     since: i64,
-    out: &mut dyn std::io::Write,
+    out: &mut (dyn std::io::Write + Send),
 ) -> Result<Exported, FlowError> {
     use crate::risk::export::{header, label, row, Label};
     let verdicts = svc.db.run(move |c| stats::verdicts(c, since)).await?;

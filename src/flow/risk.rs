@@ -225,10 +225,24 @@ pub struct Verdict {
     pub assessment: Assessment,
     pub decision: Decision,
     pub candidate: Option<Decision>,
+    /// What the shadow model would have said, if one is set.
+    #[serde(default)]
+    pub shadow: Option<ShadowVerdict>,
     pub geoip_build: Option<i64>,
     /// The second factors the user could be asked for when this was decided.
     #[serde(default)]
     pub available: AvailableFactors,
+}
+
+/// The shadow model's opinion of a sign-in (`signins.shadow`, JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowVerdict {
+    /// `model_version` of the shadow configuration as scored (thresholds applied).
+    pub model: String,
+    pub score: u8,
+    pub level: String,
+    /// `allow`, `step_up` or `block`.
+    pub decision: String,
 }
 
 impl Verdict {
@@ -333,7 +347,7 @@ pub async fn evaluate(
     let features = observe(svc, now, ctx, account, Some(user_id), own_attempt).await?;
     let (uid, cid) = (user_id.to_owned(), client_id.map(str::to_owned));
     let global = svc.risk.global.snapshot(&svc.db, now).await?;
-    let (profile, enrolled, saved, client_thresholds) = svc
+    let (profile, enrolled, saved, models, client_thresholds) = svc
         .db
         .run(move |c| {
             let p = load_profile(c, &uid)?;
@@ -345,13 +359,14 @@ pub async fn evaluate(
                 p,
                 factors::enrolled(c, &uid)?,
                 super::policy::stored(c)?,
+                super::models::stored(c)?,
                 client,
             ))
         })
         .await?;
     let engine = &svc.risk;
     let policy = saved.unwrap_or_else(|| super::policy::configured(engine));
-    let cfg = policy.config(&engine.cfg, client_thresholds);
+    let cfg = policy.config(&models.live_config(engine), client_thresholds);
     let assessment = assess(&features, &profile, &global, &cfg);
     let available = AvailableFactors {
         webauthn: enrolled.webauthn && svc.passkeys.is_some(),
@@ -362,11 +377,30 @@ pub async fn evaluate(
     let candidate = policy
         .candidate
         .map(|c| super::policy::decide_with(&assessment, c.medium, c.high, &c.actions, available));
+    // The shadow model sees exactly what the live one saw, under the same policy; what it says
+    // is logged and never acted on.
+    let shadow = models.shadow.map(|m| {
+        let a = assess(
+            &features,
+            &profile,
+            &global,
+            &policy.config(&m.config, client_thresholds),
+        );
+        ShadowVerdict {
+            decision: decide(&a, &policy.actions, available, None)
+                .as_str()
+                .to_owned(),
+            model: a.model,
+            score: a.score,
+            level: level_name(a.level).to_owned(),
+        }
+    });
     Ok(Verdict {
         features,
         assessment,
         decision,
         candidate,
+        shadow,
         geoip_build: engine.geoip_build,
         available,
     })

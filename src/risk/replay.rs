@@ -750,6 +750,31 @@ impl Failures {
     }
 }
 
+/// What the log says about a row, as the server would have observed it (`ua` and `device`
+/// from `device::observe` of its User-Agent); no failure counts. Region and city become one
+/// value, `region/city`, so two cities of one name stay apart.
+pub fn row_features(r: &Row, ua: super::UaInfo, device: super::Device) -> SignInFeatures {
+    let city = match (&r.region, &r.city) {
+        (None, None) => None,
+        (reg, city) => Some(format!(
+            "{}/{}",
+            reg.as_deref().unwrap_or("-"),
+            city.as_deref().unwrap_or("-")
+        )),
+    };
+    let mut f = SignInFeatures::at(r.at);
+    f.ip = r.ip;
+    f.geo = Geo {
+        country: r.country.clone(),
+        city,
+        asn: r.asn,
+        ..Geo::default()
+    };
+    f.ua = ua;
+    f.device = device;
+    f
+}
+
 struct Engine<'a> {
     cfg: &'a RiskConfig,
     policy: &'a Policy,
@@ -774,24 +799,7 @@ impl Engine<'_> {
             .entry(r.user_agent.clone())
             .or_insert_with(|| device::observe(&r.user_agent, None, None, None))
             .clone();
-        let city = match (&r.region, &r.city) {
-            (None, None) => None,
-            (reg, city) => Some(format!(
-                "{}/{}",
-                reg.as_deref().unwrap_or("-"),
-                city.as_deref().unwrap_or("-")
-            )),
-        };
-        let mut f = SignInFeatures::at(r.at);
-        f.ip = r.ip;
-        f.geo = Geo {
-            country: r.country.clone(),
-            city,
-            asn: r.asn,
-            ..Geo::default()
-        };
-        f.ua = ua;
-        f.device = device;
+        let mut f = row_features(r, ua, device);
         // An attempt on `user` (the victim for injected attacks) from the row's IP.
         f.failures = self.failures.counts(&r.user, r.ip, r.at.0);
         f

@@ -283,6 +283,7 @@ diesel::table! {
         model -> Nullable<Text>,
         geoip_build -> Nullable<BigInt>,
         candidate_decision -> Nullable<Text>,
+        shadow -> Nullable<Text>,
     }
 }
 

@@ -34,6 +34,8 @@ pub struct SigninRow {
     pub geoip_build: Option<i64>,
     /// What a report-only candidate policy would have decided.
     pub candidate_decision: Option<String>,
+    /// What the shadow model would have said (JSON `flow::risk::ShadowVerdict`), if one was set.
+    pub shadow: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, row: &SigninRow) -> StoreResult<()> {

@@ -119,6 +119,8 @@ pub struct Scored {
     pub assessment: Option<String>,
     /// The raw User-Agent (the labelled export replays it).
     pub user_agent: Option<String>,
+    /// The shadow model's opinion (JSON), if one was set.
+    pub shadow: Option<String>,
 }
 
 /// Scored sign-ins with one of `outcomes` at or after `since`, oldest first, at most `limit`,
@@ -161,6 +163,7 @@ pub fn scored_page(
             signins::features,
             signins::assessment,
             signins::user_agent,
+            signins::shadow,
         ))
         .load(conn)?)
 }

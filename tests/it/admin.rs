@@ -102,6 +102,9 @@ pub const ACTIONS: &[&str] = &[
     "/admin/review",
     "/admin/policy",
     "/admin/policy/denylist/reload",
+    "/admin/policy/model/shadow",
+    "/admin/policy/model/shadow/clear",
+    "/admin/policy/model/promote",
     "/admin/keys/rotate",
 ];
 
@@ -573,6 +576,7 @@ async fn dashboard_aggregates_exactly(b: Backend) {
             model: None,
             geoip_build: None,
             candidate_decision: None,
+            shadow: None,
         }
     };
     let rows = vec![

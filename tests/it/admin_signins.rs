@@ -344,6 +344,7 @@ async fn log_pages_with_a_cursor(b: Backend) {
             model: Some("m".into()),
             geoip_build: None,
             candidate_decision: None,
+            shadow: None,
         })
         .collect();
     app.svc

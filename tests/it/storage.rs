@@ -25,9 +25,10 @@ fn migrations_go_up_down_up(b: Backend) {
     assert!(store::migrate(&mut c).unwrap() >= 1);
 }
 
-/// How many migrations came after `console_roles` (`scim`, `access_usage`, `access_reviews`):
+/// How many migrations came after `console_roles` (`scim`, `access_usage`, `access_reviews`,
+/// `shadow_model`):
 /// reverted first to get back to it.
-const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 3;
+const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 4;
 
 /// Upgrading a deployment whose admins had the old flag: they hold the console's `admin`
 /// role afterwards (and only they do), and going back restores the flag.

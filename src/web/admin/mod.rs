@@ -176,6 +176,10 @@ pub fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "demoted" => "The user is no longer an administrator.",
         "rotated" => "Done.",
         "verdict" => "Verdict recorded.",
+        "shadow_set" => {
+            "The model is in shadow: every sign-in is scored by it too, and only logged."
+        }
+        "shadow_cleared" => "The shadow model was removed.",
         _ => return None,
     })
 }

@@ -1,6 +1,7 @@
 //! `/admin/policy`: thresholds, the action per level, impossible-travel speed, the deny list,
-//! and a report-only candidate with a backtest against the stored sign-ins. Saving the policy
-//! and reloading the deny list are sensitive actions.
+//! a report-only candidate with a backtest against the stored sign-ins, and the risk model:
+//! the live one, a shadow model scored beside it, and its promotion through the gate
+//! (`flow::models`). Every change here is a sensitive action.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::{gate, notice_text, Admin, CsrfForm};
+use crate::flow::models::{self, Judgement};
 use crate::flow::policy::{self, Candidate, RuntimePolicy};
 use crate::flow::{reports, FlowError};
 use crate::risk::{Action, Policy};
@@ -17,6 +19,8 @@ use crate::web::{see_other, AppState};
 const HERE: &str = "/admin/policy";
 /// Days of sign-ins the backtest replays.
 const BACKTEST_DAYS: i64 = 7;
+/// Days of sign-ins the shadow comparison covers.
+const SHADOW_DAYS: i64 = 30;
 
 #[derive(Deserialize)]
 pub struct NoticeQuery {
@@ -144,6 +148,7 @@ fn policy_json(p: &Policy) -> serde_json::Value {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn page(
     state: &AppState,
     req: &HttpRequest,
@@ -152,9 +157,33 @@ async fn page(
     shown: RuntimePolicy,
     error: Option<&str>,
     notice: Option<&str>,
+    judgement: Option<&Judgement>,
 ) -> Result<HttpResponse, WebError> {
     let now = state.now();
     let in_force = policy::current(&state.svc).await?;
+    let stored = models::current(&state.svc).await?;
+    let shadow_cmp = reports::shadow_comparison(&state.svc, now, SHADOW_DAYS).await?;
+    let version =
+        |cfg: &crate::risk::RiskConfig| crate::risk::model_version(&in_force.config(cfg, None));
+    let described = |m: Option<&models::NamedModel>| {
+        m.map(|m| {
+            serde_json::json!({
+                "name": m.name,
+                "version": version(&m.config),
+                "since": crate::clock::Timestamp(m.since).display(),
+                "by": m.by,
+            })
+        })
+    };
+    let live_model_json = described(stored.live.as_ref()).unwrap_or_else(|| {
+        serde_json::json!({
+            "name": crate::risk::MODEL_CODE_VERSION,
+            "version": version(&stored.live_config(&state.svc.risk)),
+            "since": null,
+            "by": null,
+        })
+    });
+    let shadow_model_json = described(stored.shadow.as_ref());
     let backtest = reports::backtest(&state.svc, now, BACKTEST_DAYS, &in_force).await?;
     let (deny_path, deny_len) = state.svc.risk.denylist_status();
     let mut ctx = Context::new();
@@ -194,6 +223,34 @@ async fn page(
         }),
     );
     ctx.insert("backtest", &backtest);
+    ctx.insert("live_model", &live_model_json);
+    ctx.insert("shadow_model", &shadow_model_json);
+    ctx.insert("shadow_cmp", &shadow_cmp);
+    ctx.insert(
+        "versions",
+        &crate::risk::config::VERSIONS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>(),
+    );
+    ctx.insert("gate_days", &gate_days(state));
+    if let Some(j) = judgement {
+        ctx.insert(
+            "judgement",
+            &serde_json::json!({
+                "ship": j.ship,
+                "live": j.live,
+                "shadow": j.shadow,
+                "log": j.exported,
+                "checks": j.checks.iter().map(|c| serde_json::json!({
+                    "what": c.what,
+                    "previous": c.previous.map(|x| format!("{x:.4}")),
+                    "candidate": c.candidate.map(|x| format!("{x:.4}")),
+                    "pass": c.pass,
+                })).collect::<Vec<_>>(),
+            }),
+        );
+    }
     ctx.insert("candidate_in_force", &in_force.candidate.is_some());
     if let Some(e) = error {
         ctx.insert("error", e);
@@ -220,7 +277,17 @@ pub async fn show(
     let admin = or_respond!(gate(&state, &req, HERE).await?);
     let current = policy::current(&state.svc).await?;
     let notice = notice_text(q.notice.as_deref());
-    page(&state, &req, &admin, StatusCode::OK, current, None, notice).await
+    page(
+        &state,
+        &req,
+        &admin,
+        StatusCode::OK,
+        current,
+        None,
+        notice,
+        None,
+    )
+    .await
 }
 
 pub async fn save(
@@ -244,6 +311,7 @@ pub async fn save(
                 StatusCode::BAD_REQUEST,
                 current,
                 Some(&msg),
+                None,
                 None,
             )
             .await
@@ -272,10 +340,129 @@ pub async fn reload_denylist(
                 current,
                 Some(&msg),
                 None,
+                None,
             )
             .await
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Days of labelled sign-ins the promotion gate judges on: the retraining period (90 by
+/// default), or 90 when retraining is off.
+fn gate_days(state: &AppState) -> u32 {
+    match state.svc.settings.risk_retrain_days {
+        0 => 90,
+        d => d,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ShadowForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub name: String,
+    /// A version name or the JSON `vigil risk fit` prints.
+    #[serde(default)]
+    pub config: String,
+}
+
+async fn model_error(
+    state: &AppState,
+    req: &HttpRequest,
+    admin: &Admin,
+    e: FlowError,
+) -> Result<HttpResponse, WebError> {
+    let (status, msg) = super::readable(e)?;
+    let current = policy::current(&state.svc).await?;
+    page(state, req, admin, status, current, Some(&msg), None, None).await
+}
+
+/// Put a model in shadow: scored beside the live one on every sign-in from now on.
+pub async fn set_shadow(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ShadowForm>,
+) -> Result<HttpResponse, WebError> {
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let result = match models::parse_config(&form.config) {
+        Ok((version, cfg)) => {
+            let name = match (form.name.trim(), version) {
+                ("", Some(v)) => v,
+                (n, _) => n,
+            };
+            models::set_shadow(
+                &state.svc,
+                &admin.actor,
+                &admin.user.username,
+                state.now(),
+                name,
+                cfg,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(see_other("/admin/policy?notice=shadow_set#model")),
+        Err(e) => model_error(&state, &req, &admin, e).await,
+    }
+}
+
+pub async fn clear_shadow(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
+    state.csrf.verify(&req, &form.csrf_token)?;
+    match models::clear_shadow(&state.svc, &admin.actor, state.now()).await {
+        Ok(()) => Ok(see_other("/admin/policy?notice=shadow_cleared#model")),
+        Err(e) => model_error(&state, &req, &admin, e).await,
+    }
+}
+
+/// Run the gate on vigil's own labelled log and promote the shadow model if it passes; the
+/// page shows every check either way.
+pub async fn promote(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let days = gate_days(&state);
+    match models::promote(
+        &state.svc,
+        &admin.actor,
+        &admin.user.username,
+        state.now(),
+        days,
+    )
+    .await
+    {
+        Ok(j) => {
+            let current = policy::current(&state.svc).await?;
+            let notice = if j.ship {
+                "The shadow model passed the gate and is now live on every node."
+            } else {
+                "The shadow model did not pass the gate; the live model is unchanged."
+            };
+            page(
+                &state,
+                &req,
+                &admin,
+                StatusCode::OK,
+                current,
+                None,
+                Some(notice),
+                Some(&j),
+            )
+            .await
+        }
+        Err(e) => model_error(&state, &req, &admin, e).await,
     }
 }
 
@@ -285,5 +472,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/policy/denylist/reload",
             web::post().to(reload_denylist),
-        );
+        )
+        .route("/admin/policy/model/shadow", web::post().to(set_shadow))
+        .route(
+            "/admin/policy/model/shadow/clear",
+            web::post().to(clear_shadow),
+        )
+        .route("/admin/policy/model/promote", web::post().to(promote));
 }

@@ -1,0 +1,1 @@
+ALTER TABLE signins DROP COLUMN shadow;
