@@ -478,3 +478,52 @@ on_both_backends!(
     retraining_proposes_a_fitted_candidate,
     super::retraining_proposes_a_fitted_candidate
 );
+
+/// Two admins promote the same shadow model at once: it goes live once, and the other
+/// promotion is refused with a readable reason instead of promoting twice or a 500.
+async fn racing_promotions_promote_once(b: Backend) {
+    use vigil::flow::accounts::Actor;
+    use vigil::flow::models::{current, promote, set_shadow};
+    let app = spawn_app(b).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import_history(&app, dir.path());
+    live_model_is_hier_1(&app).await;
+    let (svc, now) = (&app.svc, app.svc.clock.now());
+    let cfg = vigil::risk::config::preset("freeman-hier-2").unwrap();
+    set_shadow(svc, &Actor::new("a"), "a", now, "freeman-hier-2", cfg)
+        .await
+        .unwrap();
+    let (first, second) = (Actor::new("a"), Actor::new("b"));
+    let (a, b2) = tokio::join!(
+        promote(svc, &first, "a", now, 90),
+        promote(svc, &second, "b", now, 90)
+    );
+    let shipped = [&a, &b2]
+        .iter()
+        .filter(|r| matches!(r, Ok(j) if j.ship))
+        .count();
+    let refused = [&a, &b2]
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Err(vigil::flow::FlowError::Conflict(_) | vigil::flow::FlowError::Invalid(_))
+            )
+        })
+        .count();
+    assert_eq!((shipped, refused), (1, 1), "{a:?} {b2:?}");
+    assert_eq!(
+        crate::admin_users::audited(&app, "model.promoted")
+            .await
+            .len(),
+        1
+    );
+    let m = current(svc).await.unwrap();
+    assert_eq!(m.live.unwrap().name, "freeman-hier-2");
+    assert!(m.shadow.is_none());
+}
+
+on_both_backends!(
+    racing_promotions_promote_once,
+    super::racing_promotions_promote_once
+);
