@@ -515,14 +515,16 @@ fn strictness(d: &str) -> u8 {
     }
 }
 
-/// Compare what the live model decided with what the shadow model logged beside it.
+/// Compare what the live model decided with what the shadow model logged beside it, over the
+/// last `days` but not before `not_before` (µs: when the current shadow model was set).
 pub async fn shadow_comparison(
     svc: &Services,
     now: Timestamp,
     days: i64,
+    not_before: i64,
 ) -> Result<ShadowComparison, FlowError> {
     use crate::risk::export::{label, Label};
-    let since = now.micros() - days * DAY;
+    let since = (now.micros() - days * DAY).max(not_before);
     let verdicts = svc.db.run(move |c| stats::verdicts(c, since)).await?;
     let mut judged: HashMap<String, Vec<String>> = HashMap::new();
     for (id, status) in verdicts {

@@ -10,7 +10,7 @@ use super::{ScimError, SCHEMA_GROUP, SCHEMA_USER};
 use crate::store::directory::{Criterion, GroupField, Op, Operand, UserField};
 
 /// The most characters a filter may have.
-const MAX_LEN: usize = 4096;
+pub const MAX_LEN: usize = 4096;
 
 /// What a field holds, to type its operand.
 #[derive(Clone, Copy, PartialEq, Eq)]

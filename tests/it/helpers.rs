@@ -149,6 +149,9 @@ pub fn behind_proxy(
         );
     }
     let http = reqwest::Client::builder()
+        // Below the server's 5 s keep-alive: a connection left idle while a test ran the CLI
+        // would otherwise be reused just as the server closes it (IncompleteMessage).
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .cookie_store(true)
         .redirect(Policy::none())
         .local_address(from)
@@ -211,6 +214,7 @@ fn start(
 /// A browser-like client: cookie jar, no automatic redirects, `localhost` pinned to 127.0.0.1.
 pub fn client(port: u16) -> reqwest::Client {
     reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .cookie_store(true)
         .redirect(Policy::none())
         .resolve(

@@ -162,7 +162,11 @@ async fn page(
     let now = state.now();
     let in_force = policy::current(&state.svc).await?;
     let stored = models::current(&state.svc).await?;
-    let shadow_cmp = reports::shadow_comparison(&state.svc, now, SHADOW_DAYS).await?;
+    // Only the current shadow model's sign-ins: since it was set, at most SHADOW_DAYS back.
+    let shadow_cmp = match &stored.shadow {
+        Some(m) => reports::shadow_comparison(&state.svc, now, SHADOW_DAYS, m.since).await?,
+        None => reports::ShadowComparison::default(),
+    };
     let version =
         |cfg: &crate::risk::RiskConfig| crate::risk::model_version(&in_force.config(cfg, None));
     let described = |m: Option<&models::NamedModel>| {
