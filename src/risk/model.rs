@@ -1,4 +1,4 @@
-//! The scoring model ("freeman-hier-2"; the versions are in `config::VERSIONS`): `assess` and
+//! The scoring model ("freeman-hier-3"; the versions are in `config::VERSIONS`): `assess` and
 //! the `Assessment` it returns. The state it
 //! reads is in `state.rs`, its numbers in `config.rs`. Pure: no I/O, no clock, and `assess`
 //! takes everything by `&` — only `learn` and `mark_attack` (in `state.rs`) change state.
@@ -20,9 +20,10 @@
 //! term is exactly 0 — a new user is not an attacker for being new. The sum over a chain is the
 //! Freeman LLR of the finest value; with α non-decreasing down the chain (enforced) it is
 //! largest for a never-seen top value, so switching to a never-seen country never lowers the
-//! score. Familiarity is capped (`floors.levels`, −1 nat per level since freeman-hier-2;
-//! freeman-hier-1 floored each chain's sum instead, which let a familiar country, ISP and
-//! city swallow a new network), each level has a weight (`weights.levels`, what `vigil risk
+//! score. Familiarity is capped (`floors.levels`: −1 nat per level in freeman-hier-2, −3 for
+//! the ISP and city and none for the /24 since freeman-hier-3; freeman-hier-1 floored each
+//! chain's sum instead, which let a familiar country, ISP and city swallow a new network), each
+//! level has a weight (`weights.levels`, what `vigil risk
 //! fit` fits), and a chain is bounded by what a never-seen top value would add, so caps and
 //! weights cannot make partial novelty outscore total novelty.
 //!
@@ -635,7 +636,8 @@ mod tests {
         // Same country, ASN and city, another /24: what a very targeted attacker looks like.
         let mut new_net = feat(0, 0, later);
         new_net.ip = Some(IpAddr::from([192, 0, 9, 10]));
-        let cfg = RiskConfig::default();
+        // freeman-hier-2: each level's familiarity is capped at 1 nat.
+        let cfg = RiskConfig::v2();
         let (a, h) = (assess(&new_net, &p, &g, &cfg), assess(&home, &p, &g, &cfg));
         let levels = a
             .contributions
@@ -649,6 +651,11 @@ mod tests {
         let v1 = RiskConfig::v1();
         let (a1, h1) = (assess(&new_net, &p, &g, &v1), assess(&home, &p, &g, &v1));
         assert!((a1.raw - h1.raw).abs() < 1e-9, "{a1:#?}");
+        // freeman-hier-3: the familiar /24 earns more than 1 nat, so the new one stands further
+        // above home.
+        let v3 = RiskConfig::v3();
+        let (a3, h3) = (assess(&new_net, &p, &g, &v3), assess(&home, &p, &g, &v3));
+        assert!(a3.raw - h3.raw > a.raw - h.raw, "{a3:#?} {h3:#?}");
     }
 
     #[test]
@@ -843,6 +850,7 @@ mod tests {
             preset(crate::risk::MODEL_CODE_VERSION),
             Some(RiskConfig::default())
         );
+        assert_eq!(previous_version("freeman-hier-3"), Some("freeman-hier-2"));
         assert_eq!(previous_version("freeman-hier-2"), Some("freeman-hier-1"));
         assert_eq!(previous_version("freeman-hier-1"), None);
         assert_eq!(preset("no-such-version"), None);
