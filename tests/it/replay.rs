@@ -291,7 +291,9 @@ fn the_shipped_version_beats_the_previous_one() {
         v["candidate"]["model_name"],
         vigil::risk::MODEL_CODE_VERSION
     );
-    assert_eq!(v["previous"]["model_name"], "freeman-hier-1");
+    let previous =
+        vigil::risk::config::previous_version(vigil::risk::MODEL_CODE_VERSION).unwrap();
+    assert_eq!(v["previous"]["model_name"], previous);
     // The baseline now has a policy and fairness of its own.
     assert!(v["candidate"]["baseline"]["policy"]["legit_step_up_rate"].is_number());
     assert!(v["candidate"]["baseline"]["fairness"]["groups"].is_object());
@@ -303,7 +305,7 @@ fn the_shipped_version_beats_the_previous_one() {
         "--input",
         log.to_str().unwrap(),
         "--candidate",
-        "freeman-hier-1",
+        previous,
         "--previous",
         vigil::risk::MODEL_CODE_VERSION,
     ]);
