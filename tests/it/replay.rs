@@ -291,8 +291,7 @@ fn the_shipped_version_beats_the_previous_one() {
         v["candidate"]["model_name"],
         vigil::risk::MODEL_CODE_VERSION
     );
-    let previous =
-        vigil::risk::config::previous_version(vigil::risk::MODEL_CODE_VERSION).unwrap();
+    let previous = vigil::risk::config::previous_version(vigil::risk::MODEL_CODE_VERSION).unwrap();
     assert_eq!(v["previous"]["model_name"], previous);
     // The baseline now has a policy and fairness of its own.
     assert!(v["candidate"]["baseline"]["policy"]["legit_step_up_rate"].is_number());
