@@ -149,7 +149,11 @@ async fn stop_signal() {
 
 /// Listen first, then start: a node whose database is down at start-up does not exit but
 /// answers probes (live, not ready) until it can connect and migrate (`app::start_when_ready`).
-async fn serve(settings: Settings, demo: bool) -> Result<(), Failure> {
+async fn serve(mut settings: Settings, demo: bool) -> Result<(), Failure> {
+    // The demo shows the mail it would send in its log unless told where to send it.
+    if demo && settings.mail.transport == crate::config::MailTransport::Off {
+        settings.mail.transport = crate::config::MailTransport::Log;
+    }
     let bind = settings.bind;
     let issuer = settings.issuer.as_str().to_owned();
     let listener = TcpListener::bind(bind)
@@ -186,6 +190,7 @@ async fn serve(settings: Settings, demo: bool) -> Result<(), Failure> {
     }
     spawn_ip_retention(&svc);
     spawn_housekeeping(&svc);
+    crate::flow::mail::spawn_sender(&svc);
     let token_log = svc.token_log.clone();
     let drain = std::time::Duration::from_secs(svc.settings.shutdown_drain_secs);
     let draining = state.draining.clone();
@@ -1048,6 +1053,14 @@ fn spawn_housekeeping(svc: &Services) {
                 Ok(n) => tracing::info!(campaigns = n, "access reviews closed at their deadline"),
                 Err(e) => {
                     tracing::warn!(error = %e, "closing overdue access reviews failed; retrying in an hour")
+                }
+            }
+            // Sent mail and expired links hold addresses: gone after a week.
+            match svc.db.run(move |c| crate::flow::mail::purge(c, now)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "old mail and expired links purged"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "purging old mail failed; retrying in an hour")
                 }
             }
             // Quarterly (VIGIL_RISK_RETRAIN_DAYS) a fitted candidate model goes into shadow.

@@ -197,6 +197,69 @@ pub struct Settings {
     /// A second listener for the operator's endpoints only (`/metrics`, `/healthz`, `/readyz`),
     /// e.g. on an internal network: with it, `/metrics` is not served on `bind` at all.
     pub metrics_bind: Option<SocketAddr>,
+    /// Where e-mail goes (`smtp_url`): off (unset), the log, or an SMTP server.
+    pub mail: MailSettings,
+}
+
+/// Outgoing e-mail (README "E-mail").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    /// The `From:` address (`mail_from`); default `vigil@` and the issuer's host.
+    pub from: String,
+}
+
+/// `smtp_url`: unset, `log`, or `smtp://` / `smtps://` with optional credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// No e-mail: the features that need it say so.
+    Off,
+    /// Each message is written to the log instead of sent (the demo's default).
+    Log,
+    /// An SMTP server, as lettre's connection URL (`smtp://user:pass@host:587?tls=required`,
+    /// `smtps://host`).
+    Smtp(String),
+}
+
+impl std::fmt::Debug for MailTransport {
+    /// Never the credentials: settings are logged and printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailTransport::Off => f.write_str("Off"),
+            MailTransport::Log => f.write_str("Log"),
+            MailTransport::Smtp(u) => {
+                let shown = url::Url::parse(u)
+                    .map(|mut v| {
+                        if !v.username().is_empty() || v.password().is_some() {
+                            let _ = v.set_username("…");
+                            let _ = v.set_password(None);
+                        }
+                        v.to_string()
+                    })
+                    .unwrap_or_default();
+                write!(f, "Smtp({shown:?})")
+            }
+        }
+    }
+}
+
+impl MailTransport {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        match s {
+            "" => Ok(MailTransport::Off),
+            "log" => Ok(MailTransport::Log),
+            _ => {
+                let u = url::Url::parse(s)
+                    .map_err(|_| "use `log`, or smtp://host[:port] or smtps://host[:port] (credentials as user:password@)".to_owned())?;
+                if !matches!(u.scheme(), "smtp" | "smtps") || u.host_str().is_none_or(str::is_empty)
+                {
+                    return Err("use `log`, or smtp://host[:port] or smtps://host[:port]".into());
+                }
+                Ok(MailTransport::Smtp(s.to_owned()))
+            }
+        }
+    }
 }
 
 /// The keys vigil understands, in the order the README's table lists them.
@@ -234,6 +297,8 @@ pub const KEYS: &[&str] = &[
     "metrics_token",
     "metrics_token_file",
     "metrics_bind",
+    "smtp_url",
+    "mail_from",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -386,6 +451,27 @@ impl Settings {
             }
             (None, None) => None,
         };
+        let transport = match take("smtp_url") {
+            Some(r) => {
+                MailTransport::parse(&r.value).map_err(|p| ConfigError::new(r.source_name, p))?
+            }
+            None => MailTransport::Off,
+        };
+        let from = match take("mail_from") {
+            Some(r) if !r.value.trim().is_empty() => {
+                let v = r.value.trim().to_owned();
+                crate::domain::Email::parse(&v).map_err(|p| ConfigError::new(r.source_name, p))?;
+                v
+            }
+            _ => format!(
+                "vigil@{}",
+                url::Url::parse(issuer.as_str())
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_else(|| "localhost".into())
+            ),
+        };
+        let mail = MailSettings { transport, from };
         let master_key_file = match take("master_key_file") {
             Some(r) => Some(PathBuf::from(r.value)),
             None => None,
@@ -460,6 +546,7 @@ impl Settings {
             risk_threshold_high,
             risk_travel_speed_kmh,
             risk_retrain_days,
+            mail,
             ip_retention_days,
             token_log_retention_days,
             bind,

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod flow;
+pub mod mail;
 pub mod net;
 pub mod oidc;
 pub mod risk;

@@ -1828,6 +1828,12 @@ fn render_settings(s: &vigil::config::Settings) -> String {
     if let Some(q) = s.hash_queue {
         t.push(("hash_queue", q.to_string()));
     }
+    match &s.mail.transport {
+        vigil::config::MailTransport::Off => {}
+        vigil::config::MailTransport::Log => t.push(("smtp_url", toml_str("log"))),
+        vigil::config::MailTransport::Smtp(u) => t.push(("smtp_url", toml_str(u))),
+    }
+    t.push(("mail_from", toml_str(&s.mail.from)));
     t.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
 }
 

@@ -46,6 +46,10 @@ impl Actor {
             ip: Some(ip),
         }
     }
+    /// A signed-in person acting on their own account (recorded as an admin's action is).
+    pub fn user(user_id: impl Into<String>, ip: std::net::IpAddr) -> Self {
+        Actor::admin(user_id, ip)
+    }
     /// An audit event done by this actor: who and from where.
     pub fn event(&self, action: &'static str) -> AuditEvent {
         let e = AuditEvent::new(action).actor(self.id.clone());

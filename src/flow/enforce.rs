@@ -819,6 +819,7 @@ mod tests {
             must_change_password: false,
             risk_state: risk.into(),
             risk_state_at: Some(100),
+            email_verified: false,
         }
     }
 

@@ -19,12 +19,14 @@ pub mod campaigns;
 pub mod clients;
 pub mod consents;
 pub mod containment;
+pub mod email;
 pub mod enforce;
 pub mod factors;
 pub mod history;
 pub mod housekeeping;
 pub mod keys;
 pub mod login;
+pub mod mail;
 pub mod mfa;
 pub mod models;
 pub mod passkeys;
@@ -69,6 +71,8 @@ pub struct Services {
     pub revocations: Arc<revocations::RevocationCache>,
     /// The batched access-token issuance log.
     pub token_log: Arc<token_log::TokenLog>,
+    /// Outgoing e-mail: the channel and the templates (`flow::mail` queues and drains).
+    pub mailer: Arc<crate::mail::Mailer>,
 }
 
 /// Failures of a flow, for the web layer to map to a page or an OAuth error.
@@ -167,7 +171,9 @@ impl Services {
         let queue = settings.hash_queue.unwrap_or(32 * cores);
         let hasher = Hasher::new(settings.password, cores, queue)
             .map_err(|e| StartError::Other(e.to_string()))?;
+        let mailer = Arc::new(crate::mail::Mailer::new(&settings.mail).map_err(StartError::Other)?);
         Ok(Services {
+            mailer,
             settings: Arc::new(settings),
             revocations: Arc::new(revocations::RevocationCache::new()),
             token_log: token_log::TokenLog::new(db.clone()),

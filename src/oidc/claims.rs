@@ -81,8 +81,8 @@ pub fn user_claims(user: &User, scopes: &[String]) -> Map<String, Value> {
     }
     if has("email") {
         m.insert("email".into(), json!(user.email));
-        // vigil does not verify e-mail ownership; say so rather than guess.
-        m.insert("email_verified".into(), json!(false));
+        // True only once a link mailed to this address was opened (`flow::email`).
+        m.insert("email_verified".into(), json!(user.email_verified));
     }
     m
 }

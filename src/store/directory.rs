@@ -392,6 +392,9 @@ pub fn set_profile(conn: &mut DbConn, id: &str, p: &Profile, now: i64) -> StoreR
     let n = diesel::update(users::table.find(id))
         .set((
             users::username.eq(&p.username),
+            // A changed address is unverified until a link mailed to it is opened (the right
+            // side reads the row as it was).
+            users::email_verified.eq(users::email_verified.and(users::email.eq(p.email.clone()))),
             users::email.eq(&p.email),
             users::name.eq(&p.name),
             users::external_id.eq(&p.external_id),

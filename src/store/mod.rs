@@ -16,6 +16,7 @@ pub mod factors;
 pub mod flows;
 pub mod housekeeping;
 pub mod keys;
+pub mod mail;
 pub mod outage;
 pub mod retention;
 pub mod reviews;

@@ -18,6 +18,36 @@ diesel::table! {
         given_name -> Nullable<Text>,
         family_name -> Nullable<Text>,
         last_signin_at -> Nullable<BigInt>,
+        email_verified -> Bool,
+    }
+}
+
+diesel::table! {
+    email_links (digest) {
+        digest -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        email -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        kind -> Text,
+        to_addr -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        created_at -> BigInt,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+        failed_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
     }
 }
 
@@ -448,4 +478,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_usage,
     access_campaigns,
     access_review_items,
+    email_links,
+    mail_outbox,
 );

@@ -23,6 +23,8 @@ pub struct User {
     pub risk_state: String,
     /// When the account entered its risk state.
     pub risk_state_at: Option<i64>,
+    /// The address was confirmed through a link mailed to it (`flow::email`).
+    pub email_verified: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -271,6 +273,10 @@ pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
         webauthn_credentials,
     };
     diesel::delete(reviews::table.filter(reviews::user_id.eq(id))).execute(conn)?;
+    diesel::delete(
+        super::schema::email_links::table.filter(super::schema::email_links::user_id.eq(id)),
+    )
+    .execute(conn)?;
     super::usage::forget_user(conn, id)?;
     {
         use super::schema::access_review_items;
@@ -298,4 +304,13 @@ pub fn delete(conn: &mut DbConn, id: &str) -> StoreResult<()> {
     } else {
         Err(StoreError::NotFound)
     }
+}
+
+/// Mark the address verified, if it is still `email` (a link for an old address verifies
+/// nothing). Returns whether it was.
+pub fn verify_email(conn: &mut DbConn, id: &str, email: &str, now: i64) -> StoreResult<bool> {
+    let n = diesel::update(users::table.find(id).filter(users::email.eq(email)))
+        .set((users::email_verified.eq(true), users::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(n == 1)
 }

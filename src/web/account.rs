@@ -151,7 +151,8 @@ pub async fn show(
     let mut ctx = Context::new();
     ctx.insert("signed_in_as", &user.username);
     let staff = crate::flow::access::console(&state.svc, &user.id).await?;
-    ctx.insert("user", &json!({ "username": user.username, "email": user.email, "name": user.name, "is_admin": staff.admin, "console": staff.names() }));
+    ctx.insert("user", &json!({ "username": user.username, "email": user.email, "email_verified": user.email_verified, "name": user.name, "is_admin": staff.admin, "console": staff.names() }));
+    ctx.insert("mail_enabled", &state.svc.mailer.enabled());
     ctx.insert(
         "session",
         &json!({ "created": Timestamp(s.created_at).display(), "expires": Timestamp(s.expires_at.min(s.idle_expires_at)).display(), "acr": s.acr }),
@@ -178,6 +179,8 @@ pub async fn show(
         Some("totp") => Some("Your authenticator app is set up."),
         Some("passkey") => Some("Your passkey is registered."),
         Some("password") => Some("Your password is changed. Your other sessions have ended."),
+        Some("verify_sent") => Some("We sent a link to your e-mail address. Open it within 24 hours to confirm the address."),
+        Some("verified_already") => Some("Your e-mail address is already confirmed."),
         _ => None,
     };
     if let Some(n) = notice {
@@ -512,4 +515,71 @@ pub async fn confirm_factor(
     )
     .await?;
     Ok(see_other("/account"))
+}
+
+/// Mail a verification link to the signed-in user's address.
+pub async fn email_verify_request(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    use crate::flow::email::{request_verification, Requested};
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let (_, user) = or_respond!(signed_in(&state, &req, Action::AccountPage, "/account").await?);
+    let actor = crate::flow::accounts::Actor::user(user.id.clone(), state.context(&req).ip);
+    match request_verification(&state.svc, &actor, &user.id, state.now()).await? {
+        Requested::Sent => Ok(see_other("/account?notice=verify_sent")),
+        Requested::AlreadyVerified => Ok(see_other("/account?notice=verified_already")),
+        Requested::MailOff => Err(WebError::BadRequest(
+            "This server sends no e-mail, so addresses cannot be confirmed here; ask your administrator.".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    #[serde(default)]
+    pub token: String,
+}
+
+/// The link in the mail: a page with a button (a mail scanner that fetches links must not use
+/// the link up).
+pub async fn email_verify_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<VerifyQuery>,
+) -> Result<HttpResponse, WebError> {
+    let mut ctx = Context::new();
+    ctx.insert("token", &q.token);
+    state.form_page(&req, StatusCode::OK, "email_verify.html", ctx)
+}
+
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub token: String,
+}
+
+/// Use the link: the address it was sent to is confirmed. No sign-in needed.
+pub async fn email_verify_confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<VerifyForm>,
+) -> Result<HttpResponse, WebError> {
+    state.csrf.verify(&req, &form.csrf_token)?;
+    let mut ctx = Context::new();
+    let status = match crate::flow::email::verify(&state.svc, &form.token, state.now()).await {
+        Ok(email) => {
+            ctx.insert("verified", &email);
+            StatusCode::OK
+        }
+        Err(crate::flow::FlowError::Invalid(m)) => {
+            ctx.insert("error", &m);
+            StatusCode::BAD_REQUEST
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state.form_page(&req, status, "email_verify.html", ctx)
 }

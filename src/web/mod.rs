@@ -325,6 +325,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login/mfa", web::get().to(mfa::show))
         .route("/login/mfa/totp", web::post().to(mfa::totp))
         .route("/login/mfa/recovery", web::post().to(mfa::recovery))
+        .route(
+            "/account/email/verify",
+            web::post().to(account::email_verify_request),
+        )
+        .route("/email/verify", web::get().to(account::email_verify_page))
+        .route(
+            "/email/verify",
+            web::post().to(account::email_verify_confirm),
+        )
         .route("/account/totp", web::get().to(account::totp_begin))
         .route("/account/totp", web::post().to(account::totp_confirm))
         .route("/account/totp/remove", web::post().to(account::totp_remove))

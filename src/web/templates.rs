@@ -18,6 +18,7 @@ const SOURCES: &[(&str, &str)] = templates![
     "account.html",
     "error.html",
     "signed_out.html",
+    "email_verify.html",
     "consent.html",
     "form_post.html",
     "no_access.html",

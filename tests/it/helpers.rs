@@ -201,6 +201,8 @@ fn start(
         .map(|a| TcpListener::bind(a).expect("the operator's listener"));
     let server = vigil::app::run(state, listener, operator, Some(1)).expect("server");
     actix_web::rt::spawn(server);
+    // As `serve` does: mail queued by a request is sent in the background.
+    vigil::flow::mail::spawn_sender(&svc);
     TestApp {
         base: format!("http://localhost:{port}"),
         port,

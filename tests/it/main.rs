@@ -16,6 +16,7 @@ mod cli;
 mod commits;
 mod conformance;
 mod console_roles;
+mod email;
 mod enforcement;
 mod enumeration;
 mod faults;

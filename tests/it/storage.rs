@@ -26,9 +26,9 @@ fn migrations_go_up_down_up(b: Backend) {
 }
 
 /// How many migrations came after `console_roles` (`scim`, `access_usage`, `access_reviews`,
-/// `shadow_model`):
+/// `shadow_model`, `email`):
 /// reverted first to get back to it.
-const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 4;
+const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 5;
 
 /// Upgrading a deployment whose admins had the old flag: they hold the console's `admin`
 /// role afterwards (and only they do), and going back restores the flag.
@@ -374,6 +374,68 @@ fn every_table_round_trips(b: Backend) {
     let v = store::secrets::get_or_create(&mut c, "k", now, || "first".into()).unwrap();
     let w = store::secrets::get_or_create(&mut c, "k", now, || "second".into()).unwrap();
     assert_eq!((v.as_str(), w.as_str()), ("first", "first"));
+
+    // The outbox: one sender claims a message; a second claim of the same version fails.
+    store::mail::enqueue(
+        &mut c,
+        &store::mail::OutboxRow {
+            id: "m1".into(),
+            kind: "verify_email".into(),
+            to_addr: "ann@example.com".into(),
+            subject: "s".into(),
+            text_body: "t".into(),
+            html_body: "h".into(),
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            sent_at: None,
+            failed_at: None,
+            last_error: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(store::mail::due(&mut c, now, 10).unwrap().len(), 1);
+    assert!(store::mail::claim(&mut c, "m1", now, now + 120).unwrap());
+    assert!(!store::mail::claim(&mut c, "m1", now, now + 120).unwrap());
+    assert!(
+        store::mail::due(&mut c, now, 10).unwrap().is_empty(),
+        "leased"
+    );
+    store::mail::attempt_failed(&mut c, "m1", now, Some(now + 30), "down").unwrap();
+    let m = store::mail::due(&mut c, now + 30, 10).unwrap().remove(0);
+    assert_eq!((m.attempts, m.last_error.as_deref()), (1, Some("down")));
+    store::mail::sent(&mut c, "m1", now + 31).unwrap();
+    assert!(store::mail::due(&mut c, now + 1_000, 10)
+        .unwrap()
+        .is_empty());
+    assert_eq!(store::mail::purge(&mut c, now + 1).unwrap(), 1);
+    // A link works once, and not after it expired.
+    store::mail::insert_link(
+        &mut c,
+        &store::mail::LinkRow {
+            digest: "d1".into(),
+            user_id: "u1".into(),
+            purpose: "verify".into(),
+            email: "ann@example.com".into(),
+            created_at: now,
+            expires_at: now + 10,
+            used_at: None,
+        },
+    )
+    .unwrap();
+    assert!(
+        !store::mail::use_link(&mut c, "d1", now + 10).unwrap(),
+        "expired"
+    );
+    assert!(store::mail::use_link(&mut c, "d1", now + 9).unwrap());
+    assert!(
+        !store::mail::use_link(&mut c, "d1", now + 9).unwrap(),
+        "once"
+    );
+    assert_eq!(
+        store::mail::links_since(&mut c, "u1", "verify", now).unwrap(),
+        1
+    );
 
     let auditor = Auditor::new(b"key".to_vec());
     for i in 0..3 {
