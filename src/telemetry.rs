@@ -41,6 +41,7 @@ pub struct Metrics {
     pub db_unavailable: IntCounter,
     pub audit_append: Histogram,
     pub tokens_issued: IntCounterVec,
+    pub breached_checks: IntCounterVec,
     /// The metric names registered above, used or not yet.
     names: Vec<String>,
 }
@@ -116,10 +117,16 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Token responses issued by the token endpoint, by grant type",
             &["grant"],
         )?,
+        breached_checks: counter(
+            "vigil_breached_password_checks_total",
+            "Passwords looked up in the breached-password range API, by result \
+             (`unavailable`: the API did not answer and the check failed open)",
+            &["result"],
+        )?,
         registry,
         names: Vec::new(),
     };
-    let collectors: [Box<dyn Collector>; 12] = [
+    let collectors: [Box<dyn Collector>; 13] = [
         Box::new(m.http_requests.clone()),
         Box::new(m.http_duration.clone()),
         Box::new(m.signins.clone()),
@@ -132,6 +139,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(m.db_unavailable.clone()),
         Box::new(m.audit_append.clone()),
         Box::new(m.tokens_issued.clone()),
+        Box::new(m.breached_checks.clone()),
     ];
     for c in collectors {
         m.names

@@ -1834,6 +1834,9 @@ fn render_settings(s: &vigil::config::Settings) -> String {
         vigil::config::MailTransport::Smtp(u) => t.push(("smtp_url", toml_str(u))),
     }
     t.push(("mail_from", toml_str(&s.mail.from)));
+    if let Some(u) = &s.pwned_passwords_url {
+        t.push(("pwned_passwords_url", toml_str(u)));
+    }
     t.iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
 }
 

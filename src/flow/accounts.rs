@@ -80,6 +80,9 @@ async fn create_with(
     let username = Username::parse(&a.username).map_err(FlowError::Invalid)?;
     let email = Email::parse(&a.email).map_err(FlowError::Invalid)?;
     check_policy(a.password.expose_secret(), username.as_str()).map_err(weak)?;
+    super::breached::refuse_breached(svc, a.password.expose_secret())
+        .await
+        .map_err(weak)?;
     let hash = svc.hasher.hash(a.password).await?;
     let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     let name = a.name.trim().chars().take(200).collect::<String>();
@@ -202,6 +205,7 @@ pub async fn set_password(
 ) -> Result<(), FlowError> {
     let user = find(svc, username).await?;
     check_policy(password.expose_secret(), &user.username)?;
+    super::breached::refuse_breached(svc, password.expose_secret()).await?;
     let hash = svc.hasher.hash(password).await?;
     let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     let contained = svc
@@ -282,6 +286,7 @@ pub async fn change_own_password(
     throttle::release(svc, r).await?;
     let ip = ctx.ip;
     check_policy(new.expose_secret(), &user.username)?;
+    super::breached::refuse_breached(svc, new.expose_secret()).await?;
     let hash = svc.hasher.hash(new).await?;
     let (auditor, uid, keep) = (
         svc.auditor.clone(),
@@ -516,6 +521,9 @@ pub async fn reset_password(
     let (password, generated) = match typed {
         Some(p) => {
             check_policy(p.expose_secret(), &user.username).map_err(weak)?;
+            super::breached::refuse_breached(svc, p.expose_secret())
+                .await
+                .map_err(weak)?;
             (p, None)
         }
         None => {

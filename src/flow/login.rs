@@ -11,7 +11,7 @@
 //!        ok, no second factor ──> new session (old one revoked) ───────────> SignedIn
 //! ```
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::containment::set_risk;
 use super::enforce::{self, AccountRisk, AccountView, Action, Facts, Method, Refusal, Requirement};
@@ -510,6 +510,15 @@ pub async fn password(
         }
     };
     // The reservation is released with what the sign-in writes next (below): one commit.
+
+    // 2b. A password known from breaches: a new one is required (after the second factor when
+    //     the account has one). Only when the range API is configured.
+    let user = match super::breached::check(svc, attempt.password.expose_secret()).await {
+        super::breached::Breach::Breached(n) => {
+            super::breached::flag_signin(svc, now, &user, n).await?
+        }
+        _ => user,
+    };
 
     // 3. Upgrade the stored hash if the configured cost changed since it was made.
     if checked.needs_rehash {

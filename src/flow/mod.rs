@@ -15,6 +15,7 @@
 pub mod access;
 pub mod accounts;
 pub mod authorize;
+pub mod breached;
 pub mod campaigns;
 pub mod clients;
 pub mod consents;

@@ -245,6 +245,7 @@ async fn hash(
         None => Ok(None),
         Some(p) => {
             check_policy(p.expose_secret(), username)?;
+            super::breached::refuse_breached(svc, p.expose_secret()).await?;
             Ok(Some(svc.hasher.hash(p).await?))
         }
     }

@@ -12,6 +12,7 @@ mod admin_users;
 mod adversarial;
 mod asvs;
 mod audit;
+mod breached;
 mod cli;
 mod commits;
 mod conformance;
