@@ -350,10 +350,6 @@ fn compare(
     Ok(gate::gate(&reports[0], &reports[1]))
 }
 
-fn checks_json(checks: &[Check]) -> serde_json::Value {
-    gate::verdict_json(checks)
-}
-
 /// Promote the shadow model if the gate passes on the labelled log of the last `days`; either
 /// way the verdict is audited with its numbers. Returns the judgement (`ship` says which).
 pub async fn promote(
@@ -373,7 +369,7 @@ pub async fn promote(
                     "live": j2.live,
                     "shadow": j2.shadow,
                     "log": j2.exported,
-                    "gate": checks_json(&j2.checks),
+                    "gate": gate::verdict_json(&j2.checks),
                 });
                 if !j2.ship {
                     return auditor.record(
