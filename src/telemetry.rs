@@ -42,6 +42,8 @@ pub struct Metrics {
     pub audit_append: Histogram,
     pub tokens_issued: IntCounterVec,
     pub breached_checks: IntCounterVec,
+    pub reset_requests: IntCounterVec,
+    pub mail: IntCounterVec,
     /// The metric names registered above, used or not yet.
     names: Vec<String>,
 }
@@ -123,10 +125,22 @@ fn build() -> Result<Metrics, prometheus::Error> {
              (`unavailable`: the API did not answer and the check failed open)",
             &["result"],
         )?,
+        reset_requests: counter(
+            "vigil_password_reset_requests_total",
+            "Password-reset requests, by result (`sent`, `no_account`, `throttled`); the \
+             page answers all of them alike",
+            &["result"],
+        )?,
+        mail: counter(
+            "vigil_mail_total",
+            "Outgoing e-mail attempts by the background sender, by result (`sent`, \
+             `retrying`, `abandoned`)",
+            &["result"],
+        )?,
         registry,
         names: Vec::new(),
     };
-    let collectors: [Box<dyn Collector>; 13] = [
+    let collectors: [Box<dyn Collector>; 15] = [
         Box::new(m.http_requests.clone()),
         Box::new(m.http_duration.clone()),
         Box::new(m.signins.clone()),
@@ -140,6 +154,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Box::new(m.audit_append.clone()),
         Box::new(m.tokens_issued.clone()),
         Box::new(m.breached_checks.clone()),
+        Box::new(m.reset_requests.clone()),
+        Box::new(m.mail.clone()),
     ];
     for c in collectors {
         m.names
@@ -178,6 +194,21 @@ thread_local! {
 }
 
 /// Note a sign-in-log row written inside the current database task.
+/// Count a password-reset request by what became of it.
+pub fn note_reset_request(result: &'static str) {
+    METRICS.reset_requests.with_label_values(&[result]).inc();
+}
+
+/// Count an outgoing e-mail attempt.
+pub fn note_mail(result: &'static str, n: u32) {
+    if n > 0 {
+        METRICS
+            .mail
+            .with_label_values(&[result])
+            .inc_by(u64::from(n));
+    }
+}
+
 pub fn note_signin(note: SigninNote) {
     NOTED.with(|n| n.borrow_mut().push(note));
 }

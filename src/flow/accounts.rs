@@ -157,6 +157,7 @@ pub async fn set_disabled(
     disabled: bool,
 ) -> Result<(), FlowError> {
     let user = find(svc, username).await?;
+    let uid = user.id.clone();
     let (auditor, actor) = (svc.auditor.clone(), actor.clone());
     let contained = svc
         .db
@@ -167,6 +168,9 @@ pub async fn set_disabled(
         })
         .await?;
     notify_and_wait(svc, now, &contained).await;
+    if disabled {
+        super::notices::send(svc, now, &uid, super::notices::Notice::Locked).await;
+    }
     Ok(())
 }
 
@@ -337,6 +341,7 @@ pub async fn change_own_password(
         })
         .await?;
     let _ = notify(svc, now, &contained).await;
+    super::notices::send(svc, now, &user.id, super::notices::Notice::PasswordChanged).await;
     Ok(())
 }
 
@@ -504,6 +509,9 @@ pub async fn admin_set_disabled(
     })
     .await?;
     let _ = notify(svc, now, &contained).await;
+    if disabled {
+        super::notices::send(svc, now, user_id, super::notices::Notice::Locked).await;
+    }
     Ok(())
 }
 

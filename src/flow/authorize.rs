@@ -128,6 +128,7 @@ async fn reassess(
                     verdict: Some(v.clone()),
                     requirement: need,
                     device_id: ctx.device_id.clone(),
+                    reset: false,
                 },
             )
             .await
@@ -640,6 +641,7 @@ async fn proceed(
                     verdict: None,
                     requirement,
                     device_id: s.device_id.clone(),
+                    reset: false,
                 },
             )
             .await

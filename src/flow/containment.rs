@@ -39,6 +39,8 @@ pub enum Cause {
     PasswordChanged,
     /// An admin ended every session of the account.
     EndSessions,
+    /// The password was reset through a mailed link: every session ends.
+    PasswordReset,
 }
 
 impl Cause {
@@ -50,6 +52,7 @@ impl Cause {
             Cause::AdminReset => "admin_reset",
             Cause::PasswordChanged => "password_changed",
             Cause::EndSessions => "end_sessions",
+            Cause::PasswordReset => "password_reset",
         }
     }
     /// Since when factors are suspect (a reported or judged sign-in).

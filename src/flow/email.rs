@@ -70,6 +70,8 @@ pub async fn request_verification(
                         created_at: now.micros(),
                         expires_at: now.plus_secs(LINK_HOURS * 3600).micros(),
                         used_at: None,
+                        device_id: None,
+                        subject: None,
                     },
                 )?;
                 let name = if user.name.is_empty() { &user.username } else { &user.name };

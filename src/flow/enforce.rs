@@ -20,6 +20,9 @@
 //!          ├ AccountPage       must change password ► ChangePassword; re-score ► sign in again
 //!          ├ ChangePassword    a factor enrolled ► session at mfa
 //!          ├ ChangeFactor      sign-in ≤ 5 min old, at mfa when a factor is enrolled
+//!          ├ ResetPassword     (mailed link, no session) Block ► Deny; a factor ► second factor
+//!          │                   (a passkey at high risk); none: compromised/high ► Deny, else
+//!          │                   Allow (the account is left at_risk)
 //!          ├ AdminConsole      a console role that covers the page; a factor; session at mfa
 //!          └ AdminChange       AdminConsole + a role that may change it + sign-in ≤ 5 min old
 //!  client (no user) ─ Provision  a provisioning client with a `scim` token; staff accounts and
@@ -89,6 +92,10 @@ pub enum Action {
     ChangePassword,
     /// Add, replace, remove or confirm a factor; regenerate recovery codes.
     ChangeFactor,
+    /// Choose a new password through a link mailed to the account's address (no session): the
+    /// link proves the mailbox, a second factor the rest. Without one the reset is let through
+    /// and the caller leaves the account `at_risk`.
+    ResetPassword,
     /// Read a part of the admin console, give review verdicts.
     AdminConsole(Area),
     /// Any other console change (accounts, factors, roles, clients, policy, keys).
@@ -506,7 +513,12 @@ fn require_of_account(
                 }
                 Some((Decision::Allow, _)) | None => Requirement::Allow,
             };
-            let second_factor_anyway = risk != AccountRisk::None
+            // An account at risk with no factor to ask for (a reset by e-mail left it so) gets
+            // in only by a sign-in the risk engine finds ordinary: its verified sign-in.
+            let verified_without_factor = risk == AccountRisk::AtRisk
+                && !account.has_factor()
+                && matches!(facts.decision, Some((Decision::Allow, Level::Low)));
+            let second_factor_anyway = (risk != AccountRisk::None && !verified_without_factor)
                 || (facts.console.any() && account.has_factor())
                 || (facts.want_mfa && account.has_factor());
             if need == Requirement::Allow && second_factor_anyway {
@@ -628,6 +640,29 @@ fn require_of_account(
                     Requirement::Deny(Refusal::Revoked)
                 }
                 _ => Requirement::Allow,
+            }
+        }
+        Action::ResetPassword => {
+            let phishing_resistant = match facts.decision {
+                Some((Decision::Block { reason }, _)) if reason != BlockReason::NoSecondFactor => {
+                    return Requirement::Deny(Refusal::Blocked(reason))
+                }
+                Some((Decision::StepUp { phishing_resistant }, _)) => phishing_resistant,
+                _ => false,
+            };
+            if account.has_factor() {
+                if phishing_resistant && !account.factors.webauthn {
+                    return Requirement::Deny(Refusal::Blocked(
+                        BlockReason::NoPhishingResistantFactor,
+                    ));
+                }
+                Requirement::StepUp { phishing_resistant }
+            } else if risk == AccountRisk::Compromised {
+                Requirement::Deny(Refusal::Compromised)
+            } else if phishing_resistant {
+                Requirement::Deny(Refusal::Blocked(BlockReason::NoPhishingResistantFactor))
+            } else {
+                Requirement::Allow
             }
         }
         Action::AccountPage | Action::ChangePassword | Action::ChangeFactor => {
@@ -903,6 +938,99 @@ mod tests {
         assert_eq!(
             require(&a, None, &f, pw),
             Requirement::Deny(Refusal::Compromised)
+        );
+    }
+
+    #[test]
+    fn an_account_at_risk_without_a_factor_gets_in_only_by_an_ordinary_sign_in() {
+        let u = user("at_risk");
+        let a = AccountView {
+            user: &u,
+            factors: NONE,
+        };
+        let pw = Action::SignIn(Method::Password);
+        let mut f = facts(0);
+        f.decision = Some((Decision::Allow, Level::Low));
+        assert_eq!(require(&a, None, &f, pw), Requirement::Allow);
+        for level in [Level::Medium, Level::High] {
+            f.decision = Some((Decision::Allow, level));
+            assert_eq!(
+                require(&a, None, &f, pw),
+                Requirement::Deny(Refusal::Blocked(BlockReason::NoSecondFactor)),
+                "{level:?}"
+            );
+        }
+        f.decision = Some((step(false).as_decision(), Level::Medium));
+        assert_eq!(
+            require(&a, None, &f, pw),
+            Requirement::Deny(Refusal::Blocked(BlockReason::NoSecondFactor))
+        );
+    }
+
+    #[test]
+    fn password_reset_rows() {
+        let reset = Action::ResetPassword;
+        let mut f = facts(0);
+        f.decision = Some((Decision::Allow, Level::Low));
+        // A factor enrolled: the mailbox alone never resets the password.
+        for r in ["none", "at_risk", "compromised"] {
+            let u = user(r);
+            let a = AccountView {
+                user: &u,
+                factors: TOTP,
+            };
+            assert_eq!(require(&a, None, &f, reset), step(false), "{r}");
+        }
+        let u = user("none");
+        let with_passkey = AccountView {
+            user: &u,
+            factors: AvailableFactors {
+                webauthn: true,
+                ..TOTP
+            },
+        };
+        let without = AccountView {
+            user: &u,
+            factors: NONE,
+        };
+        assert_eq!(require(&without, None, &f, reset), Requirement::Allow);
+        f.decision = Some((step(false).as_decision(), Level::Medium));
+        assert_eq!(require(&without, None, &f, reset), Requirement::Allow);
+        f.decision = Some((step(true).as_decision(), Level::High));
+        assert_eq!(require(&with_passkey, None, &f, reset), step(true));
+        assert_eq!(
+            require(&without, None, &f, reset),
+            Requirement::Deny(Refusal::Blocked(BlockReason::NoPhishingResistantFactor))
+        );
+        f.decision = Some((
+            Decision::Block {
+                reason: BlockReason::DenyListed,
+            },
+            Level::High,
+        ));
+        assert_eq!(
+            require(&with_passkey, None, &f, reset),
+            Requirement::Deny(Refusal::Blocked(BlockReason::DenyListed))
+        );
+        let c = user("compromised");
+        let compromised = AccountView {
+            user: &c,
+            factors: NONE,
+        };
+        f.decision = Some((Decision::Allow, Level::Low));
+        assert_eq!(
+            require(&compromised, None, &f, reset),
+            Requirement::Deny(Refusal::Compromised)
+        );
+        let mut d = user("none");
+        d.disabled = true;
+        let disabled = AccountView {
+            user: &d,
+            factors: TOTP,
+        };
+        assert_eq!(
+            require(&disabled, None, &f, reset),
+            Requirement::Deny(Refusal::Disabled)
         );
     }
 

@@ -104,6 +104,13 @@ pub async fn totp_confirm(
             })
         })
         .await?;
+    super::notices::send(
+        svc,
+        now,
+        &user.id,
+        super::notices::Notice::FactorAdded("totp"),
+    )
+    .await;
     Ok(Ok(codes))
 }
 

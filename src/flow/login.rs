@@ -64,7 +64,7 @@ pub fn account_key(username: &str) -> String {
     username.trim().to_lowercase().chars().take(128).collect()
 }
 
-/// One row of the sign-in log.
+/// One row of the sign-in log; returns its id.
 #[allow(clippy::too_many_arguments)] // a log row has many columns; every call names them in order
 pub fn log_signin(
     conn: &mut DbConn,
@@ -75,7 +75,7 @@ pub fn log_signin(
     ctx: &RequestContext,
     session: Option<(&str, &str, &str)>,
     verdict: Option<&Verdict>,
-) -> StoreResult<()> {
+) -> StoreResult<String> {
     log_signin_row(
         conn, now, user_id, method, outcome, ctx, session, verdict, None,
     )
@@ -102,6 +102,7 @@ pub fn log_access_denied(
         None,
         Some(client_id),
     )
+    .map(|_| ())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -115,7 +116,7 @@ fn log_signin_row(
     session: Option<(&str, &str, &str)>,
     verdict: Option<&Verdict>,
     client_id: Option<&str>,
-) -> StoreResult<()> {
+) -> StoreResult<String> {
     let json = |v: &dyn erased::Json| v.json();
     let id = new_id();
     crate::telemetry::note_signin(crate::telemetry::SigninNote {
@@ -158,7 +159,8 @@ fn log_signin_row(
             shadow: verdict.and_then(|v| v.shadow.as_ref().map(|s| json(s))),
         },
     )?;
-    enqueue_for_review(conn, now, &id, user_id, outcome, verdict)
+    enqueue_for_review(conn, now, &id, user_id, outcome, verdict)?;
+    Ok(id)
 }
 
 /// `value` as the static name of a closed vocabulary, for counter labels (`other` otherwise).
@@ -316,6 +318,67 @@ pub struct Proof {
     pub answers_tx: bool,
 }
 
+/// This sign-in as the log saw it: its row, and whether its browser was new to the account.
+#[derive(Clone, Copy)]
+struct SignInSeen<'a> {
+    new_device: bool,
+    signin_id: &'a str,
+}
+
+/// What a verified sign-in tells beyond itself, in its transaction: a sign-in from a new
+/// device or country (after the account's first) mails its owner a notice with a "this wasn't
+/// me" link; an account left `at_risk` without a second factor (a reset by e-mail) that signs in
+/// with its password at low risk, as the risk engine judges, is no longer at risk.
+#[allow(clippy::too_many_arguments)] // the sign-in's transaction hands over what it holds
+fn after_verified_sign_in(
+    c: &mut DbConn,
+    auditor: &crate::audit::Auditor,
+    mailer: &crate::mail::Mailer,
+    issuer: &str,
+    now: Timestamp,
+    account: &User,
+    method: &str,
+    v: &Verdict,
+    ctx: &RequestContext,
+    seen: SignInSeen<'_>,
+) -> StoreResult<()> {
+    use super::notices::{self, Notice, Origin};
+    use crate::risk::signals::Signal;
+    let signin_id = seen.signin_id;
+    let somewhere_new = seen.new_device || v.assessment.reasons.contains(&Signal::NewCountry);
+    if somewhere_new && signins::has_success_before(c, &account.id, now.micros())? {
+        notices::queue(
+            c,
+            mailer,
+            issuer,
+            now,
+            account,
+            Notice::NewSignIn,
+            Some(signin_id),
+            &Origin::of(ctx, Some(v)),
+        )?;
+    }
+    let no_factor = !(v.available.webauthn || v.available.totp);
+    if method == "password"
+        && no_factor
+        && AccountRisk::parse(&account.risk_state) == AccountRisk::AtRisk
+        && v.decision == Decision::Allow
+        && v.assessment.level == Level::Low
+    {
+        let actor = super::accounts::Actor::admin("system", ctx.ip);
+        set_risk(
+            c,
+            auditor,
+            &actor,
+            now,
+            &account.id,
+            AccountRisk::None,
+            "verified_sign_in",
+        )?;
+    }
+    Ok(())
+}
+
 /// Everything verified: a fresh session (the browser's previous one ends), failures cleared,
 /// the sign-in logged and audited.
 pub async fn establish(
@@ -349,6 +412,7 @@ pub async fn establish(
         svc.passkeys.is_some(),
         user.clone(),
     );
+    let mailer = svc.mailer.clone();
     let est = svc
         .db
         .run(move |c| {
@@ -405,7 +469,12 @@ pub async fn establish(
                 } else {
                     "step_up_passed"
                 };
-                log_signin(
+                // Before this sign-in's own row: has this browser signed in as the user before?
+                let new_device = match &ctx.device_id {
+                    Some(d) => !signins::verified_on_device(c, &uid, d)?,
+                    None => true,
+                };
+                let signin_id = log_signin(
                     c,
                     now,
                     Some(&uid),
@@ -415,6 +484,15 @@ pub async fn establish(
                     Some((&est.session.id, &acr, &est.session.amr)),
                     verdict.as_ref(),
                 )?;
+                if let Some(v) = &verdict {
+                    let seen = SignInSeen {
+                        new_device,
+                        signin_id: &signin_id,
+                    };
+                    after_verified_sign_in(
+                        c, &auditor, &mailer, &issuer, now, &account, method, v, &ctx, seen,
+                    )?;
+                }
                 let mut details = serde_json::json!({ "method": method, "acr": acr, "amr": amr });
                 if let Some(v) = &verdict {
                     details = crate::audit::with(
@@ -600,6 +678,7 @@ pub async fn password(
                     verdict: Some(verdict),
                     requirement: Requirement::StepUp { phishing_resistant },
                     device_id: attempt.ctx.device_id.clone(),
+                    reset: false,
                 },
             )
             .await?;

@@ -126,6 +126,9 @@ pub async fn drain(svc: &Services, now: Timestamp) -> Result<Drained, FlowError>
             }
         }
     }
+    crate::telemetry::note_mail("sent", d.sent);
+    crate::telemetry::note_mail("retrying", d.retrying);
+    crate::telemetry::note_mail("abandoned", d.abandoned);
     Ok(d)
 }
 
@@ -147,11 +150,13 @@ pub fn spawn_sender(svc: &Services) {
     });
 }
 
-/// Housekeeping: forget sent and abandoned messages after [`KEEP_DAYS`], and expired links.
+/// Housekeeping: forget sent and abandoned messages after [`KEEP_DAYS`], expired links, and
+/// reset requests older than a day (the throttle counts an hour).
 pub fn purge(conn: &mut DbConn, now: Timestamp) -> StoreResult<usize> {
     Ok(
         outbox::purge(conn, now.minus_secs(KEEP_DAYS * 86_400).micros())?
-            + outbox::purge_links(conn, now.micros())?,
+            + outbox::purge_links(conn, now.micros())?
+            + outbox::purge_requests(conn, now.minus_secs(86_400).micros())?,
     )
 }
 

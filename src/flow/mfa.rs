@@ -43,6 +43,10 @@ struct StepUpData {
     /// The browser (device cookie) that started the sign-in; only it may finish it.
     #[serde(default)]
     device_id: Option<String>,
+    /// A password reset by e-mail waits for this second factor: proving it grants the reset
+    /// (`recovery.rs`), not a session.
+    #[serde(default)]
+    reset: bool,
 }
 
 /// A sign-in waiting for its second factor.
@@ -59,6 +63,8 @@ pub struct Pending {
     amr: Vec<String>,
     previous_digest: Option<String>,
     flow_id: String,
+    /// This step-up is a password reset's (no session follows it).
+    pub reset: bool,
 }
 
 impl Pending {
@@ -81,6 +87,8 @@ pub struct StepUpStart<'a> {
     pub verdict: Option<Verdict>,
     pub requirement: Requirement,
     pub device_id: Option<String>,
+    /// A password reset by e-mail, not a sign-in.
+    pub reset: bool,
 }
 
 /// Start a step-up. Returns the cookie token.
@@ -107,6 +115,7 @@ pub async fn begin_step_up(
             verdict: start.verdict,
             phishing_resistant,
             device_id: start.device_id,
+            reset: start.reset,
         })
         .unwrap_or_default(),
         created_at: now.micros(),
@@ -162,6 +171,7 @@ pub async fn pending(
                 amr: data.amr,
                 previous_digest: data.previous_digest,
                 flow_id: row.id,
+                reset: data.reset,
             }))
         })
         .await?)
@@ -184,6 +194,11 @@ pub enum StepResult {
     Expired,
     /// This factor does not satisfy what the step-up requires (a passkey is needed).
     NotAccepted,
+    /// A password reset's second factor was proven: `grant` (a cookie) lets the browser choose
+    /// the new password.
+    ResetGranted {
+        grant: SecretString,
+    },
 }
 
 /// Finish a pending step-up with proven `extra` amr values.
@@ -218,6 +233,10 @@ async fn finish_taken(
     extra: &[&str],
     ctx: &RequestContext,
 ) -> Result<StepResult, FlowError> {
+    if p.reset {
+        let grant = super::recovery::grant(svc, now, &p.user, Some(method), ctx).await?;
+        return Ok(StepResult::ResetGranted { grant });
+    }
     let mut amr = p.amr.clone();
     for e in extra {
         if !amr.iter().any(|a| a == e) {

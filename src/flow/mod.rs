@@ -10,7 +10,8 @@
 //! Read top to bottom: `enforce.rs` (the one function that decides who may proceed),
 //! `login.rs` (a password sign-in), `mfa.rs` (its step-up), `session.rs` (the SSO session it
 //! creates), `authorize.rs` (from a request to a code), `containment.rs` (what a known
-//! compromise ends), `accounts.rs` and `clients.rs` (what operators do).
+//! compromise ends), `recovery.rs` (a password reset by e-mail), `notices.rs` (what the owner
+//! is told, with its "this wasn't me" link), `accounts.rs` and `clients.rs` (what operators do).
 
 pub mod access;
 pub mod accounts;
@@ -30,9 +31,11 @@ pub mod login;
 pub mod mail;
 pub mod mfa;
 pub mod models;
+pub mod notices;
 pub mod passkeys;
 pub mod policy;
 pub mod provision;
+pub mod recovery;
 pub mod reports;
 pub mod review;
 pub mod revocations;

@@ -172,6 +172,13 @@ pub async fn register_finish(
             }
             other => FlowError::Store(other),
         })?;
+    super::notices::send(
+        svc,
+        now,
+        &user.id,
+        super::notices::Notice::FactorAdded("passkey"),
+    )
+    .await;
     Ok(codes)
 }
 

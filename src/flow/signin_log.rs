@@ -22,17 +22,19 @@ pub const EXPORT_MAX_ROWS: i64 = 100_000;
 pub const EXPORT_BATCH: i64 = 1_000;
 
 /// How a sign-in-log row proved who it was (its `method` column).
-pub const METHODS: [&str; 6] = [
+pub const METHODS: [&str; 7] = [
     "password",
     "passkey",
     "totp",
     "recovery_code",
     "webauthn",
     "sso",
+    // A password reset through a link mailed to the account's address.
+    "email_link",
 ];
 pub const DECISIONS: [&str; 3] = ["allow", "step_up", "block"];
 pub const LEVELS: [&str; 3] = ["low", "medium", "high"];
-pub const OUTCOMES: [&str; 7] = [
+pub const OUTCOMES: [&str; 8] = [
     "success",
     "failure",
     "step_up_required",
@@ -41,6 +43,8 @@ pub const OUTCOMES: [&str; 7] = [
     "blocked",
     // A signed-in user refused by an application's access rule (it admits only its roles).
     "access_denied",
+    // A new password was chosen through a mailed link (no session is created).
+    "password_reset",
 ];
 pub const ACCOUNT_RISKS: [&str; 3] = ["none", "at_risk", "compromised"];
 /// The contract signal names (ARCHITECTURE.md §3).

@@ -19,7 +19,7 @@ macro_rules! mail_templates {
     };
 }
 /// The messages vigil sends, each `templates/mail/<name>.txt` and `.html`.
-const SOURCES: &[(&str, &str)] = mail_templates!("verify_email");
+const SOURCES: &[(&str, &str)] = mail_templates!("verify_email", "reset_password", "notice");
 
 /// A rendered message, as the outbox stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]

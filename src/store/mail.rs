@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{email_links, mail_outbox};
+use super::schema::{email_links, email_requests, mail_outbox};
 use super::{DbConn, StoreResult};
 
 #[derive(Queryable, Selectable, Insertable, Clone, Debug)]
@@ -110,6 +110,10 @@ pub struct LinkRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// A reset link works only in the browser (device cookie) that asked for it.
+    pub device_id: Option<String>,
+    /// What the link acts on: the sign-in a "this wasn't me" link reports.
+    pub subject: Option<String>,
 }
 
 pub fn insert_link(conn: &mut DbConn, row: &LinkRow) -> StoreResult<()> {
@@ -158,4 +162,67 @@ pub fn links_since(
 /// Expired links: nothing can use them.
 pub fn purge_links(conn: &mut DbConn, now: i64) -> StoreResult<usize> {
     Ok(diesel::delete(email_links::table.filter(email_links::expires_at.lt(now))).execute(conn)?)
+}
+
+/// Other unused links of one purpose for a user end (a newer reset link replaces older ones).
+pub fn expire_links(
+    conn: &mut DbConn,
+    user_id: &str,
+    purpose: &str,
+    except: &str,
+    now: i64,
+) -> StoreResult<usize> {
+    Ok(diesel::update(
+        email_links::table
+            .filter(email_links::user_id.eq(user_id))
+            .filter(email_links::purpose.eq(purpose))
+            .filter(email_links::digest.ne(except))
+            .filter(email_links::used_at.is_null()),
+    )
+    .set(email_links::expires_at.eq(now))
+    .execute(conn)?)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = email_requests)]
+pub struct RequestRow<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub address_key: &'a str,
+    pub ip_key: &'a str,
+    pub created_at: i64,
+}
+
+/// Count a request, then say how many there were since `since` for its address and its network
+/// (this one included). Written first: on SQLite that takes the write lock, so parallel requests
+/// count one another.
+pub fn count_request(
+    conn: &mut DbConn,
+    row: &RequestRow<'_>,
+    since: i64,
+) -> StoreResult<(i64, i64)> {
+    diesel::insert_into(email_requests::table)
+        .values(row)
+        .execute(conn)?;
+    let by_address = email_requests::table
+        .filter(email_requests::kind.eq(row.kind))
+        .filter(email_requests::address_key.eq(row.address_key))
+        .filter(email_requests::created_at.ge(since))
+        .count()
+        .get_result(conn)?;
+    let by_ip = email_requests::table
+        .filter(email_requests::kind.eq(row.kind))
+        .filter(email_requests::ip_key.eq(row.ip_key))
+        .filter(email_requests::created_at.ge(since))
+        .count()
+        .get_result(conn)?;
+    Ok((by_address, by_ip))
+}
+
+/// Requests older than `before` count for nothing.
+pub fn purge_requests(conn: &mut DbConn, before: i64) -> StoreResult<usize> {
+    Ok(
+        diesel::delete(email_requests::table.filter(email_requests::created_at.lt(before)))
+            .execute(conn)?,
+    )
 }

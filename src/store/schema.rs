@@ -31,6 +31,18 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+        device_id -> Nullable<Text>,
+        subject -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    email_requests (id) {
+        id -> Text,
+        kind -> Text,
+        address_key -> Text,
+        ip_key -> Text,
+        created_at -> BigInt,
     }
 }
 
@@ -479,5 +491,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_campaigns,
     access_review_items,
     email_links,
+    email_requests,
     mail_outbox,
 );

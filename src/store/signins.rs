@@ -89,3 +89,26 @@ pub fn verified_on_device(conn: &mut DbConn, user_id: &str, device_id: &str) -> 
     ))
     .get_result(conn)?)
 }
+
+/// The user's most recent successful sign-in.
+pub fn latest_success(conn: &mut DbConn, user_id: &str) -> StoreResult<Option<SigninRow>> {
+    Ok(signins::table
+        .filter(signins::user_id.eq(user_id))
+        .filter(signins::outcome.eq_any(["success", "step_up_passed"]))
+        .order(signins::at.desc())
+        .select(SigninRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Whether the user has a successful sign-in before `before` (a notice of a "new" device is
+/// not sent for the very first sign-in).
+pub fn has_success_before(conn: &mut DbConn, user_id: &str, before: i64) -> StoreResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        signins::table
+            .filter(signins::user_id.eq(user_id))
+            .filter(signins::at.lt(before))
+            .filter(signins::outcome.eq_any(["success", "step_up_passed"])),
+    ))
+    .get_result(conn)?)
+}

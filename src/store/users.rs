@@ -314,3 +314,19 @@ pub fn verify_email(conn: &mut DbConn, id: &str, email: &str, now: i64) -> Store
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// The one account whose address is `email` (compared without case), if exactly one has it: an
+/// address two accounts share names neither.
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> StoreResult<Option<User>> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(None);
+    }
+    let lower = email.to_lowercase();
+    let mut found: Vec<User> = users::table
+        .filter(users::email.eq(email).or(users::email.eq(&lower)))
+        .select(User::as_select())
+        .limit(2)
+        .load(conn)?;
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}

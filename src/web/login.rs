@@ -65,6 +65,7 @@ fn login_page(
         ctx.insert("tx", t);
     }
     ctx.insert("passkeys_available", &state.passkeys_available());
+    ctx.insert("reset_available", &state.svc.mailer.enabled());
     state.form_page(req, status, "login.html", ctx)
 }
 

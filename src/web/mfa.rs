@@ -134,6 +134,14 @@ pub async fn after_step(
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)
         }
+        StepResult::ResetGranted { grant } => {
+            let mut resp = see_other("/login/reset/password");
+            resp.add_cookie(&state.reset_cookie(grant.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            resp.add_removal_cookie(&state.clear_mfa_cookie())
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
         StepResult::Throttled { retry_after_secs } => Err(WebError::Throttled { retry_after_secs }),
         StepResult::Expired => Ok(see_other("/login")),
         StepResult::NotAccepted => {

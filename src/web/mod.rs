@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod middleware;
 pub mod oidc;
 pub mod passkeys;
+pub mod recovery;
 pub mod scim;
 pub mod templates;
 
@@ -38,6 +39,8 @@ use crate::flow::{RequestContext, Services};
 pub const SESSION_COOKIE: &str = "vigil_session";
 pub const DEVICE_COOKIE: &str = "vigil_device";
 pub const MFA_COOKIE: &str = "vigil_mfa";
+/// A password reset whose link (and second factor) were proven: the new-password form.
+pub const RESET_COOKIE: &str = "vigil_reset";
 /// Where to go after signing in when no application asked (e.g. back to an admin page).
 pub const NEXT_COOKIE: &str = "vigil_next";
 
@@ -182,6 +185,21 @@ impl AppState {
         c.make_removal();
         c
     }
+    /// The grant of a password reset (ten minutes, login paths only).
+    pub fn reset_cookie(&self, value: String) -> Cookie<'static> {
+        Cookie::build(RESET_COOKIE, value)
+            .path("/login")
+            .http_only(true)
+            .secure(self.secure_cookies())
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(600))
+            .finish()
+    }
+    pub fn clear_reset_cookie(&self) -> Cookie<'static> {
+        let mut c = self.reset_cookie(String::new());
+        c.make_removal();
+        c
+    }
     pub fn clear_mfa_cookie(&self) -> Cookie<'static> {
         let mut c = self.mfa_cookie(String::new());
         c.make_removal();
@@ -322,6 +340,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::show))
         .route("/login", web::post().to(login::submit))
         .route("/logout/session", web::post().to(login::sign_out))
+        .route("/login/forgot", web::get().to(recovery::forgot))
+        .route("/login/forgot", web::post().to(recovery::forgot_submit))
+        .route("/login/reset", web::get().to(recovery::reset_page_get))
+        .route("/login/reset", web::post().to(recovery::reset_redeem))
+        .route(
+            "/login/reset/password",
+            web::get().to(recovery::reset_password_get),
+        )
+        .route(
+            "/login/reset/password",
+            web::post().to(recovery::reset_password_submit),
+        )
+        .route("/report", web::get().to(recovery::report_page))
+        .route("/report", web::post().to(recovery::report_submit))
         .route("/login/mfa", web::get().to(mfa::show))
         .route("/login/mfa/totp", web::post().to(mfa::totp))
         .route("/login/mfa/recovery", web::post().to(mfa::recovery))

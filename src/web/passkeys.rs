@@ -259,6 +259,14 @@ pub async fn step_up_finish(
                 .map_err(|e| WebError::Internal(e.to_string()))?;
             Ok(resp)
         }
+        Ok(Ok(StepResult::ResetGranted { grant })) => {
+            let mut resp = HttpResponse::Ok().json(json!({ "redirect": "/login/reset/password" }));
+            resp.add_cookie(&state.reset_cookie(grant.expose_secret().to_owned()))
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            resp.add_removal_cookie(&state.clear_mfa_cookie())
+                .map_err(|e| WebError::Internal(e.to_string()))?;
+            Ok(resp)
+        }
         Ok(Ok(StepResult::Throttled { retry_after_secs })) => Ok(json_error(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("Too many attempts. Try again in {retry_after_secs} seconds."),

@@ -32,6 +32,7 @@ mod outage;
 mod passkeys;
 mod policy;
 mod races;
+mod recovery;
 mod replay;
 mod retraining;
 mod risk;

@@ -28,7 +28,7 @@ fn migrations_go_up_down_up(b: Backend) {
 /// How many migrations came after `console_roles` (`scim`, `access_usage`, `access_reviews`,
 /// `shadow_model`, `email`):
 /// reverted first to get back to it.
-const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 5;
+const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 6;
 
 /// Upgrading a deployment whose admins had the old flag: they hold the console's `admin`
 /// role afterwards (and only they do), and going back restores the flag.
@@ -420,6 +420,8 @@ fn every_table_round_trips(b: Backend) {
             created_at: now,
             expires_at: now + 10,
             used_at: None,
+            device_id: None,
+            subject: None,
         },
     )
     .unwrap();
