@@ -202,6 +202,28 @@ pub struct Settings {
     /// The Pwned Passwords range API (`pwned_passwords_url`, e.g.
     /// `https://api.pwnedpasswords.com/range/`); unset: no breached-password check.
     pub pwned_passwords_url: Option<String>,
+    /// Who may create an account on `/register` (`registration`): nobody (default), holders of
+    /// an admin's invitation, or anyone.
+    pub registration: Registration,
+}
+
+/// Self-registration (README "E-mail").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    #[default]
+    Off,
+    Invite,
+    Open,
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Off => "off",
+            Registration::Invite => "invite",
+            Registration::Open => "open",
+        }
+    }
 }
 
 /// Outgoing e-mail (README "E-mail").
@@ -303,6 +325,7 @@ pub const KEYS: &[&str] = &[
     "smtp_url",
     "mail_from",
     "pwned_passwords_url",
+    "registration",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -483,6 +506,15 @@ impl Settings {
                 .unwrap_or_else(|| "vigil@localhost".into()),
         };
         let mail = MailSettings { transport, from };
+        let registration = match take("registration") {
+            None => Registration::Off,
+            Some(r) => match r.value.trim() {
+                "" | "off" => Registration::Off,
+                "invite" => Registration::Invite,
+                "open" => Registration::Open,
+                _ => return Err(ConfigError::new(r.source_name, "use off, invite or open")),
+            },
+        };
         let pwned_passwords_url = match take("pwned_passwords_url") {
             Some(r) if !r.value.trim().is_empty() => {
                 let v = r.value.trim().to_owned();
@@ -574,6 +606,7 @@ impl Settings {
             risk_retrain_days,
             mail,
             pwned_passwords_url,
+            registration,
             ip_retention_days,
             token_log_retention_days,
             bind,

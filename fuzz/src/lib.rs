@@ -1834,6 +1834,7 @@ fn render_settings(s: &vigil::config::Settings) -> String {
         vigil::config::MailTransport::Smtp(u) => t.push(("smtp_url", toml_str(u))),
     }
     t.push(("mail_from", toml_str(&s.mail.from)));
+    t.push(("registration", toml_str(s.registration.as_str())));
     if let Some(u) = &s.pwned_passwords_url {
         t.push(("pwned_passwords_url", toml_str(u)));
     }

@@ -127,6 +127,8 @@ pub async fn verify(svc: &Services, token: &str, now: Timestamp) -> Result<Strin
                 if !users::verify_email(c, &link.user_id, &link.email, now.micros())? {
                     return Ok(Some(Err(link.email)));
                 }
+                // A self-registered account waiting only for this becomes usable.
+                users::set_registration(c, &link.user_id, None, Some("unverified"), now.micros())?;
                 auditor.record(
                     c,
                     now,

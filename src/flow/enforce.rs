@@ -9,6 +9,7 @@
 //!
 //! ```text
 //!  account disabled ─────────────────────────────────────────────► Deny
+//!  self-registered, address unconfirmed or held for review ───────► Deny
 //!  session used from another device (cookie) ────────────────────► Deny (session is ended)
 //!  action ─┬ SignIn(password)  risk decision, then: compromised ► second factor (none: Deny)
 //!          │                   at_risk ► second factor; admin with a factor ► second factor
@@ -245,6 +246,10 @@ pub enum Refusal {
     NoAccess,
     /// The account is at risk: privileged roles are withheld until it is remediated.
     AtRisk,
+    /// A self-registered account whose address is not confirmed yet.
+    Unverified,
+    /// A self-registered account an administrator has not approved yet.
+    HeldForReview,
 }
 
 impl Refusal {
@@ -271,6 +276,12 @@ impl Refusal {
             }
             Refusal::AtRisk => {
                 "this account is at risk; privileged roles are withheld until it is remediated"
+            }
+            Refusal::Unverified => {
+                "this account's e-mail address is not confirmed yet; open the link we mailed to it"
+            }
+            Refusal::HeldForReview => {
+                "this account is waiting for an administrator to approve its registration"
             }
         }
     }
@@ -483,6 +494,13 @@ fn require_of_account(
     let user = account.user;
     if user.disabled {
         return Requirement::Deny(Refusal::Disabled);
+    }
+    // A self-registered account is nobody's until its address is confirmed and, when held,
+    // an administrator approved it: no sign-in, session, token or reset.
+    match user.registration.as_deref() {
+        None => {}
+        Some("held") => return Requirement::Deny(Refusal::HeldForReview),
+        Some(_) => return Requirement::Deny(Refusal::Unverified),
     }
     if let Some(s) = session {
         if s.user_id != user.id {
@@ -855,6 +873,7 @@ mod tests {
             risk_state: risk.into(),
             risk_state_at: Some(100),
             email_verified: false,
+            registration: None,
         }
     }
 

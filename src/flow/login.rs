@@ -57,6 +57,11 @@ pub enum Outcome {
     Blocked {
         message: String,
     },
+    /// The password was right but the account is not usable yet (a self-registration waiting
+    /// for its address to be confirmed or for an administrator).
+    NotYet {
+        message: String,
+    },
 }
 
 /// The key failures are counted under: what was typed, normalised, bounded in length.
@@ -683,6 +688,13 @@ pub async fn password(
             )
             .await?;
             return Ok(Outcome::SecondFactor { pending });
+        }
+        Requirement::Deny(refusal @ (Refusal::Unverified | Refusal::HeldForReview)) => {
+            // A registration not complete yet: not an attack, nothing for the review queue.
+            throttle::release(svc, reservation).await?;
+            return Ok(Outcome::NotYet {
+                message: refusal.message().to_owned(),
+            });
         }
         Requirement::Deny(refusal) => {
             throttle::release(svc, reservation).await?;

@@ -36,6 +36,7 @@ pub mod passkeys;
 pub mod policy;
 pub mod provision;
 pub mod recovery;
+pub mod registration;
 pub mod reports;
 pub mod review;
 pub mod revocations;

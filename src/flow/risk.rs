@@ -199,7 +199,8 @@ impl RiskEngine {
         (self.deny_path.clone(), n)
     }
 
-    fn deny_listed(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is on the deny list (sign-ins from it are blocked; registrations held).
+    pub fn deny_listed(&self, ip: IpAddr) -> bool {
         self.deny.read().map(|d| d.contains(ip)).unwrap_or(false)
     }
 

@@ -19,7 +19,8 @@ macro_rules! mail_templates {
     };
 }
 /// The messages vigil sends, each `templates/mail/<name>.txt` and `.html`.
-const SOURCES: &[(&str, &str)] = mail_templates!("verify_email", "reset_password", "notice");
+const SOURCES: &[(&str, &str)] =
+    mail_templates!("verify_email", "reset_password", "notice", "invite");
 
 /// A rendered message, as the outbox stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]

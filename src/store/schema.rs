@@ -19,6 +19,7 @@ diesel::table! {
         family_name -> Nullable<Text>,
         last_signin_at -> Nullable<BigInt>,
         email_verified -> Bool,
+        registration -> Nullable<Text>,
     }
 }
 

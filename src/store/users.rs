@@ -25,6 +25,9 @@ pub struct User {
     pub risk_state_at: Option<i64>,
     /// The address was confirmed through a link mailed to it (`flow::email`).
     pub email_verified: bool,
+    /// A self-registered account not yet usable: `unverified` (its address is not confirmed)
+    /// or `held` (an administrator reviews it). `None` for every usable account.
+    pub registration: Option<String>,
 }
 
 impl std::fmt::Debug for User {
@@ -329,4 +332,34 @@ pub fn find_by_email(conn: &mut DbConn, email: &str) -> StoreResult<Option<User>
         .limit(2)
         .load(conn)?;
     Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
+/// Create a self-registered account in `state` (`unverified` or `held`), or usable (`None`).
+pub fn set_registration(
+    conn: &mut DbConn,
+    id: &str,
+    state: Option<&str>,
+    only_from: Option<&str>,
+    now: i64,
+) -> StoreResult<bool> {
+    let target = users::table.find(id);
+    let n = match only_from {
+        Some(from) => diesel::update(target.filter(users::registration.eq(from)))
+            .set((users::registration.eq(state), users::updated_at.eq(now)))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((users::registration.eq(state), users::updated_at.eq(now)))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Accounts waiting for an administrator's review of their registration.
+pub fn held_registrations(conn: &mut DbConn) -> StoreResult<Vec<User>> {
+    Ok(users::table
+        .filter(users::registration.eq("held"))
+        .order(users::created_at.asc())
+        .limit(200)
+        .select(User::as_select())
+        .load(conn)?)
 }

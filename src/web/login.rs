@@ -66,6 +66,10 @@ fn login_page(
     }
     ctx.insert("passkeys_available", &state.passkeys_available());
     ctx.insert("reset_available", &state.svc.mailer.enabled());
+    ctx.insert(
+        "registration_open",
+        &(crate::flow::registration::mode(&state.svc) == crate::config::Registration::Open),
+    );
     state.form_page(req, status, "login.html", ctx)
 }
 
@@ -172,6 +176,12 @@ pub async fn submit(
             StatusCode::FORBIDDEN,
             "Sign-in refused",
             &format!("vigil refused this sign-in because it did not look like you. What you can do: {message}."),
+            None,
+        )),
+        login::Outcome::NotYet { message } => Ok(super::errors::error_page(
+            StatusCode::FORBIDDEN,
+            "Account not ready",
+            &format!("You cannot sign in yet: {message}."),
             None,
         )),
         login::Outcome::Refused => login_page(

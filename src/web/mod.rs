@@ -23,6 +23,7 @@ pub mod middleware;
 pub mod oidc;
 pub mod passkeys;
 pub mod recovery;
+pub mod register;
 pub mod scim;
 pub mod templates;
 
@@ -352,6 +353,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/login/reset/password",
             web::post().to(recovery::reset_password_submit),
         )
+        .route("/register", web::get().to(register::show))
+        .route("/register", web::post().to(register::submit))
         .route("/report", web::get().to(recovery::report_page))
         .route("/report", web::post().to(recovery::report_submit))
         .route("/login/mfa", web::get().to(mfa::show))

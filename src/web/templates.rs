@@ -22,6 +22,7 @@ const SOURCES: &[(&str, &str)] = templates![
     "forgot.html",
     "reset.html",
     "report.html",
+    "register.html",
     "consent.html",
     "form_post.html",
     "no_access.html",

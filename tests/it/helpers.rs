@@ -213,6 +213,18 @@ fn start(
     }
 }
 
+/// Another browser on the same server: its own cookie jar (so its own device cookie).
+pub fn another_browser(app: &TestApp) -> TestApp {
+    TestApp {
+        base: app.base.clone(),
+        port: app.port,
+        svc: app.svc.clone(),
+        http: client(app.port),
+        clock: app.clock.clone(),
+        _db: borrowed(app._db.url.clone()),
+    }
+}
+
 /// A browser-like client: cookie jar, no automatic redirects, `localhost` pinned to 127.0.0.1.
 pub fn client(port: u16) -> reqwest::Client {
     reqwest::Client::builder()

@@ -33,6 +33,7 @@ mod passkeys;
 mod policy;
 mod races;
 mod recovery;
+mod registration;
 mod replay;
 mod retraining;
 mod risk;

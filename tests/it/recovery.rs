@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::admin_users::{audited, text_of};
 use crate::email::{decoded, Received, SmtpServer};
-use crate::helpers::{client, csrf_in, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::helpers::{
+    another_browser as browser, csrf_in, spawn_app_with, Backend, TestApp, PASSWORD,
+};
 use crate::mfa::{enrol_totp, select, sign_out};
 use crate::oidc::{add_client, location, rp, tokens_for_user, ClientSpec};
 use crate::on_both_backends;
@@ -24,14 +26,6 @@ async fn mail_app(b: Backend, smtp: &SmtpServer) -> Option<TestApp> {
         ],
     )
     .await
-}
-
-/// Another browser of the same server: its own cookie jar (its own device cookie).
-fn browser(app: &TestApp) -> TestApp {
-    let mut other =
-        crate::helpers::behind_proxy(app, app.port, std::net::IpAddr::from([127, 0, 0, 1]), &[]);
-    other.http = client(app.port);
-    other
 }
 
 /// The first link to `path` in a message, as a path and query.

@@ -28,7 +28,7 @@ fn migrations_go_up_down_up(b: Backend) {
 /// How many migrations came after `console_roles` (`scim`, `access_usage`, `access_reviews`,
 /// `shadow_model`, `email`):
 /// reverted first to get back to it.
-const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 6;
+const MIGRATIONS_AFTER_CONSOLE_ROLES: usize = 7;
 
 /// Upgrading a deployment whose admins had the old flag: they hold the console's `admin`
 /// role afterwards (and only they do), and going back restores the flag.

@@ -173,6 +173,10 @@ pub fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "factors" => "The second factors were removed.",
         "password" => "The password was set; the user must choose a new one at the next sign-in.",
         "promoted" => "The user is now an administrator.",
+        "approved" => {
+            "The registration is approved; the account works once its address is confirmed."
+        }
+        "invited" => "The invitation is on its way.",
         "demoted" => "The user is no longer an administrator.",
         "rotated" => "Done.",
         "verdict" => "Verdict recorded.",

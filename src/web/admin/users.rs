@@ -126,7 +126,7 @@ async fn list_page(
             json!({
                 "id": u.id, "path": user_path(&u.id), "username": u.username, "email": u.email,
                 "name": u.name, "is_admin": console.contains(&"admin"), "console": console,
-                "disabled": u.disabled,
+                "disabled": u.disabled, "registration": u.registration,
                 "must_change_password": u.must_change_password, "created": when(u.created_at),
             })
         })
@@ -170,6 +170,43 @@ pub async fn list(
         notice,
     )
     .await
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub email: String,
+}
+
+/// Mail an invitation to register (`VIGIL_REGISTRATION=invite` or `open`).
+pub async fn invite(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<InviteForm>,
+) -> Result<HttpResponse, WebError> {
+    let admin = or_respond!(gate(&state, &req, HERE).await?);
+    state.csrf.verify(&req, &form.csrf_token)?;
+    match crate::flow::registration::invite(&state.svc, &admin.actor, state.now(), &form.email)
+        .await
+    {
+        Ok(()) => Ok(see_other("/admin/users?notice=invited")),
+        Err(e) => {
+            let msg = readable(e)?;
+            list_page(
+                &state,
+                &req,
+                &admin,
+                StatusCode::BAD_REQUEST,
+                "",
+                None,
+                Some(&msg),
+                None,
+            )
+            .await
+        }
+    }
 }
 
 pub async fn create(
@@ -396,6 +433,7 @@ fn user_data(
             "is_admin": console.iter().any(|r| r == "admin"), "console": console,
             "disabled": u.disabled,
             "must_change_password": u.must_change_password,
+            "registration": u.registration, "email_verified": u.email_verified,
             "risk_state": u.risk_state, "risk_since": u.risk_state_at.map(when),
             "created": when(u.created_at), "updated": when(u.updated_at),
         },
@@ -566,6 +604,9 @@ simple_action!(enable, "enabled", |svc, actor, now, id| {
 simple_action!(dismiss_risk, "risk", |svc, actor, now, id| {
     accounts::dismiss_risk(svc, actor, now, &id)
 });
+simple_action!(approve_registration, "approved", |svc, actor, now, id| {
+    crate::flow::registration::approve(svc, actor, now, &id)
+});
 simple_action!(unlock, "unlocked", |svc, actor, now, id| {
     accounts::unlock(svc, actor, now, &id)
 });
@@ -648,6 +689,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/password", web::post().to(reset_password))
         .route("/admin/users/{id}/factors", web::post().to(remove_factors))
         .route("/admin/users/{id}/unlock", web::post().to(unlock))
+        .route(
+            "/admin/users/{id}/approve",
+            web::post().to(approve_registration),
+        )
+        .route("/admin/invitations", web::post().to(invite))
         .route(
             "/admin/users/{id}/risk/dismiss",
             web::post().to(dismiss_risk),
