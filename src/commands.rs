@@ -1063,6 +1063,16 @@ fn spawn_housekeeping(svc: &Services) {
                     tracing::warn!(error = %e, "purging old mail failed; retrying in an hour")
                 }
             }
+            // Daily (VIGIL_ADMIN_DIGEST_HOURS) the administrators hear of high-risk events.
+            match crate::flow::digest::send_if_due(&svc, now).await {
+                Ok(crate::flow::digest::Digest::Sent(n)) => {
+                    tracing::info!(admins = n, "high-risk digest queued")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the high-risk digest failed; retrying in an hour")
+                }
+            }
             // Quarterly (VIGIL_RISK_RETRAIN_DAYS) a fitted candidate model goes into shadow.
             match crate::flow::models::retrain_if_due(&svc, now).await {
                 Ok(crate::flow::models::Retrained::NotDue) => {}

@@ -205,6 +205,9 @@ pub struct Settings {
     /// Who may create an account on `/register` (`registration`): nobody (default), holders of
     /// an admin's invitation, or anyone.
     pub registration: Registration,
+    /// How often administrators get the high-risk digest by e-mail (`admin_digest_hours`);
+    /// 0: never.
+    pub admin_digest_hours: u32,
 }
 
 /// Self-registration (README "E-mail").
@@ -326,6 +329,7 @@ pub const KEYS: &[&str] = &[
     "mail_from",
     "pwned_passwords_url",
     "registration",
+    "admin_digest_hours",
 ];
 
 const DEFAULT_GEOIP_CITY: &str = "geoip/vigil-test-city.mmdb";
@@ -515,6 +519,18 @@ impl Settings {
                 _ => return Err(ConfigError::new(r.source_name, "use off, invite or open")),
             },
         };
+        let admin_digest_hours = match take("admin_digest_hours") {
+            None => 24,
+            Some(r) => match r.value.trim().parse::<u32>() {
+                Ok(h) if h <= 24 * 31 => h,
+                _ => {
+                    return Err(ConfigError::new(
+                        r.source_name,
+                        "use a number of hours from 0 (never) to 744",
+                    ))
+                }
+            },
+        };
         let pwned_passwords_url = match take("pwned_passwords_url") {
             Some(r) if !r.value.trim().is_empty() => {
                 let v = r.value.trim().to_owned();
@@ -607,6 +623,7 @@ impl Settings {
             mail,
             pwned_passwords_url,
             registration,
+            admin_digest_hours,
             ip_retention_days,
             token_log_retention_days,
             bind,

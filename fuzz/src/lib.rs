@@ -1835,6 +1835,7 @@ fn render_settings(s: &vigil::config::Settings) -> String {
     }
     t.push(("mail_from", toml_str(&s.mail.from)));
     t.push(("registration", toml_str(s.registration.as_str())));
+    t.push(("admin_digest_hours", s.admin_digest_hours.to_string()));
     if let Some(u) = &s.pwned_passwords_url {
         t.push(("pwned_passwords_url", toml_str(u)));
     }

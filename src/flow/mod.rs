@@ -21,6 +21,7 @@ pub mod campaigns;
 pub mod clients;
 pub mod consents;
 pub mod containment;
+pub mod digest;
 pub mod email;
 pub mod enforce;
 pub mod factors;

@@ -19,8 +19,13 @@ macro_rules! mail_templates {
     };
 }
 /// The messages vigil sends, each `templates/mail/<name>.txt` and `.html`.
-const SOURCES: &[(&str, &str)] =
-    mail_templates!("verify_email", "reset_password", "notice", "invite");
+const SOURCES: &[(&str, &str)] = mail_templates!(
+    "verify_email",
+    "reset_password",
+    "notice",
+    "invite",
+    "admin_digest"
+);
 
 /// A rendered message, as the outbox stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,9 +194,17 @@ mod tests {
                 .render(
                     name,
                     "Subject",
-                    &serde_json::json!({ "name": "<b>Ann</b>", "link": "https://id.example.com/x?a=1&b=2", "hours": 24 }),
+                    &serde_json::json!({
+                        "name": "<b>Ann</b>", "username": "<b>Ann</b>", "link": "<b>Ann</b>",
+                        "hours": 24, "minutes": 15, "days": 7, "ip": "<b>Ann</b>",
+                        "when": "<b>Ann</b>", "kind": "new_sign_in", "factor": "<b>Ann</b>",
+                        "place": "<b>Ann</b>", "device": "<b>Ann</b>", "report": "<b>Ann</b>",
+                        "account": "<b>Ann</b>", "since": "<b>Ann</b>", "blocked": 1,
+                        "reported": 0, "entered_risk": 0, "open_reviews": 1,
+                        "latest_blocked": [], "accounts": [], "review": "<b>Ann</b>",
+                    }),
                 )
-                .unwrap();
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(r.text.contains("<b>Ann</b>"), "plain text is not escaped");
             assert!(r.html.contains("&lt;b&gt;Ann&lt;&#x2F;b&gt;"), "{}", r.html);
             assert!(!r.html.contains("<b>Ann"), "HTML is escaped");

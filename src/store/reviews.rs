@@ -209,3 +209,12 @@ pub fn report(conn: &mut DbConn, signin_id: &str, user_id: &str, now: i64) -> St
         .execute(conn)?;
     Ok(true)
 }
+
+/// Sign-ins their users reported ("this wasn't me") since `since`.
+pub fn reported_since(conn: &mut DbConn, since: i64) -> StoreResult<i64> {
+    Ok(reviews::table
+        .filter(reviews::kind.eq(KIND_REPORTED))
+        .filter(reviews::created_at.ge(since))
+        .count()
+        .get_result(conn)?)
+}

@@ -112,3 +112,25 @@ pub fn has_success_before(conn: &mut DbConn, user_id: &str, before: i64) -> Stor
     ))
     .get_result(conn)?)
 }
+
+/// How many sign-ins ended with `outcome` since `since`, and the latest `limit` of them.
+pub fn outcome_since(
+    conn: &mut DbConn,
+    outcome: &str,
+    since: i64,
+    limit: i64,
+) -> StoreResult<(i64, Vec<SigninRow>)> {
+    let n = signins::table
+        .filter(signins::outcome.eq(outcome))
+        .filter(signins::at.ge(since))
+        .count()
+        .get_result(conn)?;
+    let rows = signins::table
+        .filter(signins::outcome.eq(outcome))
+        .filter(signins::at.ge(since))
+        .order(signins::at.desc())
+        .limit(limit)
+        .select(SigninRow::as_select())
+        .load(conn)?;
+    Ok((n, rows))
+}

@@ -363,3 +363,35 @@ pub fn held_registrations(conn: &mut DbConn) -> StoreResult<Vec<User>> {
         .select(User::as_select())
         .load(conn)?)
 }
+
+/// Enabled console administrators (directly or through a group) whose address is confirmed:
+/// who gets the high-risk digest.
+pub fn admins_to_mail(conn: &mut DbConn) -> StoreResult<Vec<User>> {
+    use super::schema::{group_members, role_grants};
+    let direct = role_grants::table
+        .filter(role_grants::user_id.eq(users::id.nullable()))
+        .filter(role_grants::role_id.eq(super::access::CONSOLE_ADMIN_ROLE_ID));
+    let through_group = group_members::table
+        .inner_join(
+            role_grants::table.on(role_grants::group_id.eq(group_members::group_id.nullable())),
+        )
+        .filter(group_members::user_id.eq(users::id))
+        .filter(role_grants::role_id.eq(super::access::CONSOLE_ADMIN_ROLE_ID));
+    Ok(users::table
+        .filter(users::disabled.eq(false))
+        .filter(users::email_verified.eq(true))
+        .filter(diesel::dsl::exists(direct).or(diesel::dsl::exists(through_group)))
+        .select(User::as_select())
+        .load(conn)?)
+}
+
+/// Accounts that entered `at_risk` or `compromised` since `since` (newest first).
+pub fn entered_risk_since(conn: &mut DbConn, since: i64, limit: i64) -> StoreResult<Vec<User>> {
+    Ok(users::table
+        .filter(users::risk_state.ne("none"))
+        .filter(users::risk_state_at.ge(since))
+        .order(users::risk_state_at.desc())
+        .limit(limit)
+        .select(User::as_select())
+        .load(conn)?)
+}

@@ -438,3 +438,76 @@ on_both_backends!(
     a_new_sign_in_is_noticed_and_reported_in_one_click,
     super::a_new_sign_in_is_noticed_and_reported_in_one_click
 );
+
+/// The administrators' digest: a report makes the next digest due and non-empty; only
+/// administrators with a confirmed address get it; one per period; a quiet period sends
+/// nothing.
+async fn administrators_get_a_digest_of_high_risk_events(b: Backend) {
+    use vigil::flow::digest::{send_if_due, Digest};
+    let smtp = SmtpServer::start();
+    let Some(app) = mail_app(b, &smtp).await else {
+        return;
+    };
+    app.add_user("root", true).await;
+    app.add_user("other-admin", true).await;
+    let root = vigil::flow::accounts::find(&app.svc, "root").await.unwrap();
+    let now = app.svc.clock.now().micros();
+    app.svc
+        .db
+        .run(move |c| vigil::store::users::verify_email(c, &root.id, "root@example.com", now))
+        .await
+        .unwrap();
+    app.add_user("hana", false).await;
+    assert_eq!(
+        app.login("hana", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let account = app.get("/account").await.text().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/account/signins/report"))
+        .form(&[
+            ("csrf_token", csrf_in(&account)),
+            (
+                "signin_id",
+                select(&account, "input[name=signin_id]").unwrap(),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let first = send_if_due(&app.svc, app.svc.clock.now()).await.unwrap();
+    assert_eq!(
+        first,
+        Digest::Sent(1),
+        "one administrator has a confirmed address"
+    );
+    let mail = smtp.wait_for("root@example.com", 1).await.remove(0);
+    let text = decoded(&mail.raw);
+    assert!(mail.raw.contains("Subject: High-risk activity: digest"));
+    assert!(text.contains("Sign-ins reported by users:     1"), "{text}");
+    assert!(text.contains("hana (compromised)"), "{text}");
+    assert_eq!(
+        send_if_due(&app.svc, app.svc.clock.now()).await.unwrap(),
+        Digest::NotDue
+    );
+    app.clock.advance_secs(25 * 3600);
+    assert_eq!(
+        send_if_due(&app.svc, app.svc.clock.now()).await.unwrap(),
+        Digest::Quiet
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(smtp
+        .inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|m| !m.to.iter().any(|t| t == "other-admin@example.com")));
+}
+
+on_both_backends!(
+    administrators_get_a_digest_of_high_risk_events,
+    super::administrators_get_a_digest_of_high_risk_events
+);
