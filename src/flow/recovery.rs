@@ -134,7 +134,11 @@ async fn send_link(
                     Some(u) => Some(u),
                     None => users::find_by_email(c, &k)?,
                 };
-                let Some(user) = user.filter(|u| !u.disabled && !u.email.trim().is_empty()) else {
+                // Disabled accounts, accounts without an address and unfinished registrations
+                // (their address is not proven) get nothing.
+                let Some(user) = user.filter(|u| {
+                    !u.disabled && !u.email.trim().is_empty() && u.registration.is_none()
+                }) else {
                     return Ok(false);
                 };
                 let digest = token_digest(&token);

@@ -58,7 +58,11 @@ fn mfa_page(
     ctx.insert("methods", &available);
     ctx.insert(
         "reason",
-        "Your account is protected by a second factor. Confirm it's you to continue.",
+        if p.reset {
+            "Your account is protected by a second factor. Confirm it's you to choose a new password."
+        } else {
+            "Your account is protected by a second factor. Confirm it's you to continue."
+        },
     );
     if let Some(e) = error {
         ctx.insert("error", e);

@@ -93,6 +93,18 @@ async fn open_registration_confirms_the_address_and_holds_bursts(b: Backend) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("not confirmed"));
     let mail = smtp.wait_for("carl@example.com", 1).await.remove(0);
+    // Nor a password reset: an unproven address (anyone's, typed by anyone) gets no reset link.
+    let token = app.csrf_from("/login/forgot").await;
+    let r = app
+        .http
+        .post(app.url("/login/forgot"))
+        .form(&[("csrf_token", token.as_str()), ("identifier", "carl")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(smtp.wait_for("carl@example.com", 1).await.len(), 1);
     assert!(decoded(&mail.raw).contains("/email/verify?token="));
     confirm(&app, &mail).await;
     assert_eq!(registration_of(&app, "carl").await, None);
