@@ -108,4 +108,26 @@ mod tests {
     fn all_templates_compile() {
         assert!(super::TERA.is_ok(), "{:?}", super::TERA.as_ref().err());
     }
+
+    /// The pages' Content-Security-Policy allows styles and scripts from files only: an inline
+    /// `style=` attribute or `<script>` body is silently dropped by the browser (the dashboard's
+    /// legend lost its colours so). Keep every page to classes and `static/` files.
+    #[test]
+    fn no_page_relies_on_what_the_csp_blocks() {
+        for (name, src) in super::SOURCES {
+            assert!(
+                !src.contains(" style="),
+                "{name}: an inline style attribute"
+            );
+            for (i, _) in src.match_indices("<script") {
+                let tag = &src[i..src[i..].find('>').map_or(src.len(), |e| i + e)];
+                assert!(tag.contains(" src="), "{name}: an inline script");
+            }
+            assert!(!src.contains("<style"), "{name}: an inline style element");
+            assert!(
+                !src.contains(" onclick=") && !src.contains(" onsubmit="),
+                "{name}: an inline handler"
+            );
+        }
+    }
 }
