@@ -511,3 +511,63 @@ on_both_backends!(
     administrators_get_a_digest_of_high_risk_events,
     super::administrators_get_a_digest_of_high_risk_events
 );
+
+/// A password changed on `/account` and an account locked by an administrator are noticed: the
+/// first with a report link, the second without (the administrator did it).
+async fn a_changed_password_and_a_lock_are_noticed(b: Backend) {
+    let smtp = SmtpServer::start();
+    let Some(app) = mail_app(b, &smtp).await else {
+        return;
+    };
+    app.add_user("ivan", false).await;
+    assert_eq!(
+        app.login("ivan", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let page = app.get("/account/password").await.text().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/account/password"))
+        .form(&[
+            ("csrf_token", csrf_in(&page).as_str()),
+            ("current_password", PASSWORD),
+            ("new_password", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "{}",
+        r.status()
+    );
+    let mail = smtp.wait_for("ivan@example.com", 1).await.remove(0);
+    assert!(
+        mail.raw.contains("Subject: Your password was changed"),
+        "{}",
+        mail.raw
+    );
+    assert!(decoded(&mail.raw).contains("/report?token="));
+
+    vigil::flow::accounts::set_disabled(
+        &app.svc,
+        &vigil::flow::accounts::Actor::new("cli"),
+        app.svc.clock.now(),
+        "ivan",
+        true,
+    )
+    .await
+    .unwrap();
+    let mails = smtp.wait_for("ivan@example.com", 2).await;
+    assert!(
+        mails[1].raw.contains("Subject: Your account was locked"),
+        "{}",
+        mails[1].raw
+    );
+    assert!(!decoded(&mails[1].raw).contains("/report?token="));
+}
+
+on_both_backends!(
+    a_changed_password_and_a_lock_are_noticed,
+    super::a_changed_password_and_a_lock_are_noticed
+);
