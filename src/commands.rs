@@ -154,6 +154,20 @@ async fn serve(mut settings: Settings, demo: bool) -> Result<(), Failure> {
     if demo && settings.mail.transport == crate::config::MailTransport::Off {
         settings.mail.transport = crate::config::MailTransport::Log;
     }
+    // The demo's story blocks a sign-in from a deny-listed address: without a deny list of the
+    // operator's, the demo writes one of its own next to its database.
+    if demo && settings.ip_denylist.is_none() {
+        let path = std::path::PathBuf::from("vigil-demo-denylist.txt");
+        std::fs::write(
+            &path,
+            format!(
+                "# vigil demo: one address, blocked in the demo's story\n{}/32\n",
+                crate::demo::DENY_LISTED
+            ),
+        )
+        .map_err(|e| Failure::op(format!("cannot write the demo's deny list: {e}")))?;
+        settings.ip_denylist = Some(path);
+    }
     let bind = settings.bind;
     let issuer = settings.issuer.as_str().to_owned();
     let listener = TcpListener::bind(bind)
@@ -294,7 +308,17 @@ async fn seed_demo(svc: &Services) -> Result<(), Failure> {
         )
         .await?;
     }
+    let story = crate::demo::seed(svc, DEMO_USER.1).await?;
     let issuer = svc.settings.issuer.as_str();
+    if let Some(story) = &story {
+        println!(
+            "\nvigil demo — a story to look at in the console: {} sign-ins over three weeks by demo, amira, bruno, chen and dana (password {}), then:",
+            story.history, DEMO_USER.1
+        );
+        for e in &story.events {
+            println!("  - {e}");
+        }
+    }
     println!(
         "\nvigil demo — database {db}\n\n  sign in:    {issuer}/login\n  console:    {issuer}/admin (as the admin)\n  admin:      {a} / {ap}\n  user:       {u} / {up}\n  client:     {c} / secret {cs}\n              redirect URI {r}\n\n(Demo credentials are fixed and public: never use `vigil demo` for real accounts.)\n",
         db = svc.settings.database_url.redacted(),

@@ -581,6 +581,7 @@ fn demo_seeds_once_and_serves() {
     for round in 0..2 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .arg("demo")
+            .current_dir(dir.path())
             .env("VIGIL_DATABASE_URL", &url)
             .env("VIGIL_BIND", &bind)
             .env("VIGIL_GEOIP_CITY", "")
@@ -591,29 +592,50 @@ fn demo_seeds_once_and_serves() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut up = false;
-        for _ in 0..100 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            if reqwest::blocking::get(format!("http://{bind}/healthz"))
-                .is_ok_and(|r| r.status().is_success())
+        // The banner comes once the demo data (and its story) are seeded: wait for it.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
             {
-                up = true;
-                break;
+                let _ = tx.send(line);
+            }
+        });
+        let mut printed = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !printed.contains("demo-app") && std::time::Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                printed.push_str(&line);
+                printed.push('\n');
             }
         }
+        let up = reqwest::blocking::get(format!("http://{bind}/healthz"))
+            .is_ok_and(|r| r.status().is_success());
         // Ctrl-C stops it cleanly.
         Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
             .unwrap();
         let status = child.wait().unwrap();
+        let _ = reader.join();
+        while let Ok(line) = rx.try_recv() {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
         assert!(up, "round {round}: demo server answered /healthz");
         assert!(status.success(), "round {round}: clean exit on SIGINT");
-        let mut printed = String::new();
-        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut printed).unwrap();
         assert!(
             printed.contains("admin") && printed.contains("demo-app"),
             "{printed}"
+        );
+        // The story is told once: the first start seeds it, the second finds it.
+        assert_eq!(
+            printed.contains("a story to look at"),
+            round == 0,
+            "round {round}: {printed}"
         );
     }
     assert!(

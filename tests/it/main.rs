@@ -17,6 +17,7 @@ mod cli;
 mod commits;
 mod conformance;
 mod console_roles;
+mod demo;
 mod email;
 mod enforcement;
 mod enumeration;
