@@ -352,7 +352,7 @@ pub async fn change_own_password(
 // ---------------------------------------------------------------------------------------------
 
 /// A weak password is the person's to fix: a readable message, not an internal error.
-fn weak(e: crate::auth::AuthError) -> FlowError {
+pub(crate) fn weak(e: crate::auth::AuthError) -> FlowError {
     match e {
         crate::auth::AuthError::WeakPassword(m) => FlowError::Invalid(format!("Password: {m}.")),
         other => FlowError::Auth(other),

@@ -77,26 +77,7 @@ pub async fn request(
             "Enter your username or your e-mail address.".into(),
         ));
     }
-    let (k, ipk) = (key.clone(), ip_key(ctx.ip));
-    let since = now.minus_secs(3600).micros();
-    let (by_address, by_network) = svc
-        .db
-        .run(move |c| {
-            store::transaction(c, |c| {
-                links::count_request(
-                    c,
-                    &RequestRow {
-                        id: &new_id(),
-                        kind: RESET,
-                        address_key: &k,
-                        ip_key: &ipk,
-                        created_at: now.micros(),
-                    },
-                    since,
-                )
-            })
-        })
-        .await?;
+    let (by_address, by_network) = count_request(svc, now, RESET, &key, ctx.ip).await?;
     if by_address > PER_ADDRESS_PER_HOUR || by_network > PER_NETWORK_PER_HOUR {
         crate::telemetry::note_reset_request("throttled");
         return Ok(Asked::Throttled {
@@ -110,6 +91,37 @@ pub async fn request(
         }
     });
     Ok(Asked::Accepted)
+}
+
+/// Count a request that mails a link (a reset, a registration) under what was typed and the
+/// client's network, and say how many each had in the last hour, this one included.
+pub(super) async fn count_request(
+    svc: &Services,
+    now: Timestamp,
+    kind: &'static str,
+    address_key: &str,
+    ip: std::net::IpAddr,
+) -> Result<(i64, i64), FlowError> {
+    let (k, ipk) = (address_key.to_owned(), ip_key(ip));
+    let since = now.minus_secs(3600).micros();
+    Ok(svc
+        .db
+        .run(move |c| {
+            store::transaction(c, |c| {
+                links::count_request(
+                    c,
+                    &RequestRow {
+                        id: &new_id(),
+                        kind,
+                        address_key: &k,
+                        ip_key: &ipk,
+                        created_at: now.micros(),
+                    },
+                    since,
+                )
+            })
+        })
+        .await?)
 }
 
 /// The background half of [`request`]: find the account, mail it a link.
@@ -422,14 +434,8 @@ pub async fn complete(
     ctx: &RequestContext,
 ) -> Result<(), FlowError> {
     let user = granted(svc, now, grant_token, ctx).await?;
-    crate::auth::password::check_policy(new.expose_secret(), &user.username).map_err(
-        |e| match e {
-            crate::auth::AuthError::WeakPassword(m) => {
-                FlowError::Invalid(format!("Password: {m}."))
-            }
-            other => FlowError::Auth(other),
-        },
-    )?;
+    crate::auth::password::check_policy(new.expose_secret(), &user.username)
+        .map_err(super::accounts::weak)?;
     super::breached::refuse_breached(svc, new.expose_secret()).await?;
     let hash = svc.hasher.hash(new).await?;
     let id = token_digest(grant_token);

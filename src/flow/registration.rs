@@ -20,8 +20,7 @@ use super::{random_token, FlowError, RequestContext, Services};
 use crate::clock::Timestamp;
 use crate::config::Registration as Mode;
 use crate::domain::{Email, Username};
-use crate::net::ip_key;
-use crate::store::mail::{self as links, LinkRow, RequestRow};
+use crate::store::mail::{self as links, LinkRow};
 use crate::store::users::{self, NewUser};
 use crate::store::{self, new_id, token_digest, StoreError};
 
@@ -176,40 +175,17 @@ pub async fn register(
         return Err(FlowError::Invalid("An e-mail address is needed.".into()));
     }
     // Counted before anything costly: a network that registers in bulk pays nothing but this.
-    let (k, ipk) = (email.as_str().to_lowercase(), ip_key(ctx.ip));
-    let since = now.minus_secs(3600).micros();
-    let (_, by_network) = svc
-        .db
-        .run(move |c| {
-            store::transaction(c, |c| {
-                links::count_request(
-                    c,
-                    &RequestRow {
-                        id: &new_id(),
-                        kind: "register",
-                        address_key: &k,
-                        ip_key: &ipk,
-                        created_at: now.micros(),
-                    },
-                    since,
-                )
-            })
-        })
-        .await?;
+    let key = email.as_str().to_lowercase();
+    let (_, by_network) =
+        super::recovery::count_request(svc, now, "register", &key, ctx.ip).await?;
     if by_network > PER_NETWORK_PER_HOUR {
         return Err(crate::auth::AuthError::Throttled {
             retry_after_secs: 3600,
         }
         .into());
     }
-    crate::auth::password::check_policy(r.password.expose_secret(), username.as_str()).map_err(
-        |e| match e {
-            crate::auth::AuthError::WeakPassword(m) => {
-                FlowError::Invalid(format!("Password: {m}."))
-            }
-            other => FlowError::Auth(other),
-        },
-    )?;
+    crate::auth::password::check_policy(r.password.expose_secret(), username.as_str())
+        .map_err(super::accounts::weak)?;
     super::breached::refuse_breached(svc, r.password.expose_secret()).await?;
     let hash = svc.hasher.hash(r.password).await?;
     let held = by_network > BURST || svc.risk.deny_listed(ctx.ip);
