@@ -283,7 +283,7 @@ async fn authorize_raw(
         // Rendered here, so an error page speaks the request's language too.
         authorize_checked(state.clone(), req.clone(), raw)
             .await
-            .unwrap_or_else(|e| HttpResponse::from_error(e))
+            .unwrap_or_else(HttpResponse::from_error)
     })
     .await;
     match chosen {
