@@ -543,9 +543,7 @@ pub async fn email_verify_request(
     match request_verification(&state.svc, &actor, &user.id, state.now()).await? {
         Requested::Sent => Ok(see_other("/account?notice=verify_sent")),
         Requested::AlreadyVerified => Ok(see_other("/account?notice=verified_already")),
-        Requested::MailOff => Err(WebError::BadRequest(
-            i18n::t("verify-mail-off"),
-        )),
+        Requested::MailOff => Err(WebError::BadRequest(i18n::t("verify-mail-off"))),
     }
 }
 

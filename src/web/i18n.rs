@@ -49,8 +49,7 @@ fluent_templates::static_loader! {
 /// [`supported`] is ignored.
 pub const LANG_COOKIE: &str = "vigil_lang";
 
-static ENGLISH: LazyLock<LanguageIdentifier> =
-    LazyLock::new(|| "en".parse().unwrap_or_default());
+static ENGLISH: LazyLock<LanguageIdentifier> = LazyLock::new(|| "en".parse().unwrap_or_default());
 
 /// A language vigil has a catalogue for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,11 +132,7 @@ pub fn accept_language(header: &str) -> Vec<&str> {
 
 /// The language of a request: `ui_locales`, then the cookie, then `Accept-Language`, then
 /// English.
-pub fn negotiate(
-    ui_locales: Option<&str>,
-    cookie: Option<&str>,
-    accept: Option<&str>,
-) -> Lang {
+pub fn negotiate(ui_locales: Option<&str>, cookie: Option<&str>, accept: Option<&str>) -> Lang {
     ui_locales
         .and_then(|u| pick(u.split_ascii_whitespace()))
         .or_else(|| cookie.and_then(Lang::from_code))
@@ -151,7 +146,9 @@ tokio::task_local! {
 
 /// The language of the request being handled (English outside one).
 pub fn current() -> Lang {
-    CURRENT.try_with(Lang::clone).unwrap_or_else(|_| Lang::english())
+    CURRENT
+        .try_with(Lang::clone)
+        .unwrap_or_else(|_| Lang::english())
 }
 
 /// Run `f` with `lang` as the request's language.
@@ -283,7 +280,10 @@ static FLOW_TEXTS: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
         (Refusal::AtRisk, "refusal-at-risk"),
         (Refusal::Unverified, "refusal-unverified"),
         (Refusal::HeldForReview, "refusal-held"),
-        (Refusal::Blocked(BlockReason::DenyListed), "block-deny-listed"),
+        (
+            Refusal::Blocked(BlockReason::DenyListed),
+            "block-deny-listed",
+        ),
         (Refusal::Blocked(BlockReason::Policy), "block-policy"),
         (
             Refusal::Blocked(BlockReason::NoSecondFactor),
@@ -385,7 +385,9 @@ mod tests {
 
     /// The message ids of every `.ftl` file of one language directory.
     fn ids(lang: &str) -> BTreeSet<String> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("locales").join(lang);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("locales")
+            .join(lang);
         let mut out = BTreeSet::new();
         for entry in std::fs::read_dir(&dir).expect("a locales directory") {
             let path = entry.expect("an entry").path();
@@ -448,7 +450,8 @@ mod tests {
                     let rest = &src[i + pat.len()..];
                     if let Some(end) = rest.find('"') {
                         let id = &rest[..end];
-                        if id.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !id.is_empty() {
+                        if id.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !id.is_empty()
+                        {
                             used.insert((path.display().to_string(), id.to_owned()));
                         }
                     }
@@ -457,10 +460,16 @@ mod tests {
         }
         assert!(used.len() > 100, "ids found: {}", used.len());
         for (file, id) in &used {
-            assert!(en.contains(id), "{file} uses {id:?}, which locales/en lacks");
+            assert!(
+                en.contains(id),
+                "{file} uses {id:?}, which locales/en lacks"
+            );
         }
         for id in FLOW_TEXTS.values() {
-            assert!(en.contains(*id), "FLOW_TEXTS maps to {id:?}, which locales/en lacks");
+            assert!(
+                en.contains(*id),
+                "FLOW_TEXTS maps to {id:?}, which locales/en lacks"
+            );
         }
     }
 
@@ -475,8 +484,10 @@ mod tests {
             flow_text_in(&de(), "That username is taken; choose another."),
             "That username is taken; choose another."
         );
-        assert!(flow_text_in(&de(), "Password: the password must not be the username.")
-            .starts_with("Passwort: "));
+        assert!(
+            flow_text_in(&de(), "Password: the password must not be the username.")
+                .starts_with("Passwort: ")
+        );
         assert_eq!(flow_text_in(&de(), "anything else"), "anything else");
     }
 
@@ -509,7 +520,10 @@ mod tests {
         args.insert("id".to_owned(), tera::Value::from("consent-intro"));
         args.insert("client".to_owned(), tera::Value::from("<b>x</b>"));
         let out = tera::Function::call(&f, &args).expect("a message");
-        assert_eq!(out, "<strong>&lt;b&gt;x&lt;&#x2F;b&gt;</strong> would like to:");
+        assert_eq!(
+            out,
+            "<strong>&lt;b&gt;x&lt;&#x2F;b&gt;</strong> would like to:"
+        );
         let mut args = HashMap::new();
         args.insert("id".to_owned(), tera::Value::from("account-recovery-left"));
         args.insert("count".to_owned(), tera::Value::from(1));

@@ -150,10 +150,16 @@ pub async fn submit(
             let mut resp = match form.tx.as_deref().filter(|t| !t.is_empty()) {
                 Some(tx) => {
                     let ctx = state.context(&req);
-                    let next =
-                        authorize::after_sign_in(&state.svc, now, tx, &mut established, *user, &ctx)
-                            .await
-                            .map_err(WebError::from)?;
+                    let next = authorize::after_sign_in(
+                        &state.svc,
+                        now,
+                        tx,
+                        &mut established,
+                        *user,
+                        &ctx,
+                    )
+                    .await
+                    .map_err(WebError::from)?;
                     render_next(&state, &req, next)?
                 }
                 None => see_other(&super::landing(&req, &user)),

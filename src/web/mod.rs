@@ -292,9 +292,14 @@ pub async fn enforced_session_on(
     .await?;
     Ok(match need {
         Requirement::Allow => Ok((session, user)),
-        Requirement::Reauthenticate { mfa } | Requirement::StepUp { phishing_resistant: mfa } => {
-            Err(sign_in_redirect(here, true, mfa || matches!(need, Requirement::StepUp { .. })))
-        }
+        Requirement::Reauthenticate { mfa }
+        | Requirement::StepUp {
+            phishing_resistant: mfa,
+        } => Err(sign_in_redirect(
+            here,
+            true,
+            mfa || matches!(need, Requirement::StepUp { .. }),
+        )),
         Requirement::ChangePassword => Err(see_other("/account/password")),
         Requirement::EnrolFactor => {
             return Err(errors::WebError::Forbidden(i18n::t(

@@ -303,12 +303,8 @@ async fn authorize_checked(
     req: HttpRequest,
     raw: &[u8],
 ) -> Result<HttpResponse, WebError> {
-    let bad = |e: String| {
-        WebError::BadRequest(t_with(
-            "request-bad-parameters",
-            &[("detail", arg(e))],
-        ))
-    };
+    let bad =
+        |e: String| WebError::BadRequest(t_with("request-bad-parameters", &[("detail", arg(e))]));
     let Some(name) = authorize::repeated(raw) else {
         let params = authorize::parse_params(raw).map_err(bad)?;
         return authorize_with(state, req, params).await;

@@ -59,10 +59,7 @@ pub async fn forgot_submit(
         }
         Ok(Asked::Throttled { retry_after_secs }) => Err(WebError::Throttled { retry_after_secs }),
         Ok(Asked::NoDevice) => {
-            ctx.insert(
-                "error",
-                &i18n::t("reset-no-cookie"),
-            );
+            ctx.insert("error", &i18n::t("reset-no-cookie"));
             forgot_page(&state, &req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(FlowError::Invalid(m)) => {

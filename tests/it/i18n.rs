@@ -8,7 +8,9 @@ use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use vigil::auth::totp;
 
-use crate::helpers::{csrf_in, spawn_app, spawn_app_with, Backend, TestApp, ALWAYS_STEP_UP, PASSWORD};
+use crate::helpers::{
+    csrf_in, spawn_app, spawn_app_with, Backend, TestApp, ALWAYS_STEP_UP, PASSWORD,
+};
 use crate::mfa::{enrol_totp, select, sign_out, submit_code};
 use crate::oidc::{add_client, location, password_at_login, query, rp, ClientSpec};
 use crate::on_both_backends;
@@ -63,14 +65,18 @@ async fn login_page_follows_accept_language(b: Backend) {
     assert_eq!(r.headers()["content-language"], "de");
     let de = r.text().await.unwrap();
     assert_eq!(html_lang(&de), "de");
-    assert!(de.contains("<h1 id=\"login-heading\">Anmelden</h1>"), "{de}");
+    assert!(
+        de.contains("<h1 id=\"login-heading\">Anmelden</h1>"),
+        "{de}"
+    );
     assert!(de.contains(">Benutzername</label>") && de.contains(">Passwort</label>"));
     assert!(de.contains("Zum Inhalt springen"), "base.html too");
     assert!(!de.contains("Sign in") && !de.contains("Username"), "{de}");
     // The same form: field names, hidden inputs, CSRF.
     for f in ["username", "password", "csrf_token", "device_hints"] {
         assert!(
-            select(&de, &format!("input[name={f}]")).is_some() || de.contains(&format!("name=\"{f}\"")),
+            select(&de, &format!("input[name={f}]")).is_some()
+                || de.contains(&format!("name=\"{f}\"")),
             "{f}"
         );
     }
@@ -91,7 +97,10 @@ async fn login_page_follows_accept_language(b: Backend) {
     assert_eq!(location(&r), "/account");
     let account = app.get("/account").await.text().await.unwrap();
     assert!(account.contains("<h1>Ihr Konto</h1>"), "{account}");
-    assert!(account.contains("Angemeldet als <strong>alice</strong>"), "{account}");
+    assert!(
+        account.contains("Angemeldet als <strong>alice</strong>"),
+        "{account}"
+    );
     assert!(account.contains("alice@example.com"));
 }
 on_both_backends!(
@@ -113,7 +122,10 @@ async fn unknown_languages_fall_back_to_english(b: Backend) {
     assert_eq!(html_lang(&html), "en");
     // English listed after German but with a higher weight wins.
     speaks(&mut app, "de;q=0.4, en;q=0.8");
-    assert_eq!(html_lang(&app.get("/login").await.text().await.unwrap()), "en");
+    assert_eq!(
+        html_lang(&app.get("/login").await.text().await.unwrap()),
+        "en"
+    );
 }
 on_both_backends!(
     unknown_languages_fall_back_to_english,
@@ -135,7 +147,10 @@ async fn error_pages_are_translated(b: Backend) {
         html.contains("Diese Anmeldeanfrage kann nicht verwendet werden"),
         "{html}"
     );
-    assert!(html.contains("nicht registriert"), "the flow's sentence too: {html}");
+    assert!(
+        html.contains("nicht registriert"),
+        "the flow's sentence too: {html}"
+    );
     // A form without its CSRF token.
     let r = app
         .http
@@ -156,9 +171,15 @@ async fn error_pages_are_translated(b: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("This sign-in request cannot be used"), "{html}");
+    assert!(
+        html.contains("This sign-in request cannot be used"),
+        "{html}"
+    );
 }
-on_both_backends!(error_pages_are_translated, super::error_pages_are_translated);
+on_both_backends!(
+    error_pages_are_translated,
+    super::error_pages_are_translated
+);
 
 /// `ui_locales=de` beats an English browser on every page of the sign-in: login, step-up,
 /// consent; the code then reaches the client as usual.
@@ -195,7 +216,10 @@ async fn ui_locales_carries_through_step_up_and_consent(b: Backend) {
         .find(|v| v.starts_with("vigil_lang="))
         .expect("the choice is remembered")
         .to_owned();
-    assert!(cookie.starts_with("vigil_lang=de;") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.starts_with("vigil_lang=de;") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     let login = app.get(&location(&r)).await.text().await.unwrap();
     assert_eq!(html_lang(&login), "de");
     assert!(login.contains(">Anmelden</h1>"), "{login}");
@@ -210,7 +234,11 @@ async fn ui_locales_carries_through_step_up_and_consent(b: Backend) {
     // A wrong code: the German error.
     let r = submit_code(&app, "/login/mfa/totp", "000000").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.text().await.unwrap().contains("Dieser Code stimmt nicht."));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Dieser Code stimmt nicht."));
 
     let code = totp::code_at(&secret, app.svc.clock.now()).unwrap();
     let r = submit_code(&app, "/login/mfa/totp", &code).await;
@@ -255,11 +283,23 @@ async fn ui_locales_picks_the_first_known_language(b: Backend) {
             html_lang(&page)
         }
     };
-    assert_eq!(lang_of(rp.start(&[], &[("ui_locales", "fr de")])).await, "de");
-    assert_eq!(lang_of(rp.start(&[], &[("ui_locales", "fr-FR de-AT en")])).await, "de");
-    assert_eq!(lang_of(rp.start(&[], &[("ui_locales", "en de")])).await, "en");
+    assert_eq!(
+        lang_of(rp.start(&[], &[("ui_locales", "fr de")])).await,
+        "de"
+    );
+    assert_eq!(
+        lang_of(rp.start(&[], &[("ui_locales", "fr-FR de-AT en")])).await,
+        "de"
+    );
+    assert_eq!(
+        lang_of(rp.start(&[], &[("ui_locales", "en de")])).await,
+        "en"
+    );
     // Nothing vigil has: the browser's language.
-    assert_eq!(lang_of(rp.start(&[], &[("ui_locales", "fr ja")])).await, "en");
+    assert_eq!(
+        lang_of(rp.start(&[], &[("ui_locales", "fr ja")])).await,
+        "en"
+    );
     assert_eq!(lang_of(rp.start(&[], &[("ui_locales", "de")])).await, "de");
     assert_eq!(lang_of(rp.start(&[], &[])).await, "en");
 }
