@@ -35,7 +35,10 @@ pub fn build_state(svc: Services) -> Result<web::Data<AppState>, StartError> {
     let secure = svc.settings.issuer.is_https();
     Ok(web::Data::new(AppState {
         csrf: Csrf::new(key, secure),
-        discovery: crate::oidc::discovery::document(svc.settings.issuer.as_str()),
+        discovery: crate::oidc::discovery::document(
+            svc.settings.issuer.as_str(),
+            &w::i18n::supported_codes(),
+        ),
         draining: Default::default(),
         svc,
     }))
@@ -207,6 +210,7 @@ pub fn run(
                     .error_handler(form_error),
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            .wrap(from_fn(w::i18n::language))
             .wrap(from_fn(mw::operator_only))
             .wrap(from_fn(mw::device_cookie))
             .wrap(from_fn(mw::headers))

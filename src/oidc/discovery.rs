@@ -4,7 +4,8 @@ use serde_json::json;
 
 use super::{keys::ALGS, ACRS, SCOPES};
 
-pub fn document(issuer: &str) -> String {
+/// `ui_locales`: the languages of the pages (web/i18n.rs reads them from `locales/`).
+pub fn document(issuer: &str, ui_locales: &[String]) -> String {
     let e = |p: &str| format!("{issuer}{p}");
     json!({
         "issuer": issuer,
@@ -40,7 +41,7 @@ pub fn document(issuer: &str) -> String {
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-        "ui_locales_supported": ["en"],
+        "ui_locales_supported": ui_locales,
     })
     .to_string()
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use tera::Context;
 
 use super::errors::WebError;
+use super::i18n;
 use super::templates::page;
 use super::{current_session, enforced_session, see_other, AppState};
 use crate::audit::AuditEvent;
@@ -59,8 +60,8 @@ fn recorded_place(features: Option<&str>) -> Option<String> {
     }
 }
 
-/// A short, human description of a user agent for lists.
-fn device_label(ua: Option<&str>) -> String {
+/// A short, human description of a user agent for lists, in `lang`.
+fn device_label(lang: &i18n::Lang, ua: Option<&str>) -> String {
     let ua = ua.unwrap_or("");
     let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
         .iter()
@@ -76,10 +77,14 @@ fn device_label(ua: Option<&str>) -> String {
         .find(|o| ua.contains(*o))
         .copied();
     match (browser, os) {
-        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), Some(o)) => i18n::text(
+            lang,
+            "device-on",
+            &[("browser", i18n::arg(b)), ("os", i18n::arg(o))],
+        ),
         (Some(b), None) => b.to_owned(),
         (None, Some(o)) => o.to_owned(),
-        (None, None) if ua.is_empty() => "Unknown device".into(),
+        (None, None) if ua.is_empty() => i18n::text(lang, "device-unknown", &[]),
         (None, None) => ua.chars().take(40).collect(),
     }
 }
@@ -92,6 +97,8 @@ pub async fn show(
     let (s, user) = or_respond!(signed_in(&state, &req, Action::AccountPage, "/account").await?);
     let now = state.now();
     let (uid, current_id, risk) = (user.id.clone(), s.id.clone(), state.svc.risk.clone());
+    // The rows are labelled on the blocking pool, outside the request's task: name the language.
+    let lang = i18n::current();
     let place = move |ip: &Option<String>| {
         ip.as_deref()
             .and_then(|i| risk.place(i))
@@ -110,7 +117,7 @@ pub async fn show(
                 .into_iter()
                 .map(|x| {
                     json!({
-                        "id": x.id, "device": device_label(x.user_agent.as_deref()), "place": place(&x.ip), "ip": x.ip.unwrap_or_default(),
+                        "id": x.id, "device": device_label(&lang, x.user_agent.as_deref()), "place": place(&x.ip), "ip": x.ip.unwrap_or_default(),
                         "last_seen": Timestamp(x.last_seen_at).display(), "current": x.id == current_id, "acr": x.acr,
                     })
                 })
@@ -120,7 +127,7 @@ pub async fn show(
                 .map(|r| {
                     json!({
                         "id": r.id, "at": Timestamp(r.at).display(), "method": r.method, "outcome": r.outcome,
-                        "place": recorded_place(r.features.as_deref()).unwrap_or_else(|| place(&r.ip)), "ip": r.ip.unwrap_or_default(), "device": device_label(r.user_agent.as_deref()),
+                        "place": recorded_place(r.features.as_deref()).unwrap_or_else(|| place(&r.ip)), "ip": r.ip.unwrap_or_default(), "device": device_label(&lang, r.user_agent.as_deref()),
                     })
                 })
                 .collect();
@@ -129,10 +136,10 @@ pub async fn show(
             // Factors suspended by containment: shown first, for the owner to confirm or remove.
             let mut suspended = Vec::new();
             if let Some(t) = totp_row.as_ref().filter(|t| t.suspended_at.is_some()) {
-                suspended.push(json!({ "which": "totp", "label": "Authenticator app", "created": Timestamp(t.created_at).display(), "remove_action": "/account/totp/remove" }));
+                suspended.push(json!({ "which": "totp", "created": Timestamp(t.created_at).display(), "remove_action": "/account/totp/remove" }));
             }
             for p in passkey_rows.iter().filter(|p| p.suspended_at.is_some()) {
-                suspended.push(json!({ "which": p.id, "label": format!("Passkey \u{201c}{}\u{201d}", p.name), "created": Timestamp(p.created_at).display(), "remove_action": "/account/passkeys/remove" }));
+                suspended.push(json!({ "which": p.id, "name": p.name, "created": Timestamp(p.created_at).display(), "remove_action": "/account/passkeys/remove" }));
             }
             // A factor added in the last week is marked new: an unexpected one is the first
             // thing a person should notice.
@@ -175,16 +182,16 @@ pub async fn show(
     );
     ctx.insert("passkeys_available", &state.passkeys_available());
     let notice = match q.notice.as_deref() {
-        Some("recovery") => Some("You signed in with a recovery code. Enrol a new second factor now, and generate new recovery codes if few are left."),
-        Some("totp") => Some("Your authenticator app is set up."),
-        Some("passkey") => Some("Your passkey is registered."),
-        Some("password") => Some("Your password is changed. Your other sessions have ended."),
-        Some("verify_sent") => Some("We sent a link to your e-mail address. Open it within 24 hours to confirm the address."),
-        Some("verified_already") => Some("Your e-mail address is already confirmed."),
+        Some("recovery") => Some("notice-recovery"),
+        Some("totp") => Some("notice-totp"),
+        Some("passkey") => Some("notice-passkey"),
+        Some("password") => Some("notice-password"),
+        Some("verify_sent") => Some("notice-verify-sent"),
+        Some("verified_already") => Some("notice-verified-already"),
         _ => None,
     };
     if let Some(n) = notice {
-        ctx.insert("notice", n);
+        ctx.insert("notice", &i18n::t(n));
     }
     state.form_page(&req, StatusCode::OK, "account.html", ctx)
 }
@@ -279,7 +286,7 @@ fn totp_page(
     ctx.insert("secret", &e.secret_base32);
     ctx.insert("qr_svg", &e.qr_svg);
     if let Some(m) = error {
-        ctx.insert("error", m);
+        ctx.insert("error", &i18n::flow_text(m));
     }
     state.form_page(req, status, "totp_enrol.html", ctx)
 }
@@ -451,7 +458,13 @@ pub async fn password_change(
         Ok(()) => Ok(see_other("/account?notice=password")),
         Err(crate::flow::FlowError::Invalid(m))
         | Err(crate::flow::FlowError::Auth(crate::auth::AuthError::WeakPassword(m))) => {
-            password_page(&state, &req, &user, StatusCode::BAD_REQUEST, Some(&m))
+            password_page(
+                &state,
+                &req,
+                &user,
+                StatusCode::BAD_REQUEST,
+                Some(&i18n::flow_text(&m)),
+            )
         }
         Err(e) => Err(e.into()),
     }
@@ -530,9 +543,7 @@ pub async fn email_verify_request(
     match request_verification(&state.svc, &actor, &user.id, state.now()).await? {
         Requested::Sent => Ok(see_other("/account?notice=verify_sent")),
         Requested::AlreadyVerified => Ok(see_other("/account?notice=verified_already")),
-        Requested::MailOff => Err(WebError::BadRequest(
-            "This server sends no e-mail, so addresses cannot be confirmed here; ask your administrator.".into(),
-        )),
+        Requested::MailOff => Err(WebError::BadRequest(i18n::t("verify-mail-off"))),
     }
 }
 
@@ -576,7 +587,7 @@ pub async fn email_verify_confirm(
             StatusCode::OK
         }
         Err(crate::flow::FlowError::Invalid(m)) => {
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             StatusCode::BAD_REQUEST
         }
         Err(e) => return Err(e.into()),

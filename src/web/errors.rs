@@ -5,6 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use tera::Context;
 
+use super::i18n::{arg, flow_text, t, t_with};
 use super::templates::page;
 use crate::flow::FlowError;
 use crate::store::StoreError;
@@ -76,42 +77,35 @@ impl ResponseError for WebError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // In the request's language (web/i18n.rs); a message from the flow is matched by its
+        // English, and shown as it is when the catalogues do not know it.
         let (title, message) = match self {
-            WebError::BadRequest(m) => ("Bad request", m.clone()),
-            WebError::Csrf => (
-                "Please try again",
-                "This form expired or did not come from this site. Go back, reload the page and submit it again.".to_owned(),
-            ),
-            WebError::Forbidden(m) => ("Not allowed", m.clone()),
-            WebError::NotFound => ("Page not found", "There is nothing at this address.".to_owned()),
+            WebError::BadRequest(m) => (t("error-bad-request"), flow_text(m)),
+            WebError::Csrf => (t("error-csrf-title"), t("error-csrf")),
+            WebError::Forbidden(m) => (t("error-forbidden"), flow_text(m)),
+            WebError::NotFound => (t("error-not-found-title"), t("error-not-found")),
             WebError::Throttled { retry_after_secs } => (
-                "Too many attempts",
-                format!(
-                    "There were too many failed attempts. For your security, please wait {} before trying again.",
-                    human_wait(*retry_after_secs)
+                t("error-throttled-title"),
+                t_with(
+                    "error-throttled",
+                    &[("wait", arg(human_wait(*retry_after_secs)))],
                 ),
             ),
             WebError::Busy => {
                 tracing::warn!("password-hash queue full: answered 503");
-                (
-                    "Busy right now",
-                    "vigil is handling many sign-ins at this moment. Please try again in a few seconds.".to_owned(),
-                )
+                (t("error-busy-title"), t("error-busy"))
             }
             WebError::Unavailable(detail) => {
                 // Debug: the pool logs once when the database goes and once when it is back.
                 tracing::debug!(error = %detail, "database unavailable: answered 503");
-                (
-                    "Temporarily unavailable",
-                    "vigil cannot use its database at the moment, so nothing was changed. Please try again in a few seconds.".to_owned(),
-                )
+                (t("error-unavailable-title"), t("error-unavailable"))
             }
             WebError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
-                ("Something went wrong", "vigil could not complete this request. Please try again in a moment.".to_owned())
+                (t("error-internal-title"), t("error-internal"))
             }
         };
-        error_page(self.status_code(), title, &message, self.retry_after())
+        error_page(self.status_code(), &title, &message, self.retry_after())
     }
 }
 
@@ -130,9 +124,9 @@ impl WebError {
 
 fn human_wait(secs: i64) -> String {
     if secs < 90 {
-        format!("{secs} seconds")
+        t_with("wait-seconds", &[("n", secs.into())])
     } else {
-        format!("{} minutes", (secs + 59) / 60)
+        t_with("wait-minutes", &[("n", ((secs + 59) / 60).into())])
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::errors::WebError;
+use super::i18n::{self, arg};
 use super::oidc::{end_current, render_next};
 use super::templates::page;
 use super::{see_other, AppState, SESSION_COOKIE};
@@ -104,7 +105,7 @@ pub async fn show(
         &req,
         StatusCode::OK,
         &hint,
-        reauth.then_some("To continue, confirm it's you: sign in again."),
+        reauth.then(|| i18n::t("login-reauth")).as_deref(),
         q.tx.as_deref(),
         q.require.as_deref() == Some("mfa"),
     )?;
@@ -125,9 +126,7 @@ pub async fn submit(
     // PostgreSQL text cannot hold NUL: a name or tx with one matches nothing and must not reach
     // the database, where it is an error (a 500; found by tests/it/adversarial.rs).
     if form.username.contains('\0') || form.tx.as_deref().is_some_and(|t| t.contains('\0')) {
-        return Err(WebError::BadRequest(
-            "The sign-in form is malformed.".into(),
-        ));
+        return Err(WebError::BadRequest(i18n::t("login-malformed")));
     }
     let now = state.now();
     let attempt = login::PasswordAttempt {
@@ -151,10 +150,16 @@ pub async fn submit(
             let mut resp = match form.tx.as_deref().filter(|t| !t.is_empty()) {
                 Some(tx) => {
                     let ctx = state.context(&req);
-                    let next =
-                        authorize::after_sign_in(&state.svc, now, tx, &mut established, *user, &ctx)
-                            .await
-                            .map_err(WebError::from)?;
+                    let next = authorize::after_sign_in(
+                        &state.svc,
+                        now,
+                        tx,
+                        &mut established,
+                        *user,
+                        &ctx,
+                    )
+                    .await
+                    .map_err(WebError::from)?;
                     render_next(&state, &req, next)?
                 }
                 None => see_other(&super::landing(&req, &user)),
@@ -174,14 +179,17 @@ pub async fn submit(
         }
         login::Outcome::Blocked { message } => Ok(super::errors::error_page(
             StatusCode::FORBIDDEN,
-            "Sign-in refused",
-            &format!("vigil refused this sign-in because it did not look like you. What you can do: {message}."),
+            &i18n::t("signin-refused-title"),
+            &i18n::t_with(
+                "signin-refused",
+                &[("what", arg(i18n::flow_text(&message)))],
+            ),
             None,
         )),
         login::Outcome::NotYet { message } => Ok(super::errors::error_page(
             StatusCode::FORBIDDEN,
-            "Account not ready",
-            &format!("You cannot sign in yet: {message}."),
+            &i18n::t("not-ready-title"),
+            &i18n::t_with("not-ready", &[("what", arg(i18n::flow_text(&message)))]),
             None,
         )),
         login::Outcome::Refused => login_page(
@@ -189,7 +197,7 @@ pub async fn submit(
             &req,
             StatusCode::UNAUTHORIZED,
             &form.username,
-            Some("Wrong username or password."),
+            Some(&i18n::t("login-wrong")),
             form.tx.as_deref(),
             form.require.as_deref() == Some("mfa"),
         ),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::errors::WebError;
+use super::i18n;
 use super::oidc::render_next;
 use super::{see_other, AppState, MFA_COOKIE};
 use crate::flow::authorize;
@@ -58,11 +59,11 @@ fn mfa_page(
     ctx.insert("methods", &available);
     ctx.insert(
         "reason",
-        if p.reset {
-            "Your account is protected by a second factor. Confirm it's you to choose a new password."
+        &i18n::t(if p.reset {
+            "mfa-reason-reset"
         } else {
-            "Your account is protected by a second factor. Confirm it's you to continue."
-        },
+            "mfa-reason"
+        }),
     );
     if let Some(e) = error {
         ctx.insert("error", e);
@@ -158,27 +159,27 @@ pub async fn after_step(
                 &p,
                 None,
                 StatusCode::FORBIDDEN,
-                Some("This sign-in needs your passkey or security key; a code will not do."),
+                Some(&i18n::t("mfa-needs-passkey")),
             )
         }
         StepResult::Wrong | StepResult::Replayed => {
             let Some((_, p)) = pending_of(state, req).await? else {
                 return Ok(see_other("/login"));
             };
-            let msg = if matches!(result, StepResult::Replayed) {
-                "That code was already used. Wait for the next one."
+            let msg = i18n::t(if matches!(result, StepResult::Replayed) {
+                "mfa-code-replayed"
             } else if method == "recovery" {
-                "That recovery code is not valid, or was already used."
+                "mfa-recovery-wrong"
             } else {
-                "That code is not right. Try the current one."
-            };
+                "mfa-code-wrong"
+            });
             mfa_page(
                 state,
                 req,
                 &p,
                 Some(method),
                 StatusCode::UNAUTHORIZED,
-                Some(msg),
+                Some(&msg),
             )
         }
     }

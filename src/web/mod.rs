@@ -16,6 +16,7 @@ pub mod admin;
 pub mod csrf;
 pub mod errors;
 pub mod health;
+pub mod i18n;
 pub mod login;
 pub mod metrics;
 pub mod mfa;
@@ -206,6 +207,22 @@ impl AppState {
         c.make_removal();
         c
     }
+    /// The language an authorization request chose with `ui_locales`, for the pages of its
+    /// sign-in (an hour, the whole site; it selects words and nothing else).
+    pub fn lang_cookie(&self, lang: &i18n::Lang) -> Cookie<'static> {
+        Cookie::build(i18n::LANG_COOKIE, lang.code())
+            .path("/")
+            .http_only(true)
+            .secure(self.secure_cookies())
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(3600))
+            .finish()
+    }
+    pub fn clear_lang_cookie(&self) -> Cookie<'static> {
+        let mut c = self.lang_cookie(&i18n::Lang::english());
+        c.make_removal();
+        c
+    }
     pub fn clear_session_cookie(&self) -> Cookie<'static> {
         let mut c = self.session_cookie(String::new());
         c.make_removal();
@@ -275,22 +292,27 @@ pub async fn enforced_session_on(
     .await?;
     Ok(match need {
         Requirement::Allow => Ok((session, user)),
-        Requirement::Reauthenticate { mfa } | Requirement::StepUp { phishing_resistant: mfa } => {
-            Err(sign_in_redirect(here, true, mfa || matches!(need, Requirement::StepUp { .. })))
-        }
+        Requirement::Reauthenticate { mfa }
+        | Requirement::StepUp {
+            phishing_resistant: mfa,
+        } => Err(sign_in_redirect(
+            here,
+            true,
+            mfa || matches!(need, Requirement::StepUp { .. }),
+        )),
         Requirement::ChangePassword => Err(see_other("/account/password")),
         Requirement::EnrolFactor => {
-            return Err(errors::WebError::Forbidden(
-                "Administrators must use a second factor. Set up an authenticator app or a passkey on your account page, then sign in again with it.".into(),
-            ))
+            return Err(errors::WebError::Forbidden(i18n::t(
+                "enrol-factor-required",
+            )))
         }
         Requirement::Deny(r @ (Refusal::NotAdmin | Refusal::NotPermitted)) => {
-            return Err(errors::WebError::Forbidden(r.message().to_owned()))
+            return Err(errors::WebError::Forbidden(i18n::flow_text(r.message())))
         }
         Requirement::Deny(r) => {
-            return Err(errors::WebError::Forbidden(format!(
-                "This session cannot be used: {}.",
-                r.message()
+            return Err(errors::WebError::Forbidden(i18n::t_with(
+                "session-unusable",
+                &[("what", i18n::arg(i18n::flow_text(r.message())))],
             )))
         }
     })

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use tera::Context;
 
 use super::errors::{error_page, WebError};
+use super::i18n::{self, arg, flow_text, t, t_with};
 use super::templates::page;
 use super::{current_session, see_other, AppState, SESSION_COOKIE};
 use crate::flow::authorize::{self as flow_authz, Next};
@@ -155,8 +156,8 @@ pub fn render_next(
         }
         Next::Blocked(msg) => Ok(error_page(
             StatusCode::FORBIDDEN,
-            "Sign-in refused",
-            &format!("vigil refused this sign-in because it did not look like you. What you can do: {msg}."),
+            &t("signin-refused-title"),
+            &t_with("signin-refused", &[("what", arg(flow_text(&msg)))]),
             None,
         )),
         Next::ChangePassword => Ok(see_other("/account/password")),
@@ -171,8 +172,8 @@ pub fn render_next(
         }
         Next::Page(msg) => Ok(error_page(
             StatusCode::BAD_REQUEST,
-            "Sign-in request expired",
-            &msg,
+            &t("request-expired-title"),
+            &flow_text(&msg),
             None,
         )),
     }
@@ -180,12 +181,12 @@ pub fn render_next(
 
 fn scope_description(s: &str) -> String {
     match s {
-        "openid" => "Know who you are (your account id)".into(),
-        "profile" => "See your name and username".into(),
-        "email" => "See your e-mail address".into(),
-        "offline_access" => "Stay signed in to it when you are away (refresh tokens)".into(),
-        "roles" => "See your roles in it".into(),
-        "groups" => "See the names of your groups".into(),
+        "openid" => t("scope-openid"),
+        "profile" => t("scope-profile"),
+        "email" => t("scope-email"),
+        "offline_access" => t("scope-offline-access"),
+        "roles" => t("scope-roles"),
+        "groups" => t("scope-groups"),
         other => other.into(),
     }
 }
@@ -215,8 +216,8 @@ async fn authorize_with(
         Err(Refusal::Page(msg)) => {
             return Ok(error_page(
                 StatusCode::BAD_REQUEST,
-                "This sign-in request cannot be used",
-                &msg,
+                &t("request-unusable-title"),
+                &flow_text(&msg),
                 None,
             ))
         }
@@ -251,29 +252,59 @@ pub async fn authorize_post(
         .unwrap_or("")
         .to_ascii_lowercase();
     if !ct.starts_with("application/x-www-form-urlencoded") {
-        return Err(WebError::BadRequest(
-            "The sign-in request must be a form.".into(),
-        ));
+        return Err(WebError::BadRequest(t("request-not-form")));
     }
     // The same cap as every other form (app.rs FormConfig).
     if body.len() > 64 * 1024 {
-        return Err(WebError::BadRequest(
-            "The sign-in request is too large.".into(),
-        ));
+        return Err(WebError::BadRequest(t("request-too-large")));
     }
     authorize_raw(state, req, &body).await
 }
 
-/// RFC 6749 §3.1: a parameter must not be sent twice. serde would refuse the request with a
-/// bare page; when `client_id` and `redirect_uri` are each given once (and valid), the client
-/// hears `invalid_request` at its redirect URI instead (§4.1.2.1).
+/// The request's pages speak the first language of `ui_locales` (OIDC Core §3.1.2.1) vigil has,
+/// else the browser's (web/i18n.rs); the choice is remembered for the sign-in's later pages in
+/// the `vigil_lang` cookie, and a request without one forgets an earlier request's choice.
 async fn authorize_raw(
     state: web::Data<AppState>,
     req: HttpRequest,
     raw: &[u8],
 ) -> Result<HttpResponse, WebError> {
+    let ui_locales = url::form_urlencoded::parse(raw)
+        .find(|(k, _)| k == "ui_locales")
+        .map(|(_, v)| v.chars().take(256).collect::<String>());
+    let chosen = ui_locales
+        .as_deref()
+        .and_then(|u| i18n::pick(u.split_ascii_whitespace()));
+    let lang = chosen
+        .clone()
+        .unwrap_or_else(|| i18n::negotiate(None, None, i18n::accept_header(req.headers())));
+    let had_cookie = req.cookie(i18n::LANG_COOKIE).is_some();
+    let mut resp = i18n::scope(lang, async {
+        // Rendered here, so an error page speaks the request's language too.
+        authorize_checked(state.clone(), req.clone(), raw)
+            .await
+            .unwrap_or_else(HttpResponse::from_error)
+    })
+    .await;
+    match chosen {
+        Some(l) => resp.add_cookie(&state.lang_cookie(&l)),
+        None if had_cookie => resp.add_removal_cookie(&state.clear_lang_cookie()),
+        None => Ok(()),
+    }
+    .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(resp)
+}
+
+/// RFC 6749 §3.1: a parameter must not be sent twice. serde would refuse the request with a
+/// bare page; when `client_id` and `redirect_uri` are each given once (and valid), the client
+/// hears `invalid_request` at its redirect URI instead (§4.1.2.1).
+async fn authorize_checked(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    raw: &[u8],
+) -> Result<HttpResponse, WebError> {
     let bad =
-        |e: String| WebError::BadRequest(format!("The address has invalid parameters ({e})."));
+        |e: String| WebError::BadRequest(t_with("request-bad-parameters", &[("detail", arg(e))]));
     let Some(name) = authorize::repeated(raw) else {
         let params = authorize::parse_params(raw).map_err(bad)?;
         return authorize_with(state, req, params).await;
@@ -281,8 +312,8 @@ async fn authorize_raw(
     if name == "client_id" || name == "redirect_uri" {
         return Ok(error_page(
             StatusCode::BAD_REQUEST,
-            "This sign-in request cannot be used",
-            &format!("The request names {name} more than once."),
+            &t("request-unusable-title"),
+            &t_with("request-repeated", &[("name", arg(name))]),
             None,
         ));
     }
@@ -296,8 +327,8 @@ async fn authorize_raw(
         ))),
         Err(Refusal::Page(msg)) => Ok(error_page(
             StatusCode::BAD_REQUEST,
-            "This sign-in request cannot be used",
-            &msg,
+            &t("request-unusable-title"),
+            &flow_text(&msg),
             None,
         )),
         Err(Refusal::Redirect(r)) => Ok(redirect(&r)),
@@ -498,8 +529,8 @@ async fn logout_with(
         Err(logout::PlanError::Invalid(msg)) => {
             return Ok(error_page(
                 StatusCode::BAD_REQUEST,
-                "Sign-out request not valid",
-                &msg,
+                &t("logout-invalid-title"),
+                &flow_text(&msg),
                 None,
             ))
         }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::errors::WebError;
+use super::i18n;
 use super::{enforced_session, see_other, AppState, MFA_COOKIE, SESSION_COOKIE};
 use crate::flow::enforce::Action;
 use crate::flow::mfa::StepResult;
@@ -31,22 +32,22 @@ pub fn json_config() -> web::JsonConfig {
             let (status, msg, kind) = match &err {
                 E::Overflow { .. } | E::OverflowKnownLength { .. } => (
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "The request is too large.",
+                    i18n::t("passkey-too-large"),
                     "too_large",
                 ),
                 E::ContentType => (
                     StatusCode::BAD_REQUEST,
-                    "The request must be JSON.",
+                    i18n::t("passkey-not-json"),
                     "content_type",
                 ),
                 _ => (
                     StatusCode::BAD_REQUEST,
-                    "The request could not be read.",
+                    i18n::t("passkey-unreadable"),
                     "malformed",
                 ),
             };
             tracing::info!(kind, "passkey request body refused");
-            actix_web::error::InternalError::from_response(err, json_error(status, msg)).into()
+            actix_web::error::InternalError::from_response(err, json_error(status, &msg)).into()
         })
 }
 
@@ -73,8 +74,10 @@ fn csrf(state: &AppState, req: &HttpRequest) -> Result<(), WebError> {
     state.csrf.verify(req, token)
 }
 
+/// `{"error": msg}` for static/webauthn.js to show; a sentence of the flow in the page's
+/// language (web/i18n.rs).
 fn json_error(status: StatusCode, msg: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": msg }))
+    HttpResponse::build(status).json(json!({ "error": i18n::flow_text(msg) }))
 }
 
 fn flow_error(e: FlowError) -> Result<HttpResponse, WebError> {
@@ -84,10 +87,10 @@ fn flow_error(e: FlowError) -> Result<HttpResponse, WebError> {
         }
         FlowError::Auth(crate::auth::AuthError::Throttled { retry_after_secs }) => Ok(json_error(
             StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many attempts. Try again in {retry_after_secs} seconds."),
+            &i18n::t_with("passkey-throttled", &[("secs", retry_after_secs.into())]),
         )),
         FlowError::Auth(crate::auth::AuthError::Busy) => {
-            let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, "Busy; try again shortly.");
+            let mut r = json_error(StatusCode::SERVICE_UNAVAILABLE, &i18n::t("passkey-busy"));
             r.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
                 actix_web::http::header::HeaderValue::from(super::errors::BUSY_RETRY_SECS),
@@ -135,7 +138,7 @@ async fn may_change_factor(
                 .unwrap_or("/login")
                 .to_owned();
             Ok(Err(HttpResponse::Unauthorized().json(json!({
-                "error": "Confirm it's you first: sign in again.",
+                "error": i18n::t("passkey-reauth"),
                 "redirect": to,
             }))))
         }
@@ -214,7 +217,7 @@ pub async fn step_up_begin(
     let Some(c) = req.cookie(MFA_COOKIE) else {
         return Ok(json_error(
             StatusCode::BAD_REQUEST,
-            "This sign-in expired. Start again.",
+            &i18n::t("passkey-expired"),
         ));
     };
     begun(passkeys::step_up_begin(&state.svc, state.now(), c.value(), &state.context(&req)).await)
@@ -229,7 +232,7 @@ pub async fn step_up_finish(
     let Some(c) = req.cookie(MFA_COOKIE) else {
         return Ok(json_error(
             StatusCode::BAD_REQUEST,
-            "This sign-in expired. Start again.",
+            &i18n::t("passkey-expired"),
         ));
     };
     let result = passkeys::step_up_finish(
@@ -269,11 +272,11 @@ pub async fn step_up_finish(
         }
         Ok(Ok(StepResult::Throttled { retry_after_secs })) => Ok(json_error(
             StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many attempts. Try again in {retry_after_secs} seconds."),
+            &i18n::t_with("passkey-throttled", &[("secs", retry_after_secs.into())]),
         )),
         Ok(Ok(_)) => Ok(json_error(
             StatusCode::BAD_REQUEST,
-            "This sign-in expired. Start again.",
+            &i18n::t("passkey-expired"),
         )),
         Ok(Err(msg)) => Ok(json_error(StatusCode::UNAUTHORIZED, &msg)),
         Err(e) => flow_error(e),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::errors::{error_page, WebError};
+use super::i18n;
 use super::{see_other, AppState, RESET_COOKIE};
 use crate::flow::recovery::{self, Asked, Redeemed};
 use crate::flow::FlowError;
@@ -58,14 +59,11 @@ pub async fn forgot_submit(
         }
         Ok(Asked::Throttled { retry_after_secs }) => Err(WebError::Throttled { retry_after_secs }),
         Ok(Asked::NoDevice) => {
-            ctx.insert(
-                "error",
-                "Your browser did not keep this site's cookie, and the link works only in the browser that asks for it. Allow cookies for this site and try again.",
-            );
+            ctx.insert("error", &i18n::t("reset-no-cookie"));
             forgot_page(&state, &req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(FlowError::Invalid(m)) => {
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             forgot_page(&state, &req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(e) => Err(e.into()),
@@ -103,7 +101,7 @@ pub async fn reset_page_get(
         }
         Err(FlowError::Invalid(m)) => {
             ctx.insert("step", "error");
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             reset_page(&state, &req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(e) => Err(e.into()),
@@ -140,14 +138,17 @@ pub async fn reset_redeem(
         }
         Ok(Redeemed::Refused(message)) => Ok(error_page(
             StatusCode::FORBIDDEN,
-            "Password reset refused",
-            &format!("vigil refused this password reset: {message}."),
+            &i18n::t("reset-refused-title"),
+            &i18n::t_with(
+                "reset-refused",
+                &[("what", i18n::arg(i18n::flow_text(&message)))],
+            ),
             None,
         )),
         Err(FlowError::Invalid(m)) => {
             let mut ctx = Context::new();
             ctx.insert("step", "error");
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             reset_page(&state, &req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(e) => Err(e.into()),
@@ -173,13 +174,13 @@ async fn new_password_page(
             ctx.insert("step", "password");
             ctx.insert("username", &u.username);
             if let Some(e) = error {
-                ctx.insert("error", e);
+                ctx.insert("error", &i18n::flow_text(e));
             }
             reset_page(state, req, status, ctx)
         }
         Err(FlowError::Invalid(m)) => {
             ctx.insert("step", "error");
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             reset_page(state, req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(e) => Err(e.into()),
@@ -214,7 +215,7 @@ pub async fn reset_password_submit(
             &state,
             &req,
             StatusCode::BAD_REQUEST,
-            Some("The two passwords are not the same."),
+            Some(&i18n::t("reset-mismatch")),
         )
         .await;
     }
@@ -257,7 +258,7 @@ pub async fn report_page(
         }
         Err(FlowError::Invalid(m)) => {
             ctx.insert("step", "error");
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             state.form_page(&req, StatusCode::BAD_REQUEST, "report.html", ctx)
         }
         Err(e) => Err(e.into()),
@@ -284,7 +285,7 @@ pub async fn report_submit(
         }
         Err(FlowError::Invalid(m)) => {
             ctx.insert("step", "error");
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             state.form_page(&req, StatusCode::BAD_REQUEST, "report.html", ctx)
         }
         Err(e) => Err(e.into()),

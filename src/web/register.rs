@@ -7,6 +7,7 @@ use serde::Deserialize;
 use tera::Context;
 
 use super::errors::WebError;
+use super::i18n;
 use super::AppState;
 use crate::config::Registration as Mode;
 use crate::flow::registration::{self, Registered, Registration};
@@ -54,7 +55,7 @@ pub async fn show(
         }
         Err(FlowError::Invalid(m)) => {
             ctx.insert("closed", &true);
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             page(&state, &req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(e) => Err(e.into()),
@@ -87,9 +88,7 @@ pub async fn submit(
         .iter()
         .any(|v| v.contains('\0') || v.len() > 300)
     {
-        return Err(WebError::BadRequest(
-            "The registration form is malformed.".into(),
-        ));
+        return Err(WebError::BadRequest(i18n::t("register-malformed")));
     }
     let mut ctx = Context::new();
     ctx.insert("username", &form.username);
@@ -119,7 +118,7 @@ pub async fn submit(
             page(&state, &req, StatusCode::OK, c)
         }
         Err(FlowError::Invalid(m)) => {
-            ctx.insert("error", &m);
+            ctx.insert("error", &i18n::flow_text(&m));
             page(&state, &req, StatusCode::BAD_REQUEST, ctx)
         }
         Err(e) => Err(e.into()),

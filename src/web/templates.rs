@@ -1,10 +1,14 @@
 //! The tera templates, compiled into the binary so vigil runs from any working directory.
+//! One copy per language of `locales/` (web/i18n.rs), each with its own `t(id="…")` and
+//! `page_lang()`; a page renders in the request's language, the admin console in English.
 
 use std::sync::LazyLock;
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use tera::{Context, Tera};
+
+use super::i18n::{self, Lang};
 
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
@@ -50,13 +54,21 @@ const SOURCES: &[(&str, &str)] = templates![
     "admin/access_review.html",
 ];
 
-static TERA: LazyLock<Result<Tera, String>> = LazyLock::new(|| {
+static TERA: LazyLock<Result<Vec<(Lang, Tera)>, String>> = LazyLock::new(|| {
     let mut t = Tera::default();
     t.add_raw_templates(SOURCES.iter().copied())
         .map_err(|e| format!("{e:?}"))?;
     t.register_filter("pct", pct);
     t.register_filter("ratio", ratio);
-    Ok(t)
+    Ok(i18n::supported()
+        .iter()
+        .map(|lang| {
+            let mut copy = t.clone();
+            copy.register_function("t", i18n::Translate(lang.clone()));
+            copy.register_function("page_lang", i18n::PageLang(lang.clone()));
+            (lang.clone(), copy)
+        })
+        .collect())
 });
 
 /// `0.1234 | pct` → `12.3 %`.
@@ -79,10 +91,29 @@ fn ratio(
     }))
 }
 
-/// Render `name`; a template error is logged and becomes a minimal page, never a panic.
+/// Render `name` in the request's language (the admin console: English); a template error is
+/// logged and becomes a minimal page, never a panic.
 pub fn render(name: &str, ctx: &Context) -> Result<String, String> {
+    let lang = if name.starts_with("admin/") {
+        Lang::english()
+    } else {
+        i18n::current()
+    };
+    render_in(&lang, name, ctx)
+}
+
+/// Render `name` in `lang` (English when vigil has no such catalogue).
+pub fn render_in(lang: &Lang, name: &str, ctx: &Context) -> Result<String, String> {
     match &*TERA {
-        Ok(t) => t.render(name, ctx).map_err(|e| format!("{e:?}")),
+        Ok(all) => {
+            let t = all
+                .iter()
+                .find(|(l, _)| l == lang)
+                .or(all.first())
+                .map(|(_, t)| t)
+                .ok_or("no templates")?;
+            t.render(name, ctx).map_err(|e| format!("{e:?}"))
+        }
         Err(e) => Err(e.clone()),
     }
 }
@@ -92,6 +123,14 @@ pub fn page(status: StatusCode, name: &str, ctx: &Context) -> HttpResponse {
     match render(name, ctx) {
         Ok(body) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
+            .insert_header((
+                actix_web::http::header::CONTENT_LANGUAGE,
+                if name.starts_with("admin/") {
+                    "en".to_owned()
+                } else {
+                    i18n::current().code()
+                },
+            ))
             .body(body),
         Err(e) => {
             tracing::error!(template = name, error = %e, "template failed to render");

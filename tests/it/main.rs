@@ -24,6 +24,7 @@ mod enumeration;
 mod faults;
 mod hardening;
 mod helpers;
+mod i18n;
 mod least_privilege;
 mod login;
 mod metrics;

@@ -25,7 +25,11 @@ pub fn browser(app: &TestApp, jar: &Arc<reqwest::cookie::Jar>, ip: &str) -> reqw
     let mut h = reqwest::header::HeaderMap::new();
     h.insert("x-forwarded-for", ip.parse().unwrap());
     h.insert("user-agent", UA.parse().unwrap());
-    h.insert("accept-language", "de-DE,de;q=0.9".parse().unwrap());
+    // English first: these tests read the English pages (tests/it/i18n.rs covers German).
+    h.insert(
+        "accept-language",
+        "en-GB,en;q=0.9,de;q=0.8".parse().unwrap(),
+    );
     reqwest::Client::builder()
         .cookie_provider(jar.clone())
         .default_headers(h)
