@@ -443,6 +443,9 @@ pub fn apply_verdict(
     if legitimate {
         let mut profile = load_profile(conn, user_id)?;
         profile.learn(features);
+        if features.deny_listed {
+            profile.vouch(features);
+        }
         store::risk::put_profile(
             conn,
             user_id,

@@ -250,7 +250,9 @@ pub fn assess(
         ));
         rule = Some((RULE_IMPOSSIBLE_TRAVEL, Level::Medium));
     }
-    if f.deny_listed {
+    // A deny-listed address an admin vouched for (this user, this device) is scored like any
+    // other network.
+    if f.deny_listed && !profile.is_vouched(f) {
         let v = f.ip.map_or_else(|| MISSING.to_owned(), |ip| ip.to_string());
         out.push(term(
             RULE_DENY_LIST,
@@ -696,6 +698,32 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_vouched_deny_listed_address_is_scored_like_any_other_for_that_device_only() {
+        let mut p = trained();
+        let mut f = feat(0, 0, T0.plus_secs(30 * 86_400));
+        f.deny_listed = true;
+        f.ip = "203.0.113.5".parse().ok();
+        f.device.cookie_id = Some("the-vouched-laptop".into());
+        p.vouch(&f);
+        let a = score(&f, &p, &population());
+        assert_ne!(a.rule.as_deref(), Some(RULE_DENY_LIST));
+        assert!(!a.reasons.contains(&Signal::AnonymousIp));
+        // Another device on the same address, or the device on another listed address: held.
+        let mut other = f.clone();
+        other.device.cookie_id = Some("someone-else".into());
+        assert_eq!(
+            score(&other, &p, &population()).rule.as_deref(),
+            Some(RULE_DENY_LIST)
+        );
+        let mut moved = f.clone();
+        moved.ip = "203.0.113.6".parse().ok();
+        assert_eq!(
+            score(&moved, &p, &population()).rule.as_deref(),
+            Some(RULE_DENY_LIST)
+        );
     }
 
     #[test]

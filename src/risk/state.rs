@@ -175,7 +175,13 @@ pub struct UserProfile {
     pub cookies: CountMap,
     pub last_location: Option<LastLocation>,
     pub last_verified_at: Option<Timestamp>,
+    /// Deny-listed addresses an admin judged legitimate for this user, each with the device
+    /// it was judged for (`<cookie hash>@<ip>`, newest last, at most [`VOUCHED_CAP`]).
+    pub vouched: Vec<String>,
 }
+
+/// Deny-listed address and device pairs remembered per user from "legitimate" verdicts.
+pub const VOUCHED_CAP: usize = 8;
 
 impl UserProfile {
     /// Learn from a **verified** sign-in (password and any step-up passed, or an admin's
@@ -210,10 +216,35 @@ impl UserProfile {
         }
     }
 
+    /// An admin judged this deny-listed sign-in legitimate: the same device from the same
+    /// address is no longer held by the deny list for this user (the rest of the score still
+    /// applies). A new device or another listed address stays blocked.
+    pub fn vouch(&mut self, f: &SignInFeatures) {
+        let Some(key) = vouch_key(f) else { return };
+        self.vouched.retain(|k| *k != key);
+        self.vouched.push(key);
+        if self.vouched.len() > VOUCHED_CAP {
+            self.vouched.remove(0);
+        }
+    }
+
+    /// Whether an admin vouched for this sign-in's deny-listed address and device.
+    pub fn is_vouched(&self, f: &SignInFeatures) -> bool {
+        vouch_key(f).is_some_and(|k| self.vouched.contains(&k))
+    }
+
     /// Is this device cookie known (verified before) for the user?
     pub fn knows_cookie(&self, cookie_id: &str) -> bool {
         self.cookies.count(&cookie_hash(cookie_id)) > 0
     }
+}
+
+fn vouch_key(f: &SignInFeatures) -> Option<String> {
+    Some(format!(
+        "{}@{}",
+        cookie_hash(f.device.cookie_id.as_deref()?),
+        f.ip?
+    ))
 }
 
 /// Capped counts of network and device values that admins marked as attacks.

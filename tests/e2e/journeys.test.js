@@ -327,7 +327,7 @@ describe('browser journeys', () => {
     await admin.goto(`${vigil.issuer}/admin/clients`);
     links.push(await admin.locator('#clients a[href^="/admin/clients/"]').first().getAttribute('href'));
     await admin.goto(`${vigil.issuer}/admin/signins`);
-    links.push(await admin.locator('a[href^="/admin/signins/"]').first().getAttribute('href'));
+    links.push(await admin.locator('#signins a[href^="/admin/signins/"]').first().getAttribute('href'));
     for (const href of links) {
       await admin.goto(`${vigil.issuer}${href}`);
       await expectAccessible(admin, href);
