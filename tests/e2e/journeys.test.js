@@ -379,4 +379,27 @@ describe('browser journeys', () => {
     await screenshot(page, 'account-phone');
     await ctx.close();
   });
+
+  test('10: a German browser gets German pages, and ui_locales chooses for an application', async () => {
+    addUser('greta');
+    const de = await (await contextAt(browser, BERLIN, { locale: 'de-DE' })).newPage();
+    await de.goto(`${vigil.issuer}/login`);
+    assert.equal(await de.locator('html').getAttribute('lang'), 'de');
+    await de.getByRole('heading', { name: 'Anmelden' }).waitFor();
+    await expectAccessible(de, 'German login page');
+    await de.context().close();
+
+    // An English browser, but the application asks for German: every page of that sign-in.
+    const en = await (await contextAt(browser, BERLIN)).newPage();
+    await en.goto(`${rp.base}/start?ui_locales=${encodeURIComponent('fr de')}`);
+    await en.getByLabel('Benutzername').fill('greta');
+    await en.getByLabel('Passwort', { exact: true }).fill(PASSWORD);
+    await navigation(en, () => en.getByRole('button', { name: 'Anmelden', exact: true }).click());
+    await en.getByRole('button', { name: 'Erlauben' }).waitFor();
+    await expectAccessible(en, 'German consent page');
+    await navigation(en, () => en.getByRole('button', { name: 'Erlauben' }).click());
+    const claims = await claimsOn(en);
+    assert.equal(claims.userinfo.preferred_username, 'greta');
+    await en.context().close();
+  });
 });
