@@ -334,7 +334,7 @@ describe('browser journeys', () => {
     }
     await admin.goto(`${vigil.issuer}/admin/policy`);
     await admin.locator('#backtest').waitFor();
-    await screenshot(admin, 'policy');
+    await screenshot(admin, 'policy', { fullPage: true });
     // No action select cuts its choice off ("Ask for a passkey (el…").
     const cut = await admin.locator('select').evaluateAll((selects) => {
       const ctx = document.createElement('canvas').getContext('2d');

@@ -72,7 +72,7 @@ export async function axe(page) {
 const SHOTS = process.env.VIGIL_E2E_SCREENSHOTS || join(REPO, 'target', 'e2e-screenshots');
 
 /** A screenshot for the README (VIGIL_E2E_SCREENSHOTS=docs/screenshots to refresh them). */
-export async function screenshot(page, name) {
+export async function screenshot(page, name, { fullPage = false } = {}) {
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
 }
