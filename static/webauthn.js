@@ -76,24 +76,31 @@
     }).then(function (res) {
       return res.json().catch(function () { return {}; }).then(function (data) {
         if (!res.ok || data.error) {
-          throw new Error(data.error || "The server refused the request (" + res.status + ").");
+          throw new Error(data.error || words("failed", "The server refused the request (" + res.status + ")."));
         }
         return data;
       });
     });
   }
 
+  // The page's language: the error box carries the words (data-*, from the catalogues);
+  // English when a page has none.
+  function words(key, english) {
+    var el = document.getElementById("webauthn-error");
+    return (el && el.dataset[key]) || english;
+  }
+
   function friendly(err) {
     if (err && (err.name === "NotAllowedError" || err.name === "AbortError")) {
-      return "The passkey request was cancelled or timed out. Please try again.";
+      return words("cancelled", "The passkey request was cancelled or timed out. Please try again.");
     }
     if (err && err.name === "InvalidStateError") {
-      return "This passkey is already registered.";
+      return words("duplicate", "This passkey is already registered.");
     }
     if (err instanceof TypeError) {
-      return "Could not reach the server. Check your connection and try again.";
+      return words("offline", "Could not reach the server. Check your connection and try again.");
     }
-    return (err && err.message) || "Something went wrong with the passkey. Please try again.";
+    return (err && err.message) || words("failed", "Something went wrong with the passkey. Please try again.");
   }
 
   function run(button) {
@@ -109,7 +116,7 @@
         ? navigator.credentials.create({ publicKey: decodeOptions(pk) })
         : navigator.credentials.get({ publicKey: decodeOptions(pk) });
       return ask.then(function (cred) {
-        if (!cred) { throw new Error("No passkey was provided."); }
+        if (!cred) { throw new Error(words("none", "No passkey was provided.")); }
         var body = { flow: begin.flow, credential: serialise(cred) };
         if (mode === "register") {
           var input = document.getElementById(button.dataset.nameInput || "");

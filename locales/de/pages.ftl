@@ -204,3 +204,27 @@ account-col-application = Anwendung
 account-col-access = Zugriff
 account-col-since = Seit
 account-withdraw = Widerrufen
+
+# The sign-in log's codes on the account page (flow/signin_log.rs METHODS, OUTCOMES).
+signin-method-password = Passwort
+signin-method-passkey = Passkey
+signin-method-totp = Authenticator-App
+signin-method-recovery-code = Wiederherstellungscode
+signin-method-webauthn = Passkey
+signin-method-sso = Single Sign-on
+signin-method-email-link = Link per E-Mail
+signin-outcome-success = erfolgreich
+signin-outcome-failure = falsches Passwort
+signin-outcome-step-up-required = zweiter Faktor verlangt
+signin-outcome-step-up-passed = zweiter Faktor bestätigt
+signin-outcome-step-up-failed = zweiter Faktor fehlgeschlagen
+signin-outcome-blocked = gesperrt
+signin-outcome-access-denied = von der Anwendung abgelehnt
+signin-outcome-password-reset = Passwort zurückgesetzt
+
+# static/webauthn.js reads these from the error box's data attributes.
+passkey-js-cancelled = Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen. Bitte versuchen Sie es erneut.
+passkey-js-duplicate = Dieser Passkey ist bereits registriert.
+passkey-js-offline = Der Server ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.
+passkey-js-failed = Mit dem Passkey ist etwas schiefgelaufen. Bitte versuchen Sie es erneut.
+passkey-js-none = Es wurde kein Passkey übergeben.

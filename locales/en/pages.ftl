@@ -205,3 +205,27 @@ account-col-application = Application
 account-col-access = Access
 account-col-since = Since
 account-withdraw = Withdraw
+
+# The sign-in log's codes on the account page (flow/signin_log.rs METHODS, OUTCOMES).
+signin-method-password = password
+signin-method-passkey = passkey
+signin-method-totp = authenticator app
+signin-method-recovery-code = recovery code
+signin-method-webauthn = passkey
+signin-method-sso = single sign-on
+signin-method-email-link = e-mailed link
+signin-outcome-success = success
+signin-outcome-failure = wrong password
+signin-outcome-step-up-required = second factor asked
+signin-outcome-step-up-passed = second factor passed
+signin-outcome-step-up-failed = second factor failed
+signin-outcome-blocked = blocked
+signin-outcome-access-denied = refused by the application
+signin-outcome-password-reset = password reset
+
+# static/webauthn.js reads these from the error box's data attributes.
+passkey-js-cancelled = The passkey request was cancelled or timed out. Please try again.
+passkey-js-duplicate = This passkey is already registered.
+passkey-js-offline = Could not reach the server. Check your connection and try again.
+passkey-js-failed = Something went wrong with the passkey. Please try again.
+passkey-js-none = No passkey was provided.

@@ -126,7 +126,7 @@ pub async fn show(
                 .into_iter()
                 .map(|r| {
                     json!({
-                        "id": r.id, "at": Timestamp(r.at).display(), "method": r.method, "outcome": r.outcome,
+                        "id": r.id, "at": Timestamp(r.at).display(), "method": i18n::code_label(&lang, "signin-method-", &r.method), "outcome": i18n::code_label(&lang, "signin-outcome-", &r.outcome),
                         "place": recorded_place(r.features.as_deref()).unwrap_or_else(|| place(&r.ip)), "ip": r.ip.unwrap_or_default(), "device": device_label(&lang, r.user_agent.as_deref()),
                     })
                 })

@@ -207,6 +207,16 @@ pub fn t_with(id: &str, args: &[(&str, FluentValue<'static>)]) -> String {
     text(&current(), id, args)
 }
 
+/// The words for a stored code (`signin-method-email-link` for `email_link`), or the code
+/// itself when no catalogue has it. The codes of the sign-in log are a closed set, each with a
+/// message (a unit test holds them to it).
+pub fn code_label(lang: &Lang, prefix: &str, code: &str) -> String {
+    let id = format!("{prefix}{}", code.replace('_', "-"));
+    LOCALES
+        .try_lookup(&lang.0, &id)
+        .unwrap_or_else(|| code.to_owned())
+}
+
 /// A string argument.
 pub fn arg(s: impl Into<String>) -> FluentValue<'static> {
     FluentValue::from(s.into())
@@ -375,6 +385,26 @@ pub fn flow_text_in(lang: &Lang, english: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_sign_in_method_and_outcome_has_words_in_every_language() {
+        use crate::flow::signin_log::{METHODS, OUTCOMES};
+        for lang in supported() {
+            for (prefix, codes) in [
+                ("signin-method-", &METHODS[..]),
+                ("signin-outcome-", &OUTCOMES[..]),
+            ] {
+                for code in codes {
+                    let id = format!("{prefix}{}", code.replace('_', "-"));
+                    assert!(
+                        LOCALES.try_lookup(&lang.0, &id).is_some(),
+                        "{id} missing in {}",
+                        lang.code()
+                    );
+                }
+            }
+        }
+    }
+
     use super::*;
     use std::collections::BTreeSet;
     use std::path::Path;

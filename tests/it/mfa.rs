@@ -122,7 +122,8 @@ async fn totp_enrolment_step_up_and_replay(b: Backend) {
     assert_eq!(location(&r), "/account");
     let account = app.get("/account").await.text().await.unwrap();
     assert!(
-        account.contains("totp") && account.contains("step_up_passed"),
+        account.contains("<td>authenticator app</td>")
+            && account.contains("<td>second factor passed</td>"),
         "recent sign-ins list the step-up"
     );
     sign_out(&app).await;

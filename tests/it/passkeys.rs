@@ -147,7 +147,10 @@ async fn register_and_step_up_with_a_passkey() {
         "{done}"
     );
     let account = app.get("/account").await.text().await.unwrap();
-    assert!(account.contains("webauthn") && account.contains("step_up_passed"));
+    assert!(
+        account.contains("<td>passkey</td>") && account.contains("<td>second factor passed</td>"),
+        "recent sign-ins list the step-up in words"
+    );
 }
 
 #[actix_web::test]
