@@ -12,6 +12,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
 COPY data ./data
 COPY load ./load
+COPY locales ./locales
 COPY migrations ./migrations
 COPY src ./src
 COPY static ./static
