@@ -227,7 +227,13 @@ pub fn another_browser(app: &TestApp) -> TestApp {
 
 /// A browser-like client: cookie jar, no automatic redirects, `localhost` pinned to 127.0.0.1.
 pub fn client(port: u16) -> reqwest::Client {
+    client_with(port, reqwest::header::HeaderMap::new())
+}
+
+/// [`client`] sending `headers` on every request (a browser's language, say).
+pub fn client_with(port: u16, headers: reqwest::header::HeaderMap) -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(headers)
         .pool_idle_timeout(std::time::Duration::from_secs(2))
         .cookie_store(true)
         .redirect(Policy::none())

@@ -4,7 +4,6 @@
 //! not depend on the language.
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT_LANGUAGE};
-use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use vigil::auth::totp;
 
@@ -21,17 +20,7 @@ const GERMAN: &str = "de-DE,de;q=0.9,en;q=0.5";
 fn browser(port: u16, accept: &str) -> reqwest::Client {
     let mut h = HeaderMap::new();
     h.insert(ACCEPT_LANGUAGE, HeaderValue::from_str(accept).unwrap());
-    reqwest::Client::builder()
-        .default_headers(h)
-        .pool_idle_timeout(std::time::Duration::from_secs(2))
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .resolve(
-            "localhost",
-            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        )
-        .build()
-        .unwrap()
+    crate::helpers::client_with(port, h)
 }
 
 fn speaks(app: &mut TestApp, accept: &str) {
