@@ -1,9 +1,9 @@
 // What users and admins do, in a real browser: Debian's Chromium (playwright-core), a CDP
 // virtual passkey, axe-core on every page a journey passes, and the README's screenshots.
-// One vigil (release build, fresh SQLite, GeoIP test data, 127.0.0.1 as trusted proxy) serves
+// One vigil (debug build, fresh SQLite, GeoIP test data, 127.0.0.1 as trusted proxy) serves
 // all journeys; each journey has its own users and browser profiles.
 //
-//   cd tests/e2e && npm ci && npm test        (after `cargo build --release`)
+//   cd tests/e2e && npm ci && npm test        (after `cargo build`)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BERLIN, DENY_LISTED, SYDNEY, freePort, startVigil } from './lib/vigil.js';

@@ -1,4 +1,5 @@
-// One vigil server for a test run: the release binary, a fresh SQLite file, the GeoIP test
+// One vigil server for a test run: the debug binary `cargo test` already built (argon2 is
+// optimised in the dev profile; `VIGIL_BIN` picks another), a fresh SQLite file, the GeoIP test
 // databases, a deny list, and 127.0.0.1 as a trusted proxy — so a browser context that sends
 // `X-Forwarded-For` signs in "from" Berlin, Sydney or a deny-listed network.
 import { spawn, execFileSync } from 'node:child_process';
@@ -30,7 +31,7 @@ export function binary() {
   const target = process.env.CARGO_TARGET_DIR
     ? resolve(process.env.CARGO_TARGET_DIR)
     : join(REPO, 'target');
-  return process.env.VIGIL_BIN || join(target, 'release', 'vigil');
+  return process.env.VIGIL_BIN || join(target, 'debug', 'vigil');
 }
 
 export async function startVigil() {
