@@ -6,7 +6,7 @@
 #
 #   load/perf.sh [--users N] [--clients M] [--step-secs S] [--ramp-up S] [--scale F]
 #                [--configs "sqlite pg1 pg2"] [--scenarios "auth_code …"] [--no-peer]
-#                [--access-token-alg RS256|ES256|EdDSA]
+#                [--access-token-alg RS256|ES256|EdDSA] [--id-token-alg RS256|ES256|EdDSA]
 #                [--pg postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable] [--out DIR]
 #
 # Tables go to stdout and, with the JSON of each run, to DIR (default load/results/<UTC time>).
@@ -24,6 +24,7 @@ configs="sqlite pg1 pg2"
 scenarios="auth_code login_user_password client_credentials refresh_token basic_get discovery sso_reassess step_up_totp password_spray"
 peer=1
 alg=RS256
+idalg=RS256
 pg="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 out=""
 while [ $# -gt 0 ]; do
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
     --no-peer) peer=0; shift ;;
     --pg) pg=$2; shift 2 ;;
     --access-token-alg) alg=$2; shift 2 ;;
+    --id-token-alg) idalg=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "perf.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -103,7 +105,7 @@ wait_healthy() {
 machine() {
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), Linux $(uname -r)"
   echo "vigil: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), $(rustc --version)"
-  echo "data set: $users users (argon2id m=19456 KiB, t=2, p=1), $clients clients; access tokens $alg"
+  echo "data set: $users users (argon2id m=19456 KiB, t=2, p=1), $clients clients; access tokens $alg, ID tokens $idalg"
   echo "increments: ${step_secs} s measured after a ${ramp} s ramp per rate; the load generator shares the machine"
 }
 machine | tee "$out/machine.txt"
@@ -139,7 +141,7 @@ run_config() {
   export VIGIL_TRUSTED_PROXIES="127.0.0.1/32"
   export VIGIL_LOG=warn
   unset VIGIL_CONFIG
-  "$vigil" seed --users "$users" --clients "$clients" --totp --access-token-alg "$alg"
+  "$vigil" seed --users "$users" --clients "$clients" --totp --access-token-alg "$alg" --id-token-alg "$idalg"
   for port in "${ports[@]}"; do
     VIGIL_BIND="127.0.0.1:$port" "$vigil" serve >"$work/vigil-$config-$port.log" 2>&1 &
     pids+=($!)

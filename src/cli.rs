@@ -79,6 +79,9 @@ pub struct SeedArgs {
     /// The seeded clients' access-token algorithm: RS256 (default), ES256 or EdDSA.
     #[arg(long, value_name = "ALG")]
     pub access_token_alg: Option<String>,
+    /// The seeded clients' ID-token algorithm: RS256 (default), ES256 or EdDSA.
+    #[arg(long, value_name = "ALG")]
+    pub id_token_alg: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

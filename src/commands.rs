@@ -414,7 +414,7 @@ async fn seed(svc: Services, a: SeedArgs) -> Result<(), Failure> {
                     .collect(),
                 secret: Some(SecretString::from(load_data::client_secret(k))),
                 backchannel_logout_uri: None,
-                id_token_alg: None,
+                id_token_alg: a.id_token_alg.clone(),
                 access_token_alg: a.access_token_alg.clone(),
                 pkce_optional: false,
                 min_acr: None,

@@ -215,6 +215,7 @@ impl KeySet {
     pub fn sign<T: Serialize>(&self, alg: &str, typ: &str, claims: &T) -> Result<String, KeyError> {
         let a = alg_of(alg).ok_or_else(|| KeyError::NoKey(alg.into()))?;
         let key = self.signer(a).ok_or_else(|| KeyError::NoKey(alg.into()))?;
+        super::signers::install();
         let mut header = Header::new(a);
         header.kid = Some(key.kid.clone());
         header.typ = Some(typ.to_owned());

@@ -9,6 +9,7 @@ pub mod introspect;
 pub mod keys;
 pub mod logout;
 pub mod revoke;
+pub mod signers;
 pub mod token;
 pub mod userinfo;
 
