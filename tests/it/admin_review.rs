@@ -170,6 +170,57 @@ on_both_backends!(
     super::legitimate_verdict_changes_the_next_decision
 );
 
+/// A "legitimate" verdict on a deny-listed sign-in vouches for that user's device at that
+/// address, and for nothing wider. The attacks: another browser at the vouched address, the
+/// vouched browser at another listed address, and another account in the vouched browser at
+/// the vouched address — each still blocked.
+async fn a_vouch_lifts_the_deny_list_for_one_device_at_one_address(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let deny = dir.path().join("deny.txt");
+    std::fs::write(&deny, "# test deny list\n203.0.113.0/24\n").unwrap();
+    let mut env = GEO.to_vec();
+    env.push(("VIGIL_IP_DENYLIST", deny.to_str().unwrap()));
+    let Some((app, secret)) = admin_app_with(b, &env).await else {
+        return;
+    };
+    let (listed, other_listed) = ("203.0.113.5", "203.0.113.77");
+    app.add_user("vera", false).await;
+    app.add_user("walt", false).await;
+    let laptop = Arc::new(reqwest::cookie::Jar::default());
+    let r = login(&app, &browser(&app, &laptop, listed), "vera", None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "the deny list blocks");
+    let (review, kind, _, _) = open_item(&app, "vera").await.expect("queued");
+    assert_eq!(kind, "blocked");
+    let r = submit(
+        &app,
+        "/admin/review",
+        "/admin/review",
+        &[("review_id", &review), ("verdict", "legitimate")],
+    )
+    .await;
+    assert_eq!(location(&r), "/admin/review?notice=verdict");
+    app.clock.advance_secs(600);
+
+    // Another browser at the vouched address: still the deny list.
+    let other = Arc::new(reqwest::cookie::Jar::default());
+    let r = login(&app, &browser(&app, &other, listed), "vera", None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "another device");
+    // The vouched browser at another listed address: still the deny list.
+    let r = login(&app, &browser(&app, &laptop, other_listed), "vera", None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "another listed address");
+    // Another account in the vouched browser at the vouched address: vera's vouch is hers.
+    let r = login(&app, &browser(&app, &laptop, listed), "walt", None).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "another account");
+
+    // What the admin vouched for gets in.
+    let r = login(&app, &browser(&app, &laptop, listed), "vera", None).await;
+    assert_eq!(location(&r), "/account", "the vouched device and address");
+}
+on_both_backends!(
+    a_vouch_lifts_the_deny_list_for_one_device_at_one_address,
+    super::a_vouch_lifts_the_deny_list_for_one_device_at_one_address
+);
+
 async fn attack_verdict_with_lock(b: Backend) {
     let Some((app, secret)) = admin_app_with(b, GEO).await else {
         return;
