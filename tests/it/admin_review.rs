@@ -180,7 +180,7 @@ async fn a_vouch_lifts_the_deny_list_for_one_device_at_one_address(b: Backend) {
     std::fs::write(&deny, "# test deny list\n203.0.113.0/24\n").unwrap();
     let mut env = GEO.to_vec();
     env.push(("VIGIL_IP_DENYLIST", deny.to_str().unwrap()));
-    let Some((app, secret)) = admin_app_with(b, &env).await else {
+    let Some((app, _secret)) = admin_app_with(b, &env).await else {
         return;
     };
     let (listed, other_listed) = ("203.0.113.5", "203.0.113.77");
