@@ -29,6 +29,17 @@ async fn open_item(app: &TestApp, user: &str) -> Option<(String, String, String,
     ))
 }
 
+/// The admin's verdict on a review item, through the queue's form.
+async fn judge(app: &TestApp, review: &str, verdict: &str) -> reqwest::Response {
+    submit(
+        app,
+        "/admin/review",
+        "/admin/review",
+        &[("review_id", review), ("verdict", verdict)],
+    )
+    .await
+}
+
 async fn audit_actions(app: &TestApp) -> Vec<vigil::store::audit::AuditRow> {
     app.svc
         .db
@@ -75,13 +86,7 @@ async fn legitimate_verdict_changes_the_next_decision(b: Backend) {
     admin_sign_in(&app, &secret).await;
 
     // A bad verdict is a readable 400.
-    let r = submit(
-        &app,
-        "/admin/review",
-        "/admin/review",
-        &[("review_id", &review), ("verdict", "maybe")],
-    )
-    .await;
+    let r = judge(&app, &review, "maybe").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     let r = submit(
@@ -191,13 +196,7 @@ async fn a_vouch_lifts_the_deny_list_for_one_device_at_one_address(b: Backend) {
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "the deny list blocks");
     let (review, kind, _, _) = open_item(&app, "vera").await.expect("queued");
     assert_eq!(kind, "blocked");
-    let r = submit(
-        &app,
-        "/admin/review",
-        "/admin/review",
-        &[("review_id", &review), ("verdict", "legitimate")],
-    )
-    .await;
+    let r = judge(&app, &review, "legitimate").await;
     assert_eq!(location(&r), "/admin/review?notice=verdict");
     app.clock.advance_secs(600);
 
