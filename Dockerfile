@@ -9,6 +9,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# Build settings: SQLite's query-planner stability guarantee (see .cargo/config.toml).
+COPY .cargo ./.cargo
 COPY benches ./benches
 COPY data ./data
 COPY load ./load

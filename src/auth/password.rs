@@ -157,7 +157,9 @@ impl Hasher {
             .map_err(|e| AuthError::Hashing(e.to_string()))
     }
 
-    fn verify_blocking(&self, stored: &str, password: &str) -> Checked {
+    /// Verify on the calling thread. The server goes through [`Hasher::verify`] (bounded, off
+    /// the async workers); the ceilings bench calls this to time the hash as the server runs it.
+    pub fn verify_blocking(&self, stored: &str, password: &str) -> Checked {
         let Ok(parsed) = PasswordHash::new(stored) else {
             // An account without a password (provisioned, not yet set): nothing verifies, and
             // the answer takes as long as a real check, so it does not tell such accounts apart.

@@ -168,6 +168,9 @@ impl diesel::connection::Instrumentation for CommitCounter {
                 self.in_transaction = true;
                 self.wrote = false;
             }
+            // Once a transaction has written, its other statements change nothing here: not
+            // classifying them spares rendering their SQL a second time.
+            E::StartQuery { .. } if self.in_transaction && self.wrote => {}
             E::StartQuery { query, .. } if writes(query) => {
                 if self.in_transaction {
                     self.wrote = true;

@@ -491,3 +491,31 @@ fn nodes_starting_together_on_a_new_database_all_start_with_one_set_of_keys() {
     algs.dedup();
     assert_eq!(n, algs.len(), "one active key per algorithm: {algs:?}");
 }
+
+/// The bundled SQLite keeps one plan per statement (`.cargo/config.toml` builds it with
+/// `SQLITE_ENABLE_QPSG`). Without it, every statement with a bound LIMIT — each `.first()` —
+/// was parsed and planned again on every execution, and the statement cache saved nothing on
+/// them (about 3 % of the server's CPU under sign-in load). A build without the repository's
+/// cargo configuration fails here instead of silently getting slower.
+#[test]
+fn sqlite_reuses_its_prepared_statements() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+    let Some((_t, db)) = db(Backend::Sqlite) else {
+        return;
+    };
+    let mut c = db.get().unwrap();
+    let store::DbConn::Sqlite(s) = &mut *c else {
+        unreachable!("an SQLite test database")
+    };
+    let options: Vec<CompileOption> = diesel::sql_query("PRAGMA compile_options").load(s).unwrap();
+    assert!(
+        options.iter().any(|o| o.compile_options == "ENABLE_QPSG"),
+        "SQLite was built without SQLITE_ENABLE_QPSG: build vigil from its repository \
+         (.cargo/config.toml sets LIBSQLITE3_FLAGS)"
+    );
+}
