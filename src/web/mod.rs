@@ -357,8 +357,6 @@ pub fn see_other(location: &str) -> HttpResponse {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    admin::routes(cfg);
-    scim::routes(cfg);
     cfg.route("/", web::get().to(|| async { see_other("/account") }))
         .route("/login", web::get().to(login::show))
         .route("/login", web::post().to(login::submit))
@@ -476,6 +474,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/static/style.css", web::get().to(static_css));
+    // Last: actix tries routes in order, and these have path parameters, each matched by a
+    // regex. Registered first, every sign-in and token request paid for about 30 of them before
+    // reaching its own route. No route above starts with /admin or /scim, so the order changes
+    // what is matched nowhere.
+    admin::routes(cfg);
+    scim::routes(cfg);
 }
 
 async fn static_css() -> HttpResponse {
