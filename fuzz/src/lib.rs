@@ -812,6 +812,9 @@ struct Jws {
     valid: Vec<(String, &'static str)>,
 }
 
+/// How long the `jws` target's signed tokens stay valid: far beyond any fuzzing run.
+pub const JWS_VALID_SECS: i64 = 365 * 86_400;
+
 fn jws_state() -> &'static Jws {
     static STATE: OnceLock<Jws> = OnceLock::new();
     STATE.get_or_init(|| {
@@ -819,8 +822,12 @@ fn jws_state() -> &'static Jws {
         let now = vigil::clock::SystemClock.now();
         let keys = vigil::oidc::keys::KeySet::ephemeral(now).expect("ephemeral keys");
         let secs = now.0 / 1_000_000;
+        // Valid for a year: the invariant is about signatures and headers, not the clock. With
+        // ten minutes (as before) the signed tokens expired in the middle of a 12-minute
+        // campaign slice, and "a token the keys signed verifies" failed (29 Nov, `jws`).
+        // Expiry is covered by the forged-token tests (`adversarial`).
         let claims = serde_json::json!({
-            "iss": ISSUER, "sub": "u1", "aud": "app", "exp": secs + 600, "iat": secs,
+            "iss": ISSUER, "sub": "u1", "aud": "app", "exp": secs + JWS_VALID_SECS, "iat": secs,
             "auth_time": secs, "acr": "urn:vigil:acr:pwd", "amr": ["pwd"],
             "risk": { "score": 0, "level": "low", "decision": "allow", "reasons": [], "model": "none" },
             "jti": "j1", "client_id": "app", "scope": "openid"

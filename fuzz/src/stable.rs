@@ -143,3 +143,20 @@ targets!(
     scim_filter,
     scim_patch,
 );
+
+/// The `jws` target's tokens outlive a long campaign slice: they were valid for ten minutes,
+/// and a 12-minute slice reported their expiry as a broken invariant.
+#[test]
+fn jws_tokens_outlive_a_campaign() {
+    use base64::Engine as _;
+    for (token, _) in &crate::jws_state().valid {
+        let claims = token.split('.').nth(1).expect("a JWS has claims");
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .expect("base64url claims");
+        let claims: serde_json::Value = serde_json::from_slice(&claims).expect("JSON claims");
+        let (exp, iat) = (claims["exp"].as_i64(), claims["iat"].as_i64());
+        let life = exp.zip(iat).map(|(e, i)| e - i);
+        assert!(life >= Some(86_400), "valid for {life:?} s only");
+    }
+}
