@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{
+    self, Output, ParamsString, PasswordHash, PasswordVerifier as _, SaltString,
+};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -113,6 +115,11 @@ impl Hasher {
         // A real hash of a random value: verifying against it costs exactly what a real one does.
         let random = uuid::Uuid::new_v4().to_string();
         h.dummy = Arc::new(h.hash_blocking(&random)?);
+        // An idle server (or a CLI command) does not keep 19 MiB it may never use: the first
+        // sign-in takes its buffer again.
+        if let Ok(mut pool) = h.memory.lock() {
+            pool.clear();
+        }
         Ok(h)
     }
 
@@ -148,13 +155,60 @@ impl Hasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Hash on the calling thread (CLI and start-up only).
+    /// Hash on the calling thread (the server goes through [`Hasher::hash`]). The working memory
+    /// comes from the pool, as for a verification: argon2's own `hash_password` allocates and
+    /// frees 19 MiB per new password, and glibc then keeps every later allocation below that size
+    /// in its arenas (its mmap threshold follows the largest block freed).
     pub fn hash_blocking(&self, password: &str) -> Result<String, AuthError> {
+        let failed = |e: &dyn std::fmt::Display| AuthError::Hashing(e.to_string());
         let salt = SaltString::generate(&mut OsRng);
-        self.argon()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| AuthError::Hashing(e.to_string()))
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| failed(&e))?;
+        let argon = self.argon();
+        let len = self
+            .params
+            .output_len()
+            .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let output = self
+            .in_pooled_memory(self.params.block_count(), |blocks| {
+                Output::init_with(len, |out| {
+                    argon
+                        .hash_password_into_with_memory(
+                            password.as_bytes(),
+                            salt_bytes,
+                            out,
+                            blocks,
+                        )
+                        .map_err(password_hash::Error::from)
+                })
+            })
+            .map_err(|e| failed(&e))?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(|e| failed(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Run `f` on `need` argon2 blocks from the pool (allocated on first use, given back after).
+    fn in_pooled_memory<R>(&self, need: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+        let mut blocks = self
+            .memory
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default();
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+        let out = f(&mut blocks[..need]);
+        if let Ok(mut pool) = self.memory.lock() {
+            pool.push(blocks);
+        }
+        out
     }
 
     /// Verify on the calling thread. The server goes through [`Hasher::verify`] (bounded, off
@@ -194,23 +248,13 @@ impl Hasher {
         let expected = parsed.hash?;
         let mut salt_buf = [0u8; 64];
         let salt = parsed.salt?.decode_b64(&mut salt_buf).ok()?;
-        let mut blocks = self
-            .memory
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.pop())
-            .unwrap_or_default();
-        let need = params.block_count();
-        if blocks.len() < need {
-            blocks.resize(need, Block::default());
-        }
         let mut out = vec![0u8; expected.len()];
-        let computed = Argon2::new(Algorithm::Argon2id, version, params)
-            .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..need])
-            .is_ok();
-        if let Ok(mut pool) = self.memory.lock() {
-            pool.push(blocks);
-        }
+        let argon = Argon2::new(Algorithm::Argon2id, version, params.clone());
+        let computed = self.in_pooled_memory(params.block_count(), |blocks| {
+            argon
+                .hash_password_into_with_memory(password, salt, &mut out, blocks)
+                .is_ok()
+        });
         Some(computed && bool::from(out.as_slice().ct_eq(expected.as_bytes())))
     }
 
@@ -364,6 +408,25 @@ mod tests {
             }
         }
         assert!(small.memory.lock().unwrap().len() <= 1);
+    }
+
+    #[test]
+    fn new_hashes_are_made_in_pooled_memory_and_the_crate_accepts_them() {
+        // Nothing is held after start-up; the first new password takes a buffer and gives it
+        // back, the next ones reuse it instead of allocating their own working memory.
+        let h = cheap();
+        assert_eq!(h.memory.lock().unwrap().len(), 0);
+        for pw in ["first passphrase", "second passphrase"] {
+            let stored = h.hash_blocking(pw).unwrap();
+            assert!(
+                stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+                "{stored}"
+            );
+            let parsed = PasswordHash::new(&stored).unwrap();
+            assert!(h.argon().verify_password(pw.as_bytes(), &parsed).is_ok());
+            assert!(h.argon().verify_password(b"other", &parsed).is_err());
+            assert_eq!(h.memory.lock().unwrap().len(), 1);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -596,23 +596,26 @@ async fn proceed(
         });
     };
     let err = OAuthError::from_flow;
-    let factors = enforce::factors_of(svc, &user.id).await.map_err(err)?;
-    let consent = if consent_matters(&tx, &client) {
-        let (uid, cid) = (user.id.clone(), client.id.clone());
-        svc.db.run(move |c| consents::find(c, &uid, &cid)).await?
-    } else {
-        None
-    };
-    let access = if access_matters(&tx, &client) {
-        let (uid, cid) = (user.id.clone(), client.id.clone());
-        Some(
-            svc.db
-                .run(move |c| access::for_token(c, &uid, &cid))
-                .await?,
-        )
-    } else {
-        None
-    };
+    // The account's factors, consent and access to the client: one visit to the database.
+    let (uid, cid) = (user.id.clone(), client.id.clone());
+    let (wants_consent, wants_access) =
+        (consent_matters(&tx, &client), access_matters(&tx, &client));
+    let (enrolled, consent, access) = svc
+        .db
+        .run(move |c| {
+            let enrolled = store::factors::enrolled(c, &uid)?;
+            let consent = match wants_consent {
+                true => consents::find(c, &uid, &cid)?,
+                false => None,
+            };
+            let access = match wants_access {
+                true => Some(access::for_token(c, &uid, &cid)?),
+                false => None,
+            };
+            Ok((enrolled, consent, access))
+        })
+        .await?;
+    let factors = enforce::available(svc, enrolled);
     let needs = decide(
         &tx,
         &client,

@@ -764,11 +764,16 @@ pub async fn factors_of(
         .db
         .run(move |c| crate::store::factors::enrolled(c, &uid))
         .await?;
-    Ok(AvailableFactors {
+    Ok(available(svc, e))
+}
+
+/// The enrolled factors this server can ask for (for a caller that read them with other rows).
+pub fn available(svc: &super::Services, e: crate::store::factors::Enrolled) -> AvailableFactors {
+    AvailableFactors {
         webauthn: e.webauthn && svc.passkeys.is_some(),
         totp: e.totp,
         recovery: e.recovery,
-    })
+    }
 }
 
 /// [`require`] with the account's factors loaded: what the web layer and the token endpoint

@@ -552,19 +552,13 @@ pub async fn password(
     let account = account_key(&attempt.username);
 
     // 1. Reserve an attempt before any hashing (see throttle.rs): over the limit, no hash.
-    let acct = account.clone();
-    let user = svc
-        .db
-        .run(move |c| users::find_by_username(c, &acct))
-        .await?;
-    let uid = user.as_ref().map(|u| u.id.clone());
-    let reservation =
-        match throttle::reserve(svc, now, &account, uid.as_deref(), &attempt.ctx).await? {
-            throttle::Gate::Proceed(r) => r,
-            throttle::Gate::Throttled {
-                retry_after_secs, ..
-            } => return Ok(Outcome::Throttled { retry_after_secs }),
-        };
+    let (user, gate) = throttle::reserve_for(svc, now, &account, &attempt.ctx).await?;
+    let reservation = match gate {
+        throttle::Gate::Proceed(r) => r,
+        throttle::Gate::Throttled {
+            retry_after_secs, ..
+        } => return Ok(Outcome::Throttled { retry_after_secs }),
+    };
 
     // 2. Verify. Unknown users are checked against the dummy hash: same time, same answer.
     let stored = user.as_ref().map(|u| u.password_hash.clone());

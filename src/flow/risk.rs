@@ -282,6 +282,14 @@ pub async fn observe(
     user_id: Option<&str>,
     own_attempt: Option<&str>,
 ) -> Result<SignInFeatures, FlowError> {
+    let mut f = request_signals(svc, now, ctx);
+    let failures = Failures::of(svc, now, ctx, account, user_id, own_attempt);
+    f.failures = svc.db.run(move |c| failures.count(c)).await?;
+    Ok(f)
+}
+
+/// The signals the request itself carries: place, browser, device, deny-list.
+fn request_signals(svc: &Services, now: Timestamp, ctx: &RequestContext) -> SignInFeatures {
     let engine = &svc.risk;
     let mut f = SignInFeatures::at(now);
     f.ip = Some(ctx.ip);
@@ -297,34 +305,59 @@ pub async fn observe(
     f.ua = ua;
     f.device = device;
     f.deny_listed = engine.deny_listed(ctx.ip);
-    let since = now.minus_secs(svc.settings.throttle.window_secs).micros();
-    let (acct, ip) = (account.to_owned(), crate::net::ip_key(ctx.ip));
-    let (uid, ctx2) = (user_id.map(str::to_owned), ctx.clone());
-    let own = own_attempt.map(str::to_owned);
-    let (by_account, by_ip, distinct) = svc
-        .db
-        .run(move |c| {
-            let own = own.as_deref();
-            let (a, i) = store::throttle::counts(c, &acct, &ip, since, own)?;
-            // The owner's own browser is not judged by what strangers behind the same address
-            // (a NAT, a campus) get wrong: without this, one spraying run there raises every
-            // sign-in to medium risk and blocks users who have no second factor.
-            if super::throttle::is_known_device(c, uid.as_deref(), &ctx2)? {
-                return Ok((a, 0, 0));
-            }
-            Ok((
-                a,
+    f
+}
+
+/// The recent failures a sign-in is judged beside, as a query to run on a connection (alone
+/// or with the other reads of an evaluation).
+struct Failures {
+    account: String,
+    ip: String,
+    since: i64,
+    user_id: Option<String>,
+    ctx: RequestContext,
+    own: Option<String>,
+}
+
+impl Failures {
+    fn of(
+        svc: &Services,
+        now: Timestamp,
+        ctx: &RequestContext,
+        account: &str,
+        user_id: Option<&str>,
+        own_attempt: Option<&str>,
+    ) -> Self {
+        Failures {
+            account: account.to_owned(),
+            ip: crate::net::ip_key(ctx.ip),
+            since: now.minus_secs(svc.settings.throttle.window_secs).micros(),
+            user_id: user_id.map(str::to_owned),
+            ctx: ctx.clone(),
+            own: own_attempt.map(str::to_owned),
+        }
+    }
+
+    fn count(&self, c: &mut DbConn) -> StoreResult<FailureCounts> {
+        let own = self.own.as_deref();
+        let (a, i) = store::throttle::counts(c, &self.account, &self.ip, self.since, own)?;
+        // The owner's own browser is not judged by what strangers behind the same address
+        // (a NAT, a campus) get wrong: without this, one spraying run there raises every
+        // sign-in to medium risk and blocks users who have no second factor.
+        let (i, d) = if super::throttle::is_known_device(c, self.user_id.as_deref(), &self.ctx)? {
+            (0, 0)
+        } else {
+            (
                 i,
-                store::throttle::distinct_accounts(c, &ip, since, own)?,
-            ))
+                store::throttle::distinct_accounts(c, &self.ip, self.since, own)?,
+            )
+        };
+        Ok(FailureCounts {
+            account_recent: u32::try_from(a).unwrap_or(u32::MAX),
+            ip_recent: u32::try_from(i).unwrap_or(u32::MAX),
+            ip_distinct_accounts: u32::try_from(d).unwrap_or(u32::MAX),
         })
-        .await?;
-    f.failures = FailureCounts {
-        account_recent: u32::try_from(by_account).unwrap_or(u32::MAX),
-        ip_recent: u32::try_from(by_ip).unwrap_or(u32::MAX),
-        ip_distinct_accounts: u32::try_from(distinct).unwrap_or(u32::MAX),
-    };
-    Ok(f)
+    }
 }
 
 fn load_profile(conn: &mut DbConn, user_id: &str) -> StoreResult<UserProfile> {
@@ -345,18 +378,22 @@ pub async fn evaluate(
     client_id: Option<&str>,
     own_attempt: Option<&str>,
 ) -> Result<Verdict, FlowError> {
-    let features = observe(svc, now, ctx, account, Some(user_id), own_attempt).await?;
+    let mut features = request_signals(svc, now, ctx);
+    let failures = Failures::of(svc, now, ctx, account, Some(user_id), own_attempt);
     let (uid, cid) = (user_id.to_owned(), client_id.map(str::to_owned));
     let global = svc.risk.global.snapshot(&svc.db, now).await?;
-    let (profile, enrolled, saved, models, client_thresholds) = svc
+    // Everything an evaluation reads, in one visit to the database.
+    let (counts, profile, enrolled, saved, models, client_thresholds) = svc
         .db
         .run(move |c| {
+            let counts = failures.count(c)?;
             let p = load_profile(c, &uid)?;
             let client = match cid {
                 Some(id) => store::clients::find(c, &id)?.and_then(|cl| cl.risk_thresholds),
                 None => None,
             };
             Ok((
+                counts,
                 p,
                 factors::enrolled(c, &uid)?,
                 super::policy::stored(c)?,
@@ -365,6 +402,7 @@ pub async fn evaluate(
             ))
         })
         .await?;
+    features.failures = counts;
     let engine = &svc.risk;
     let policy = saved.unwrap_or_else(|| super::policy::configured(engine));
     let cfg = policy.config(&models.live_config(engine), client_thresholds);

@@ -79,29 +79,70 @@ pub async fn reserve(
     ctx: &RequestContext,
 ) -> Result<Gate, FlowError> {
     let limits = svc.settings.throttle;
-    let since = now.minus_secs(limits.window_secs).micros();
     let (account, uid, ctx2) = (account.to_owned(), user_id.map(str::to_owned), ctx.clone());
-    let (known_device, reserved) = svc
+    let taken = svc
+        .db
+        .run(move |c| reserve_on(c, limits, now, account, uid.as_deref(), &ctx2))
+        .await?;
+    Ok(gate(now, limits, ctx, taken))
+}
+
+/// [`reserve`] for a password sign-in, which first looks the account up: both in one visit to
+/// the database (the reservation is still taken before any hashing).
+pub async fn reserve_for(
+    svc: &Services,
+    now: Timestamp,
+    account: &str,
+    ctx: &RequestContext,
+) -> Result<(Option<store::users::User>, Gate), FlowError> {
+    let limits = svc.settings.throttle;
+    let (account, ctx2) = (account.to_owned(), ctx.clone());
+    let (user, taken) = svc
         .db
         .run(move |c| {
-            let known = is_known_device(c, uid.as_deref(), &ctx2)?;
-            let budget = match (&ctx2.device_id, known) {
-                (Some(device), true) => Budget::Device {
-                    account,
-                    device: device.clone(),
-                    limit: i64::from(limits.account_failures),
-                },
-                _ => Budget::Shared {
-                    account,
-                    ip: ip_key(ctx2.ip),
-                    account_limit: i64::from(limits.account_failures),
-                    ip_limit: i64::from(limits.ip_failures),
-                },
-            };
-            Ok((known, throttle::reserve(c, &budget, now.micros(), since)?))
+            let user = store::users::find_by_username(c, &account)?;
+            let uid = user.as_ref().map(|u| u.id.clone());
+            let taken = reserve_on(c, limits, now, account, uid.as_deref(), &ctx2)?;
+            Ok((user, taken))
         })
         .await?;
-    Ok(match reserved {
+    Ok((user, gate(now, limits, ctx, taken)))
+}
+
+/// The reservation itself, on a connection: whether the device is known, and the answer.
+fn reserve_on(
+    c: &mut store::DbConn,
+    limits: crate::config::ThrottleSettings,
+    now: Timestamp,
+    account: String,
+    user_id: Option<&str>,
+    ctx: &RequestContext,
+) -> store::StoreResult<(bool, Reserved)> {
+    let since = now.minus_secs(limits.window_secs).micros();
+    let known = is_known_device(c, user_id, ctx)?;
+    let budget = match (&ctx.device_id, known) {
+        (Some(device), true) => Budget::Device {
+            account,
+            device: device.clone(),
+            limit: i64::from(limits.account_failures),
+        },
+        _ => Budget::Shared {
+            account,
+            ip: ip_key(ctx.ip),
+            account_limit: i64::from(limits.account_failures),
+            ip_limit: i64::from(limits.ip_failures),
+        },
+    };
+    Ok((known, throttle::reserve(c, &budget, now.micros(), since)?))
+}
+
+fn gate(
+    now: Timestamp,
+    limits: crate::config::ThrottleSettings,
+    ctx: &RequestContext,
+    (known_device, reserved): (bool, Reserved),
+) -> Gate {
+    match reserved {
         Reserved::Granted { id } => Gate::Proceed(Reservation { id, known_device }),
         Reserved::Refused { oldest } => {
             let lifts_at = oldest.unwrap_or(now.micros()) + limits.window_secs * 1_000_000;
@@ -115,7 +156,7 @@ pub async fn reserve(
                 known_device,
             }
         }
-    })
+    }
 }
 
 /// The secret was right (or was never checked, e.g. the hasher was busy): the attempt does not

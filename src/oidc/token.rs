@@ -140,9 +140,28 @@ async fn authorization_code(
         return Err(OAuthError::invalid_grant("the code is invalid"));
     }
     let hash = token_digest(&code);
-    let row = svc
+    // The code and, when it may be redeemed, its account in one visit to the database.
+    let (cid, require_role) = (client.id.clone(), client.require_role);
+    let (row, account) = svc
         .db
-        .run(move |c| authz::find_code(c, &hash))
+        .run(move |c| {
+            let Some(row) = authz::find_code(c, &hash)? else {
+                return Ok(None);
+            };
+            let account = if row.used_at.is_none() && row.client_id == cid {
+                let user = users::find(c, &row.user_id)?;
+                let held = match &user {
+                    Some(u) if access::wanted(&split_scope(&row.scope), require_role) => {
+                        Some(access::for_token(c, &u.id, &cid)?)
+                    }
+                    _ => None,
+                };
+                Some((user, held))
+            } else {
+                None
+            };
+            Ok(Some((row, account)))
+        })
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))?;
     if row.used_at.is_some() {
@@ -177,21 +196,9 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    let user_id = row.user_id.clone();
     let scopes = split_scope(&row.scope);
-    let read_access = access::wanted(&scopes, client.require_role);
-    let cid = client.id.clone();
-    let (user, held) = svc
-        .db
-        .run(move |c| {
-            let user = users::find(c, &user_id)?;
-            let held = match &user {
-                Some(u) if read_access => Some(access::for_token(c, &u.id, &cid)?),
-                _ => None,
-            };
-            Ok((user, held))
-        })
-        .await?;
+    let (user, held) = account
+        .ok_or_else(|| OAuthError::invalid_grant("the code is invalid, expired or already used"))?;
     let user = user.ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
     // A code minted before a compromise, a forced password change or the loss of the client's
     // roles is worth nothing after: the one enforcement point says so.
@@ -277,9 +284,33 @@ async fn refresh(
         return Err(OAuthError::invalid_grant("the refresh token is invalid"));
     }
     let hash = token_digest(&presented);
-    let row = svc
+    // One visit to the database for the token and, when it may be rotated, everything the
+    // enforcement point needs about its account (a refresh is the hottest path that reads them).
+    let (cid, first_party, require_role) =
+        (client.id.clone(), client.first_party, client.require_role);
+    let asked = p.scope.clone();
+    let (row, state) = svc
         .db
-        .run(move |c| tokens::find_refresh(c, &hash))
+        .run(move |c| {
+            let Some(row) = tokens::find_refresh(c, &hash)? else {
+                return Ok(None);
+            };
+            let fresh = row.client_id == cid && row.revoked_at.is_none() && row.used_at.is_none();
+            let state = if fresh {
+                let scopes = split_scope(asked.as_deref().unwrap_or(&row.scope));
+                Some(AccountState::read(
+                    c,
+                    &row,
+                    &cid,
+                    first_party,
+                    require_role,
+                    &scopes,
+                )?)
+            } else {
+                None
+            };
+            Ok(Some((row, state)))
+        })
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid"))?;
     if row.client_id != client.id {
@@ -347,30 +378,13 @@ async fn refresh(
     };
     // The one enforcement point: a disabled, compromised or must-change account, an ended
     // session or a withdrawn consent stops the family here, whoever holds the token.
-    let (user_id, sid, cid, first_party) = (
-        row.user_id.clone(),
-        row.session_id.clone(),
-        client.id.clone(),
-        client.first_party,
-    );
-    let read_access = access::wanted(&scopes, client.require_role);
-    let (user, session_revoked, consent_withdrawn, held) = svc
-        .db
-        .run(move |c| {
-            let user = users::find(c, &user_id)?;
-            let revoked = match &sid {
-                Some(s) => store::sessions::is_revoked(c, s)?,
-                None => false,
-            };
-            let withdrawn = !first_party && store::consents::find(c, &user_id, &cid)?.is_none();
-            let held = if read_access {
-                Some(access::for_token(c, &user_id, &cid)?)
-            } else {
-                None
-            };
-            Ok((user, revoked, withdrawn, held))
-        })
-        .await?;
+    let AccountState {
+        user,
+        session_revoked,
+        consent_withdrawn,
+        held,
+        enrolled,
+    } = state.ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid"))?;
     let user = user.ok_or_else(|| OAuthError::invalid_grant("the account is not available"))?;
     let as_session = store::sessions::Session {
         id: row.session_id.clone().unwrap_or_default(),
@@ -401,9 +415,11 @@ async fn refresh(
         }),
         ..Facts::default()
     };
-    let need = enforce::check(svc, &user, Some(&as_session), &facts, Action::Refresh)
-        .await
-        .map_err(OAuthError::from_flow)?;
+    let account = enforce::AccountView {
+        user: &user,
+        factors: enforce::available(svc, enrolled),
+    };
+    let need = enforce::require(&account, Some(&as_session), &facts, Action::Refresh);
     if need != Requirement::Allow {
         let (family, auditor) = (row.family_id.clone(), svc.auditor.clone());
         let (client_id, uid) = (client.id.clone(), row.user_id.clone());
@@ -562,6 +578,43 @@ async fn client_credentials(
         id_token: None,
         refresh_token: None,
     })
+}
+
+/// What the enforcement point needs about a refresh token's account, read with the token.
+struct AccountState {
+    user: Option<User>,
+    session_revoked: bool,
+    consent_withdrawn: bool,
+    /// The user's access to the client, when the scope or the client's rule needs it.
+    held: Option<Access>,
+    enrolled: store::factors::Enrolled,
+}
+
+impl AccountState {
+    fn read(
+        c: &mut store::DbConn,
+        row: &RefreshTokenRow,
+        client_id: &str,
+        first_party: bool,
+        require_role: bool,
+        scopes: &[String],
+    ) -> store::StoreResult<Self> {
+        let uid = row.user_id.as_str();
+        Ok(AccountState {
+            user: users::find(c, uid)?,
+            session_revoked: match &row.session_id {
+                Some(s) => store::sessions::is_revoked(c, s)?,
+                None => false,
+            },
+            consent_withdrawn: !first_party && store::consents::find(c, uid, client_id)?.is_none(),
+            held: if access::wanted(scopes, require_role) {
+                Some(access::for_token(c, uid, client_id)?)
+            } else {
+                None
+            },
+            enrolled: store::factors::enrolled(c, uid)?,
+        })
+    }
 }
 
 /// What a grant of tokens spends: an authorization code or a refresh token.
